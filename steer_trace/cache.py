@@ -1,0 +1,120 @@
+"""Content-addressed result cache: parquet tables, atomic writes, checksums, resume.
+
+Layout under the results root (default ``results/`` in the working folder):
+
+    <experiment>/<run key>.parquet        finished run (one table)
+    <experiment>/<run key>.json           its config + sha256 of the parquet
+    <experiment>/<run key>.points/<point key>.parquet (+ .json)   finished points of an unfinished run
+
+A run key hashes the config (model, revision, dataset content hash, options);
+a point key hashes the point's own parameters. Running the same command twice
+recomputes nothing; a killed run resumes from its finished points. A file whose
+checksum does not match is reported and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from .errors import UserError
+
+
+def results_root(path: str | Path | None = None) -> Path:
+    return Path(path or os.environ.get("STEER_TRACE_RESULTS") or "results")
+
+
+def key_of(config: dict) -> str:
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_atomic(path: Path, frame: pl.DataFrame, config: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.write_parquet(tmp)
+    side = {"config": config, "sha256": _sha256(tmp), "rows": frame.height}
+    side_tmp = path.with_name(f".{path.stem}.{os.getpid()}.json.tmp")
+    side_tmp.write_text(json.dumps(side, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)  # parquet first: a sidecar never describes a missing file
+    os.replace(side_tmp, path.with_suffix(".json"))
+
+
+def _read_checked(path: Path) -> pl.DataFrame | None:
+    side = path.with_suffix(".json")
+    if not path.exists() or not side.exists():
+        return None
+    try:
+        meta = json.loads(side.read_text())
+        if meta.get("sha256") != _sha256(path):
+            raise ValueError("checksum mismatch")
+        return pl.read_parquet(path)
+    except Exception as error:  # corrupt sidecar or parquet: recompute
+        warnings.warn(f"cache entry {path} is corrupt ({error}); recomputing", stacklevel=2)
+        path.unlink(missing_ok=True)
+        side.unlink(missing_ok=True)
+        return None
+
+
+class Run:
+    """One experiment run: finished as a whole, or resumable point by point."""
+
+    def __init__(self, experiment: str, config: dict, root: str | Path | None = None):
+        self.experiment = experiment
+        self.config = config
+        self.key = key_of(config)
+        self.dir = results_root(root) / experiment
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe = self.dir / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise UserError(f"results folder {self.dir} is not writable ({error.strerror})") from None
+        self.path = self.dir / f"{self.key}.parquet"
+        self.points_dir = self.dir / f"{self.key}.points"
+        self.computed_points = 0
+
+    def finished(self) -> pl.DataFrame | None:
+        return _read_checked(self.path)
+
+    def point(self, params: dict, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        """The table for one point, computed at most once."""
+        self.points_dir.mkdir(exist_ok=True)
+        path = self.points_dir / f"{key_of(params)}.parquet"
+        frame = _read_checked(path)
+        if frame is None:
+            frame = compute()
+            _write_atomic(path, frame, params)
+            self.computed_points += 1
+        return frame
+
+    def cached_point(self, params: dict) -> pl.DataFrame | None:
+        return _read_checked(self.points_dir / f"{key_of(params)}.parquet")
+
+    def finish(self, frames: list[pl.DataFrame]) -> pl.DataFrame:
+        table = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        _write_atomic(self.path, table, self.config)
+        shutil.rmtree(self.points_dir, ignore_errors=True)
+        return table
+
+
+def load_tables(experiment: str, root: str | Path | None = None) -> pl.DataFrame | None:
+    """Every finished run of an experiment, concatenated (for figures)."""
+    folder = results_root(root) / experiment
+    frames = []
+    for path in sorted(folder.glob("*.parquet")):
+        frame = _read_checked(path)
+        if frame is not None and frame.height:
+            frames.append(frame)
+    return pl.concat(frames, how="diagonal_relaxed") if frames else None

