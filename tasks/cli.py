@@ -25,9 +25,9 @@ def main():
 
 
 def _register():
-    from . import behaviours, bench, core_commands, figures, skills
+    from . import behaviours, bench, core_commands, demo, figures, skills
 
-    for module in (core_commands, behaviours, skills, figures, bench):
+    for module in (core_commands, behaviours, skills, figures, bench, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,10 +1,33 @@
-"""`steer-trace figures` (being built)."""
+"""`steer-trace figures`: rebuild every figure from the result cache, without a model."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
 import click
 
 
-@click.group("figures")
-def group():
-    """(in progress)"""
+@click.command("figures")
+@click.option("--results", "results_dir", default=None, type=click.Path(),
+              help="Results cache folder (default: $STEER_TRACE_RESULTS or ./results).")
+@click.option("--out", "out_dir", default="figures", show_default=True, type=click.Path())
+def figures_cmd(results_dir, out_dir):
+    """Rebuild all figures (seaborn) from cached results; loads no model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from steer_trace.cache import results_root
+    from steer_trace.plots import behaviours, skills
+
+    started = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for family in (behaviours, skills):
+        written += family.build(results_root(results_dir), out)
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"{len(written)} figures in {time.time() - started:.1f}s")
 
 
-COMMANDS = [group]
+COMMANDS = [figures_cmd]

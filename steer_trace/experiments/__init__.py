@@ -1,0 +1,1 @@
+"""Experiments: build plans -> score them -> write a table (through the result cache)."""
