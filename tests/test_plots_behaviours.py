@@ -1,0 +1,231 @@
+"""Behaviour figures from synthetic cached tables (schema of the behaviour experiments); no model is loaded."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+from steer_trace.cache import Run
+from steer_trace.plots import behaviours as plots
+from steer_trace.plots.common import file_name, select_variant
+
+BEHAVIOURS = ["myopic", "wealth_seeking", "sycophancy", "agreeableness", "anti_immigration"]
+DEFAULT_P = dict(zip(BEHAVIOURS, [0.28, 0.50, 0.58, 0.92, 0.17]))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def ab_row(model, behaviour, vector, layer, direction, multiplier, p, *, n=300, orders="both", split="test",
+           layers=None, collapsed=False, faulty=0.0, profile="test"):
+    half = 1.96 * np.sqrt(p * (1 - p) / n) * 0.5
+    return {
+        "model": model, "profile": profile, "prompt_style": "paper", "behaviour": behaviour, "vector": vector,
+        "layer": layer, "layers": layers or str(layer), "direction": direction, "multiplier": float(multiplier),
+        "orders": orders, "split": split, "n": n, "p_matching": p, "p_matching_lo": max(p - half, 0.0),
+        "p_matching_hi": min(p + half, 1.0), "matching_score": min(max(p + 0.03, 0.0), 1.0), "faulty": faulty,
+        "answer_mass": 0.9, "top_answer_share": 0.99 if collapsed else 0.6, "collapsed": bool(collapsed),
+    }
+
+
+def write(root, experiment, rows, **config):
+    Run(experiment, {"synthetic": experiment, **config}, root).finish([pl.DataFrame(rows)])
+
+
+def defaults(model, **kw):
+    return [ab_row(model, b, "none", 15, "default", 0.0, DEFAULT_P[b], **kw) for b in BEHAVIOURS]
+
+
+def write_synthetic(root, model="smollm2-135m", layers=(10, 15), what=None):
+    """Every behaviour table of the schema, filled with plausible numbers for `model`."""
+    rng = np.random.default_rng(0)
+    what = set(what or ["grid", "single", "combined", "simultaneous", "interference", "tax", "components"])
+    if "single" in what:
+        rows = defaults(model)
+        for layer in layers:
+            for b in BEHAVIOURS:
+                rows.append(ab_row(model, b, b, layer, "add", 2.0, min(DEFAULT_P[b] + 0.2, 0.99),
+                                   collapsed=b == "myopic" and layer == 10))
+                rows.append(ab_row(model, b, b, layer, "subtract", -2.0, max(DEFAULT_P[b] - 0.2, 0.01)))
+        # a "given" order run of the same model: the figure must prefer "both"
+        rows += [ab_row(model, b, b, layers[0], "add", 2.0, 0.01, orders="given") for b in BEHAVIOURS]
+        write(root, "behaviours_single", rows, model=model)
+    if "combined" in what:
+        rows = defaults(model)
+        for layer in layers:
+            for how in ("sum", "mean", "weighted_sum", "weighted_mean"):
+                for direction, sign in (("add", 1), ("subtract", -1)):
+                    for b in BEHAVIOURS:
+                        p = float(np.clip(DEFAULT_P[b] + sign * rng.uniform(0, 0.3), 0.01, 0.99))
+                        rows.append(ab_row(model, b, how, layer, direction, sign * 1.0, p,
+                                           collapsed=how == "weighted_sum", faulty=0.2 if how == "weighted_sum" else 0))
+        write(root, "behaviours_combined", rows, model=model)
+    if "simultaneous" in what:
+        rows = []
+        for s in np.round(np.arange(-2, 2.01, 0.1), 2):
+            for i, b in enumerate(BEHAVIOURS):
+                p = float(np.clip(DEFAULT_P[b] + 0.4 * np.tanh(2 * s) * np.exp(-(s ** 2) / 2), 0.01, 0.99))
+                direction = "default" if s == 0 else ("add" if s > 0 else "subtract")
+                rows.append(ab_row(model, b, "simultaneous", 11, direction, float(s), p, layers="11,12,13,14,15",
+                                   collapsed=abs(s) > 1.5))
+        write(root, "behaviours_simultaneous", rows, model=model)
+    if "tax" in what:
+        rows = [{"model": model, "profile": "test", "vector": "simultaneous", "layers": "11,12,13,14,15",
+                 "multiplier": float(s), "accuracy": 0.66 - 0.03 * s * s, "accuracy_lo": 0.64 - 0.03 * s * s,
+                 "accuracy_hi": 0.68 - 0.03 * s * s, "n_tokens": 5000} for s in np.round(np.arange(-2, 2.01, 0.1), 2)]
+        write(root, "behaviours_tax", rows, model=model)
+    if "interference" in what:
+        rows = defaults(model)
+        for v in BEHAVIOURS:
+            for direction, sign in (("add", 1), ("subtract", -1)):
+                for b in BEHAVIOURS:
+                    shift = 0.25 if v == b else rng.normal(0, 0.05)
+                    p = float(np.clip(DEFAULT_P[b] + sign * shift, 0.01, 0.99))
+                    rows.append(ab_row(model, b, v, 15, direction, sign * 2.0, p))
+        write(root, "behaviours_interference", rows, model=model)
+    if "grid" in what:
+        rows = [ab_row(model, b, "none", 0, "default", 0.0, DEFAULT_P[b], n=200, split="validation")
+                for b in BEHAVIOURS]
+        for b in BEHAVIOURS:
+            for layer in (0, 5, 10, 15, 20, 25, 29):
+                for m in (1, 2, 3, 5, 10, 20):
+                    if m == 20 and layer > 20:
+                        continue  # search stopped
+                    for direction, sign in (("add", 1), ("subtract", -1)):
+                        p = float(np.clip(DEFAULT_P[b] + sign * 0.03 * m, 0.01, 0.99))
+                        rows.append(ab_row(model, b, b, layer, direction, sign * m, p, n=200, split="validation",
+                                           collapsed=m >= 10))
+        write(root, "behaviours_grid", rows, model=model)
+    if "components" in what:
+        rows = []
+        for layer in layers:
+            for b in BEHAVIOURS:
+                values = rng.normal(0, 0.02 * (1 + layer / 10), 576)
+                rows += [{"model": model, "behaviour": b, "layer": layer, "component": k, "value": float(x)}
+                         for k, x in enumerate(values)]
+        write(root, "behaviours_components", rows, model=model)
+
+
+EXPECTED = ["single_steering_layer_10", "single_steering_layer_15", "single_steering_layers_10_15",
+            "layer_10_all_results", "layer_15_all_results", "simultaneous_steering",
+            "multi_steering_activation_distributions", "interference"] + [f"grid_search_{b}" for b in BEHAVIOURS]
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Loading a model or a vector file during figure building fails the test."""
+    import steer_trace
+    import steer_trace.models
+    import steer_trace.vectors
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("figures must not load a model or a vector file")
+
+    monkeypatch.setattr(steer_trace.models, "load_model", forbidden)
+    monkeypatch.setattr(steer_trace, "load_model", forbidden)
+    monkeypatch.setattr(steer_trace.vectors.SteeringVector, "load", forbidden)
+
+
+def check_pngs(paths):
+    for path in paths:
+        data = path.read_bytes()
+        assert data[:8] == PNG_MAGIC, path
+        assert len(data) > 10_000, f"{path} looks empty ({len(data)} bytes)"
+
+
+def test_every_figure_from_synthetic_tables(tmp_path, no_model):
+    root, out = tmp_path / "results", tmp_path / "figures"
+    write_synthetic(root)
+    started = time.time()
+    paths = plots.build(root, out)
+    elapsed = time.time() - started
+    assert sorted(p.name for p in paths) == sorted(f"{stem}.png" for stem in EXPECTED)
+    assert all(p.parent == out for p in paths)
+    check_pngs(paths)
+    assert elapsed < 30, f"building took {elapsed:.1f}s"
+
+
+def test_no_tables_no_figures(tmp_path, no_model):
+    assert plots.build(tmp_path / "results", tmp_path / "figures") == []
+    assert not (tmp_path / "figures").exists() or not any((tmp_path / "figures").iterdir())
+
+
+def test_only_present_tables_give_figures(tmp_path, no_model):
+    root = tmp_path / "results"
+    write_synthetic(root, layers=(15,), what=["interference", "components"])
+    paths = plots.build(root, tmp_path / "figures")
+    assert sorted(p.name for p in paths) == ["interference.png", "multi_steering_activation_distributions.png"]
+    check_pngs(paths)
+
+
+def test_several_models_get_suffixed_names(tmp_path, no_model):
+    root = tmp_path / "results"
+    write_synthetic(root, model="smollm2-135m", layers=(15,), what=["single"])
+    write_synthetic(root, model="Qwen/qwen2.5 coder", layers=(12,), what=["single", "components"])
+    paths = plots.build(root, tmp_path / "figures")
+    assert sorted(p.name for p in paths) == sorted([
+        "single_steering_layer_15__smollm2-135m.png",
+        "single_steering_layer_12__Qwen-qwen2.5-coder.png",
+        "multi_steering_activation_distributions__Qwen-qwen2.5-coder.png",
+    ])
+    check_pngs(paths)
+
+
+def test_file_name_rule():
+    assert file_name("interference", "smollm2-135m", False) == "interference.png"
+    assert file_name("interference", "org/model v1", True) == "interference__org-model-v1.png"
+
+
+def test_select_variant_prefers_both_orders_and_test_split():
+    table = pl.DataFrame({
+        "orders": ["given", "both", "both", None], "split": ["test", "validation", "test", None],
+        "profile": ["quick", "quick", "quick", "quick"], "p_matching": [0.1, 0.2, 0.3, 0.4],
+    })
+    rows, chosen = select_variant(table)
+    assert chosen == {"orders": "both", "split": "test", "profile": "quick"}
+    assert rows["p_matching"].to_list() == [0.3, 0.4]  # null variant values (shared defaults) are kept
+    rows, chosen = select_variant(table, like={"orders": "given"})
+    assert chosen["orders"] == "given" and rows["p_matching"].to_list() == [0.1, 0.4]
+
+
+def test_defaults_prefer_the_layer_then_any():
+    table = pl.DataFrame({
+        "behaviour": ["a", "a", "b"], "direction": ["default"] * 3, "layer": [10, 15, 10],
+        "p_matching": [0.1, 0.2, 0.3],
+    })
+    rows = plots.defaults_at(table, 15).sort("behaviour")
+    assert rows["p_matching"].to_list() == [0.2, 0.3]
+
+
+def test_interference_deltas_against_the_default():
+    rows = pl.DataFrame([
+        ab_row("m", "myopic", "none", 15, "default", 0, 0.30),
+        ab_row("m", "myopic", "sycophancy", 15, "add", 2, 0.32, n=10),   # wide CI: not clear
+        ab_row("m", "myopic", "myopic", 15, "add", 2, 0.80, n=300),     # clear shift
+        ab_row("m", "wealth_seeking", "myopic", 15, "subtract", -2, 0.5),  # no default: dropped
+    ])
+    deltas = plots.interference_deltas(rows, plots.defaults_at(rows)).sort("vector")
+    assert deltas["vector"].to_list() == ["myopic", "sycophancy"]
+    assert deltas["delta"].to_list() == pytest.approx([0.50, 0.02])
+    assert deltas["clear"].to_list() == [True, False]
+
+
+def test_missing_required_column_skips_with_a_warning(tmp_path, no_model):
+    root = tmp_path / "results"
+    write(root, "behaviours_single", [{"model": "m", "behaviour": "myopic", "direction": "add"}])
+    with pytest.warns(UserWarning, match="p_matching"):
+        assert plots.build(root, tmp_path / "figures") == []
+
+
+def test_figures_command_writes_the_behaviour_figures(tmp_path, no_model):
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    root, out = tmp_path / "results", tmp_path / "figures"
+    write_synthetic(root, layers=(15,), what=["single", "interference"])
+    result = CliRunner().invoke(main, ["figures", "--results", str(root), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output
+    assert (out / "single_steering_layer_15.png").stat().st_size > 10_000
+    assert (out / "interference.png").stat().st_size > 10_000
