@@ -13,6 +13,7 @@ import random
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 from .errors import UserError
 
@@ -71,40 +72,60 @@ def item_from_row(row, where: str, source: str = "", index: int = -1) -> ABItem:
     return ABItem(question, match, other, source, index)
 
 
-def load_ab_file(path: str | Path) -> list[ABItem]:
-    """Rows of one dataset file (JSONL or a JSON list)."""
+def _parse(text: str, where: str, whole_file: bool):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        at = f" at line {error.lineno}" if whole_file else ""
+        raise UserError(f"{where}: not valid JSON ({error.msg}{at})") from None
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply") from None
+
+
+def iter_ab_file(path: str | Path) -> Iterator[ABItem]:
+    """Rows of one dataset file, one at a time.
+
+    JSONL is read line by line, so a file of any size streams; a JSON list is
+    parsed whole. Errors name the file and the line (JSONL) or item (JSON list).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"dataset file {path} is a folder, not a file")
     if not path.is_file():
         raise UserError(f"dataset file {path} does not exist")
+    lineno = seen = 0
+    has_text = False
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read dataset {path}: {error}") from None
-    if not text.strip():
+        with open(path, encoding="utf-8-sig") as lines:
+            for lineno, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                if not has_text and line.lstrip().startswith("["):  # a JSON list: the whole file is one value
+                    rows = _parse("\n" * (lineno - 1) + line + lines.read(), str(path), True)
+                    has_text = True
+                    if not isinstance(rows, list):
+                        raise UserError(f"{path}: expected a JSON list of rows")
+                    for n, row in enumerate(rows, start=1):
+                        seen += 1
+                        yield item_from_row(row, f"{path} item {n}", path.stem, n)
+                    break
+                has_text = True
+                row = _parse(line, f"{path} line {lineno}", False)
+                seen += 1
+                yield item_from_row(row, f"{path} line {lineno}", path.stem, lineno)
+    except UnicodeDecodeError as error:
+        raise UserError(f"cannot read dataset {path} near line {lineno + 1}: not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise UserError(f"cannot read dataset {path}: {error.strerror or error}") from None
+    if not has_text:
         raise UserError(f"dataset file {path} is empty")
-    rows: list
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-        numbered = list(enumerate(rows, start=1))
-        label = "item"
-    else:
-        numbered = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((lineno, json.loads(line)))
-            except json.JSONDecodeError:
-                raise UserError(f"{path} line {lineno}: not valid JSON") from None
-        label = "line"
-    items = [item_from_row(row, f"{path} {label} {n}", path.stem, n) for n, row in numbered]
-    if not items:
+    if not seen:
         raise UserError(f"dataset file {path} has no rows")
-    return items
+
+
+def load_ab_file(path: str | Path) -> list[ABItem]:
+    """Rows of one dataset file (JSONL or a JSON list)."""
+    return list(iter_ab_file(path))
 
 
 def split(items: list[ABItem], seed: int = 13, sizes: tuple[int, int] = (500, 200)) -> dict[str, list[ABItem]]:

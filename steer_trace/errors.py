@@ -1,8 +1,15 @@
-"""One exception type for every mistake a user can make.
+"""One exception type for every mistake a user can make, and out-of-memory handling.
 
 The CLI turns a `UserError` into one line on stderr and exit code 2; anything
 else is a bug and keeps its traceback.
 """
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -12,3 +19,58 @@ class UserError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+_OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for torch's OutOfMemoryError, Python's MemoryError and allocator failures."""
+    if isinstance(error, MemoryError):
+        return True
+    try:
+        import torch
+
+        if isinstance(error, torch.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in _OOM_MARKERS)
+
+
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def halve_on_oom(run: Callable[[Sequence], T], batch: Sequence, join: Callable[[list[T]], T],
+                 option: str = "--batch-size") -> T:
+    """`run(batch)`; if that runs out of memory, run each half (recursively) and `join` the parts.
+
+    Results come back in the original order. One item that still does not fit is a
+    UserError that names `option`.
+    """
+    try:
+        return run(batch)
+    except Exception as error:  # noqa: BLE001 - re-raised unless it is out-of-memory
+        if not is_out_of_memory(error):
+            raise
+        # leave the except block before retrying, so the failed attempt's tensors can be freed
+    _release_memory()
+    if len(batch) <= 1:
+        raise UserError(
+            f"out of memory on a single item even at {option} 1: use shorter inputs (--max-tokens) "
+            "or a smaller model"
+        )
+    half = len(batch) // 2
+    warnings.warn(f"out of memory at batch size {len(batch)}; retrying in halves (set {option} {half} or lower)",
+                  stacklevel=2)
+    return join([halve_on_oom(run, batch[:half], join, option), halve_on_oom(run, batch[half:], join, option)])

@@ -80,7 +80,11 @@ def bootstrap_ci(values, weights=None, n_boot: int = 1000, seed: int = 0, alpha:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, values.size, size=(n_boot, values.size))
     w = weights[idx]
-    means = (values[idx] * w).sum(1) / np.clip(w.sum(1), 1e-30, None)
+    total = w.sum(1)
+    means = (values[idx] * w).sum(1) / np.clip(total, 1e-30, None)
+    means = means[total > 0]  # a resample of only zero-weight items has no mean
+    if means.size == 0:
+        return (float("nan"), float("nan"))
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return (float(lo), float(hi))
 

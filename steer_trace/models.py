@@ -157,13 +157,29 @@ def resolve(model: str) -> tuple[str, str]:
         return str(path), "gguf-sha256:" + meta["gguf_sha256"][:16]
     if Path(model).exists():
         path = Path(model)
-        if not (path / "config.json").exists():
-            raise UserError(f"model folder {model} has no config.json")
+        _check_model_folder(path)
         return str(path.resolve()), "local"
     if "/" in model and not model.startswith((".", "/")) and model.count("/") == 1:
         return model, "hub"
     known = ", ".join(EMBEDDED)
     raise UserError(f"unknown model {model!r}: use an embedded name ({known}), a local folder, or a hub id")
+
+
+def _check_model_folder(path: Path) -> None:
+    """Catch the usual mistakes in a local model folder before transformers does, in one line."""
+    if not path.is_dir():
+        raise UserError(f"model {str(path)!r} is a file; give the folder that holds config.json")
+    config = path / "config.json"
+    if not config.is_file():
+        raise UserError(f"model folder {path} has no config.json")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{config} is not valid JSON ({getattr(error, 'msg', error)})") from None
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise UserError(f"{config} has no 'model_type'; is this a transformers model folder?")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise UserError(f"model folder {path} has no weights (model.safetensors)")
 
 
 @dataclass
@@ -230,8 +246,9 @@ def load_model(model: str = DEFAULT_MODEL, remote: bool | str = False) -> Model:
         warnings.simplefilter("ignore", NNsightDeprecationWarning)
         try:
             lm = TransformersModel(source, **kwargs)
-        except OSError as error:
-            raise UserError(f"cannot load model {model!r}: {str(error).splitlines()[0]}") from None
+        except (OSError, ValueError) as error:  # missing files, unknown architecture, bad config
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise UserError(f"cannot load model {model!r}: {reason}") from None
     tok = lm.tokenizer
     tok.padding_side = "left"
     if tok.pad_token is None:

@@ -14,7 +14,7 @@ from typing import Callable, Hashable, Iterable, Sequence
 import torch
 
 from .batching import chunks, encode
-from .errors import UserError
+from .errors import UserError, halve_on_oom
 from .models import Model
 from .vectors import SteeringVector
 
@@ -31,6 +31,15 @@ def read_batch(model: Model, texts: Sequence[str], layers: list[int], position: 
     """{layer: [B, d_model]} for one batch of texts (one nnsight trace)."""
     if position not in POSITIONS:
         raise UserError(f"unknown position rule {position!r} (one of {', '.join(POSITIONS)})")
+    return halve_on_oom(lambda part: _read_once(model, part, layers, position, max_tokens), list(texts), _join_layers)
+
+
+def _join_layers(parts: list[dict]) -> dict:
+    return {L: torch.cat([part[L] for part in parts]) for L in parts[0]}
+
+
+def _read_once(model: Model, texts: Sequence[str], layers: list[int], position: str, max_tokens: int | None):
+    layers = _layers_arg(model, layers)  # in range, and in forward order (nnsight needs it)
     enc = encode(model.tokenizer, texts, max_tokens)
     mask = enc["attention_mask"]
     envoys = model.layers()

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import torch
 
 from .batching import chunks, encode
-from .errors import UserError
+from .errors import UserError, halve_on_oom
 from .models import Model
 from .plan import Plan, apply_plan
 
@@ -33,6 +33,11 @@ def answer_token_ids(tokenizer, answers: Sequence[str], prefix: str = "(") -> li
     return ids
 
 
+def _join_rows(parts: list) -> tuple:
+    """Concatenate the per-row results of the halves of one batch."""
+    return tuple(torch.cat(pieces) for pieces in zip(*parts))
+
+
 def _run(model: Model, jobs: list, one_trace: Callable, points_per_request: int, progress=None) -> list:
     results = []
     per_request = max(1, points_per_request) if model.remote else 1
@@ -42,8 +47,9 @@ def _run(model: Model, jobs: list, one_trace: Callable, points_per_request: int,
                 with model.lm.session(remote=model.remote):
                     saved = [one_trace(job, {}) for job in group]
                 model.extra["requests"] = model.extra.get("requests", 0) + 1
-            else:
-                saved = [one_trace(job, {}) for job in group]
+            else:  # locally, a batch that runs out of memory is split in halves
+                saved = [halve_on_oom(lambda part, plan=job[0]: one_trace((plan, part), {}), job[1], _join_rows)
+                         for job in group]
         results.extend(tuple(t.detach().clone() for t in s) for s in saved)
         if progress:
             progress(sum(len(job[1]) for job in group))

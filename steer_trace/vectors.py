@@ -53,14 +53,21 @@ class SteeringVector:
     # -- files ---------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f"layer.{L}": v.contiguous() for L, v in self.layers.items()}
         tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "provenance": json.dumps(self.meta, sort_keys=True)})
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            header = {"format": FORMAT, "provenance": json.dumps(self.meta, sort_keys=True)}
+            save_file(tensors, str(tmp), metadata=header)
+            tmp.replace(path)
+        except (OSError, SafetensorError) as error:
+            if tmp.parent.is_dir():
+                tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write vector file {path} ({getattr(error, 'strerror', None) or error})") from None
         return path
 
     @classmethod
@@ -75,17 +82,36 @@ class SteeringVector:
                 header = f.metadata() or {}
                 layers = {int(k.split(".", 1)[1]): f.get_tensor(k) for k in f.keys() if k.startswith("layer.")}
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-            raise UserError(f"{path} is not a readable safetensors vector file ({str(error).splitlines()[0][:120]})") from None
+            if _looks_pickled(path):
+                raise UserError(f"{path} is not a readable safetensors vector file: it is a pickle / torch.save "
+                                "file, which is never unpickled (vectors load only from safetensors)") from None
+            reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
+            raise UserError(f"{path} is not a readable safetensors vector file ({reason})") from None
         if not layers:
             raise UserError(f"{path} holds no 'layer.<L>' tensors")
+        widths = set()
         for L, v in layers.items():
+            if not v.is_floating_point() or v.dim() != 1 or v.numel() == 0:
+                raise UserError(f"{path} layer {L} is not a 1-D float vector (dtype {v.dtype}, shape {list(v.shape)})")
             if not torch.isfinite(v).all():
                 raise UserError(f"{path} layer {L} contains NaN or inf")
+            widths.add(v.numel())
+        if len(widths) > 1:
+            raise UserError(f"{path} mixes vector widths {sorted(widths)} across layers")
         try:
             meta = json.loads(header.get("provenance", "{}"))
         except json.JSONDecodeError:
             raise UserError(f"{path} has unreadable provenance metadata") from None
+        if not isinstance(meta, dict):
+            raise UserError(f"{path} has provenance metadata that is not a JSON object")
         return cls(layers, meta)
+
+
+def _looks_pickled(path: Path) -> bool:
+    """A torch.save zip archive or a raw pickle (protocol 2+), judged by its first bytes only."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    return magic.startswith((b"PK\x03\x04", b"\x80"))
 
 
 def cosine(a: SteeringVector, b: SteeringVector) -> dict[int, float]:

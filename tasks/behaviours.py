@@ -1,10 +1,330 @@
-"""`steer-trace behaviours` (being built)."""
+"""`steer-trace behaviours ...`: the paper's behaviour experiments (myopia, wealth seeking,
+sycophancy, agreeableness, anti-immigration). Thin: options -> steer_trace.experiments."""
+from __future__ import annotations
+
+import functools
+import time
+
 import click
+
+from .common import model_options, open_model
+
+PROFILES = ("quick", "paper", "test")
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def study_options(func):
+    """Options every behaviours command shares; passes `study_args`."""
+
+    @click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
+                  help="quick: minutes on 2 CPU cores; paper: the paper's sizes.")
+    @click.option("--results", "results_dir", default=None, type=click.Path(),
+                  help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
+    @click.option("--data-dir", default=None, type=click.Path(),
+                  help="Folder with the behaviour files (paper's processed sets, Anthropic evals layout, or "
+                       "<name>.jsonl); default $STEER_TRACE_DATA, else the project's small sets (quick) or the hub (paper).")
+    @click.option("--dataset", "dataset_files", multiple=True, type=click.Path(),
+                  help="A custom behaviour file (Anthropic JSONL / CAA JSON); repeatable. Named by its file stem.")
+    @click.option("--behaviours", default=None,
+                  help="Comma-separated behaviours (default: all five, or only the --dataset files).")
+    @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True)
+    @click.option("--orders", type=click.Choice(["both", "given"]), default="both", show_default=True,
+                  help="Ask each question with its options in both orders, or only as given.")
+    @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of letter-balanced.")
+    @click.option("--relative", is_flag=True, help="Multipliers are fractions of the layer's residual-stream norm.")
+    @click.option("--n-vector", type=int, default=None, help="Cap on vector pairs (profile default).")
+    @click.option("--n-validation", type=int, default=None, help="Cap on validation questions.")
+    @click.option("--n-test", type=int, default=None, help="Cap on test questions (before both orders).")
+    @click.option("--batch-size", type=int, default=None, help="Prompts per forward pass.")
+    @functools.wraps(func)
+    def wrapper(*args, profile, results_dir, data_dir, dataset_files, behaviours, prompt_style, orders, plain_mean,
+                relative, n_vector, n_validation, n_test, batch_size, **kwargs):
+        kwargs["study_args"] = dict(
+            profile=profile, root=results_dir, data_dir=data_dir, dataset_files=tuple(dataset_files),
+            behaviours=tuple(b.strip() for b in behaviours.split(",") if b.strip()) if behaviours else None,
+            prompt_style=prompt_style, orders=orders, balanced=not plain_mean, relative=relative,
+            sizes=(n_vector, n_validation, n_test), batch_size=batch_size)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def build_study(model_spec: dict, study_args: dict):
+    from dataclasses import replace
+
+    from steer_trace.experiments.behaviour_setup import make_profile, open_study
+
+    args = dict(study_args)
+    profile = make_profile(args.pop("profile"), *args.pop("sizes"))
+    batch_size = args.pop("batch_size")
+    if batch_size:
+        profile = replace(profile, batch_size=max(1, batch_size))
+    model = open_model(model_spec)
+    return open_study(model, profile, **args)
+
+
+def layers_option(help_text: str):
+    return click.option("--layers", default=None, help=help_text + " Model layer numbers, comma-separated.")
+
+
+def _numbers(text, kind=float):
+    from steer_trace.experiments.behaviour_setup import parse_numbers
+
+    return parse_numbers(text, kind)
+
+
+def _layers(study, text, default_paper_layers):
+    given = _numbers(text, int)
+    if given:
+        return sorted({study.model.check_layer(L) for L in given})
+    return study.layers(default_paper_layers)
+
+
+def _done(study, started: float) -> None:
+    _echo_err(f"{study.computed} points computed (the rest from the cache) in {time.time() - started:.1f}s; "
+              f"results under {study.root}")
+
+
+def _picks(study, layers, add_mult, subtract_mult, grid_multipliers):
+    from steer_trace.experiments import behaviours as exp
+
+    if add_mult is not None or subtract_mult is not None:
+        if add_mult is None or subtract_mult is None:
+            raise click.UsageError("give both --add-mult and --subtract-mult, or neither (grid picks)")
+        return exp.fixed_picks(study, layers, add_mult, subtract_mult)
+    return exp.grid_picks(study, layers, _numbers(grid_multipliers), _echo_err)
+
+
+def picks_options(func):
+    func = click.option("--add-mult", type=float, default=None,
+                        help="Fixed add multiplier for every behaviour (default: the grid's picks).")(func)
+    func = click.option("--subtract-mult", type=float, default=None, help="Fixed subtract multiplier.")(func)
+    func = click.option("--grid-multipliers", default=None,
+                        help="Multipliers for the grid that picks them (profile default).")(func)
+    return func
+
+
+def _row(values, widths) -> str:
+    out = []
+    for value, width in zip(values, widths):
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        out.append(text.rjust(width) if isinstance(value, (int, float)) else text.ljust(width))
+    return "  ".join(out)
+
+
+def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction", "multiplier")) -> None:
+    """Scores side by side: p(matching), greedy matching score, answer mass, top-answer share."""
+    click.echo(title)
+    widths = (16, 14, 5, 9, 9, 6, 6, 6, 6, 6, 6)
+    click.echo(_row(("behaviour", "vector", "layer", "direction", "mult", "p_match", "score", "mass", "top",
+                     "fault", "n"), widths))
+    rows = table.sort(list(group)).unique(list(group), keep="first", maintain_order=True)
+    for r in rows.iter_rows(named=True):
+        top = f"{r['top_answer_share']:.2f}{'*' if r['collapsed'] else ''}"
+        click.echo(_row((r["behaviour"], r["vector"], int(r["layer"]), r["direction"], float(r["multiplier"]),
+                         r["p_matching"], r["matching_score"], r["answer_mass"], top, r["faulty"], int(r["n"])), widths))
+    click.echo("(* = collapsed: one answer for >= 95% of questions)")
 
 
 @click.group("behaviours")
 def group():
-    """(in progress)"""
+    """The paper's behaviour experiments: extract, grid, single, combined, simultaneous, interference, tax, diagnose.
+
+    Every command caches its points under the results root; running it again recomputes nothing.
+    """
+
+
+@group.command("extract")
+@model_options
+@study_options
+def extract_cmd(model_spec, study_args):
+    """CAA vectors for every layer and behaviour (safetensors) + vectors / cosines / components tables."""
+    from steer_trace.experiments.behaviour_vectors import run_extract, vector_path
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    tables = run_extract(study, _echo_err)
+    layers = study.layers(study.profile.report_layers)
+    shown = tables["vectors"].filter(tables["vectors"]["layer"].is_in(layers)).sort(["behaviour", "layer"])
+    widths = (16, 5, 8, 9, 8, 9)
+    click.echo(_row(("behaviour", "layer", "norm", "residual", "ratio", "letter_cos"), widths))
+    for r in shown.iter_rows(named=True):
+        click.echo(_row((r["behaviour"], r["layer"], r["norm"], r["residual_norm"], r["norm"] / r["residual_norm"],
+                         r["letter_cosine"]), widths))
+    for name in study.names:
+        click.echo(f"vector {name}: {vector_path(study, name)}")
+    _done(study, started)
+
+
+@group.command("grid")
+@model_options
+@study_options
+@layers_option("Layers to search (default: the paper's 0,5,10,15,20,25,29,31 of 32 at this depth; quick: 10,15).")
+@click.option("--multipliers", default=None, help="Positive multipliers, each also tried negated (profile default).")
+def grid_cmd(model_spec, study_args, layers, multipliers):
+    """Layer x multiplier on the validation split; stops a direction at collapse; picks multipliers."""
+    from steer_trace.experiments import behaviours as exp
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    chosen = _layers(study, layers, study.profile.grid_layers)
+    picks = exp.grid_picks(study, chosen, _numbers(multipliers), _echo_err)
+    click.echo("picked multipliers (behaviour, layer: subtract / add)")
+    for name in study.names:
+        for L in chosen:
+            click.echo(f"  {name:<16} L{L:<3} {picks[(name, L, 'subtract')]:>8g} / {picks[(name, L, 'add')]:<8g}")
+    _done(study, started)
+
+
+@group.command("single")
+@model_options
+@study_options
+@layers_option("Layers (default: the paper's 10 and 15 of 32 at this depth).")
+@picks_options
+def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers):
+    """Each behaviour alone at a layer: default / add / subtract on the test split."""
+    from steer_trace.experiments import behaviours as exp
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    chosen = _layers(study, layers, study.profile.report_layers)
+    picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers)
+    table = exp.run_single(study, chosen, picks, _echo_err)
+    show_ab(table, f"single steering, test split ({study.orders} orders)")
+    _done(study, started)
+
+
+@group.command("combined")
+@model_options
+@study_options
+@layers_option("Layers (default: the paper's 10 and 15 of 32 at this depth).")
+@picks_options
+@click.option("--coefs", default="1", show_default=True, help="Coefficients applied to each combined vector (±).")
+def combined_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, coefs):
+    """The behaviours' vectors combined at one layer (sum, mean, weighted sum, weighted mean), ±."""
+    from steer_trace.experiments import behaviours as exp
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    chosen = _layers(study, layers, study.profile.report_layers)
+    picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers)
+    table = exp.run_combined(study, chosen, picks, _numbers(coefs) or (1.0,), _echo_err)
+    show_ab(table, "combined vectors, test split")
+    _done(study, started)
+
+
+@group.command("simultaneous")
+@model_options
+@study_options
+@layers_option("One layer per behaviour (default: consecutive from the paper's layer 11 of 32 at this depth).")
+@click.option("--coefs", default=None, help="Global coefficients (profile default; paper: -2..2 step 0.05).")
+def simultaneous_cmd(model_spec, study_args, layers, coefs):
+    """Each behaviour's vector at its own layer, one global coefficient; scores and alignment tax."""
+    from steer_trace.experiments import behaviours as exp
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    placed = exp.simultaneous_layers(study, _numbers(layers, int))
+    out = exp.run_simultaneous(study, placed, _numbers(coefs), _echo_err)
+    click.echo("layers: " + ", ".join(f"{n}@{L}" for n, L in zip(study.names, placed)))
+    show_ab(out["scores"], "simultaneous steering, test split", ("multiplier", "behaviour"))
+    show_tax(out["tax"])
+    _done(study, started)
+
+
+def show_tax(table) -> None:
+    click.echo("alignment tax (top-1 next-token accuracy on plain text)")
+    for r in table.sort("multiplier").iter_rows(named=True):
+        click.echo(f"  {r['vector']:<14} layers {r['layers']:<16} x{r['multiplier']:>8g}  accuracy {r['accuracy']:.3f} "
+                   f"[{r['accuracy_lo']:.3f}, {r['accuracy_hi']:.3f}]  ({r['n_tokens']} tokens)")
+
+
+@group.command("interference")
+@model_options
+@study_options
+@click.option("--vectors", "vector_specs", default=None,
+              help="Comma-separated behaviour names or .safetensors files (default: every behaviour).")
+@layers_option("Layers (default: the paper's 15 of 32 at this depth).")
+@click.option("--multipliers", default=None, help="Signed multipliers applied to each vector (profile default).")
+def interference_cmd(model_spec, study_args, vector_specs, layers, multipliers):
+    """How each vector moves every behaviour: change in p(matching) against unsteered."""
+    from steer_trace.experiments import behaviours as exp
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    specs = [s.strip() for s in vector_specs.split(",")] if vector_specs else study.names
+    vectors = exp.resolve_vectors(study, specs)
+    chosen = _layers(study, layers, study.profile.report_layers[-1:])
+    mults = _numbers(multipliers) or study.profile.interference_multipliers
+    table = exp.run_interference(study, vectors, chosen, mults, _echo_err)
+    click.echo("change in p(matching) of each scored behaviour (columns) by vector x layer x multiplier (rows)")
+    default = {r["behaviour"]: r["p_matching"] for r in table.filter(table["direction"] == "default").iter_rows(named=True)}
+    click.echo(" " * 34 + "".join(f"{n[:12]:>13}" for n in study.names))
+    steered = table.filter(table["direction"] != "default")
+    for (vec, L, m), part in steered.group_by(["vector", "layer", "multiplier"], maintain_order=True):
+        cells = {r["behaviour"]: r["p_matching"] - default[r["behaviour"]] for r in part.iter_rows(named=True)}
+        click.echo(f"{vec[:18]:<18} L{L:<3} x{m:>8g}  " + "".join(f"{cells.get(n, float('nan')):>+13.3f}"
+                                                               for n in study.names))
+    _done(study, started)
+
+
+@group.command("tax")
+@model_options
+@study_options
+@click.option("--vectors", "vector_specs", default=None,
+              help="Comma-separated behaviour names or .safetensors files (default: every behaviour).")
+@layers_option("One layer for all vectors or one per vector (default: as `simultaneous`).")
+@click.option("--coefs", default=None, help="Coefficients (profile default, as `simultaneous`).")
+def tax_cmd(model_spec, study_args, vector_specs, layers, coefs):
+    """Top-1 next-token accuracy on plain text (WikiText-2) under a steering plan."""
+    from steer_trace.experiments import behaviours as exp
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    specs = [s.strip() for s in vector_specs.split(",")] if vector_specs else study.names
+    vectors = exp.resolve_vectors(study, specs)
+    given = _numbers(layers, int)
+    if given:
+        placed = [study.model.check_layer(L) for L in given]
+    else:
+        placed = exp.simultaneous_layers(study) if list(vectors) == study.names else \
+            study.layers(study.profile.report_layers[-1:])
+    table = exp.run_tax(study, exp.tax_entries(study, vectors, placed, _numbers(coefs)), _echo_err)
+    show_tax(table)
+    _done(study, started)
+
+
+@group.command("diagnose")
+@model_options
+@study_options
+@click.option("--layers", default=None, help="Layers to show: comma-separated or 'all' (default: paper's 10, 15).")
+def diagnose_cmd(model_spec, study_args, layers):
+    """Letter bias: per behaviour/layer the cosine of the A- and B-matching vectors, the vector's
+    norm against the residual norm, and the unsteered model's preference for the first answer."""
+    from steer_trace.experiments.behaviour_vectors import run_extract, run_letter_bias
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    tables = run_extract(study, _echo_err)
+    bias = run_letter_bias(study)
+    shown = tables["vectors"]
+    if layers != "all":
+        shown = shown.filter(shown["layer"].is_in(_layers(study, layers, study.profile.report_layers)))
+    click.echo("letter_cos: cosine between the vectors of the A-matching and the B-matching pairs "
+               "(near -1: the vector is mostly the answer-letter direction)")
+    widths = (16, 5, 10, 8, 9, 8, 11)
+    click.echo(_row(("behaviour", "layer", "letter_cos", "norm", "residual", "ratio", "letter_norm"), widths))
+    for r in shown.sort(["behaviour", "layer"]).iter_rows(named=True):
+        click.echo(_row((r["behaviour"], r["layer"], r["letter_cosine"], r["norm"], r["residual_norm"],
+                         r["norm"] / r["residual_norm"], r["letter_norm"]), widths))
+    click.echo(f"baseline answer bias on the test split ({study.orders} orders; 0.5 = no preference)")
+    for r in bias.sort("behaviour").iter_rows(named=True):
+        click.echo(f"  {r['behaviour']:<16} p({r['first_answer']}) {r['p_first']:.3f}  greedy {r['first_answer']} "
+                   f"{r['greedy_first']:.3f}  faulty {r['faulty']:.3f}  (n={r['n']})")
+    _done(study, started)
 
 
 COMMANDS = [group]

@@ -1,9 +1,11 @@
 """Options and helpers shared by every command."""
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
+import warnings
 
 import click
 
@@ -46,12 +48,64 @@ def progress(total: int, label: str):
     return tqdm(total=total, desc=label, unit="item", disable=disable, leave=False)
 
 
+_USER_ERRNOS = {  # failures of the user's disk or paths, not of the program
+    errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
+    errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG,
+}
+
+
+def _explain(error: BaseException) -> str | None:
+    """The one-line explanation of a failure the user can fix, or None for a bug."""
+    from steer_trace.errors import is_out_of_memory
+
+    if isinstance(error, UserError):
+        return str(error)
+    if isinstance(error, click.ClickException):  # bad option values, unknown commands
+        where = f" (see '{error.ctx.command_path} --help')" if getattr(error, "ctx", None) else ""
+        return error.format_message() + where
+    if isinstance(error, (ConnectionError, TimeoutError)) and not isinstance(error, BrokenPipeError):
+        return f"cannot reach the server: {error.strerror or error}"
+    if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
+        target = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{target}"
+    if is_out_of_memory(error):
+        return "out of memory: lower --batch-size (or --max-tokens), or use a smaller model"
+    return None
+
+
+def _fail(message: str):
+    click.echo("error: " + " ".join(message.split()), err=True)
+    raise click.exceptions.Exit(2)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"warning: {message}\n"
+
+
 class CleanErrors(click.Group):
-    """Turn a UserError anywhere below into one line on stderr and exit code 2."""
+    """Turn every mistake below (UserError, bad options, full or unwritable disk, unreachable
+    server, out of memory) into one line on stderr and exit code 2; anything else is a bug
+    and keeps its traceback."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as error:
+            _fail(_explain(error))
 
     def invoke(self, ctx):
+        shown = warnings.formatwarning
+        warnings.formatwarning = _one_line_warning
         try:
             return super().invoke(ctx)
-        except UserError as error:
-            click.echo(f"error: {error}", err=True)
-            ctx.exit(2)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except Exception as error:  # noqa: BLE001 - re-raised unless the user can fix it
+            message = _explain(error)
+            if message is None:
+                raise
+            _fail(message)
+        finally:
+            warnings.formatwarning = shown

@@ -32,8 +32,9 @@ def vectors_group():
 @click.option("--dataset", "dataset", required=True, type=click.Path(),
               help="Contrastive A/B file: Anthropic evals JSONL, CAA JSON or the paper's JSON.")
 @click.option("--out", required=True, type=click.Path(), help="Output .safetensors file.")
-@click.option("--limit", default=None, type=int, help="Use only the first N rows (after the seed-13 shuffle).")
-@click.option("--batch-size", default=8, show_default=True)
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help="Use only the first N rows (after the seed-13 shuffle).")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True)
 @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of the letter-balanced mean.")
 def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean):
@@ -46,6 +47,7 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
     items = load_ab_file(dataset)
     random.Random(13).shuffle(items)
     items = items[:limit] if limit else items
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails before the work, not after
     model = open_model(model_spec)
     prompts = [prompt(i, prompt_style, model.tokenizer) for i in items]
     pairs = [(p + i.matching, p + i.not_matching) for p, i in zip(prompts, items)]
@@ -78,7 +80,7 @@ def vectors_info(path):
 @click.option("--vector", type=click.Path(), default=None, help="Vector file to steer with.")
 @click.option("--layer", type=int, default=None, help="Layer to add the vector at.")
 @click.option("--coef", type=float, default=4.0, show_default=True)
-@click.option("--max-new-tokens", default=40, show_default=True)
+@click.option("--max-new-tokens", default=40, show_default=True, type=click.IntRange(min=1))
 @click.option("--chat/--no-chat", default=True, show_default=True, help="Wrap the prompt in the chat template.")
 def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat):
     """Greedy text, unsteered and steered, side by side."""
@@ -86,17 +88,17 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, c
     from steer_trace.plan import Plan, steered_generate
     from steer_trace.vectors import SteeringVector
 
+    if (vector is None) != (layer is None):  # check options before the slow model load
+        raise UserError("--vector and --layer go together: give both or neither")
+    v = SteeringVector.load(vector) if vector else None
     model = open_model(model_spec)
+    plan = Plan.single(v, model.check_layer(layer), coef).check(model) if v else None
     text = prompt_text
     if chat and getattr(model.tokenizer, "chat_template", None):
         text = model.tokenizer.apply_chat_template([{"role": "user", "content": prompt_text}], tokenize=False,
                                                    add_generation_prompt=True)
     click.echo(f"unsteered: {steered_generate(model, [text], Plan.none(), max_new_tokens)[0]!r}")
-    if vector:
-        v = SteeringVector.load(vector)
-        if layer is None:
-            raise UserError("--vector needs --layer")
-        plan = Plan.single(v, model.check_layer(layer), coef)
+    if plan:
         click.echo(f"steered ({plan.describe()}): {steered_generate(model, [text], plan, max_new_tokens)[0]!r}")
 
 

@@ -1,0 +1,380 @@
+"""Side-by-side benchmarks: ratios measured in one process, never bare times.
+
+Each measurement runs the things it compares interleaved (rotating their order
+per repeat) and reports the median of the paired ratios, so a load change on a
+shared machine hits both sides of a ratio alike.
+
+- `steering_overhead`: A/B scoring with a steering plan vs a plain transformers
+  forward on the same batches;
+- `sweep_cost`: a multiplier sweep as batched plans vs one trace per prompt per
+  multiplier (forward passes counted, remote requests counted or computed);
+- `extraction`: all-layer contrastive vectors — steering-vectors'
+  `train_steering_vector`, `read.contrastive_vector`, and the shared-prompt reader;
+- `measured_subprocess`: wall time and peak RSS of a command (memory, figures).
+
+The forward-pass counter is a forward pre-hook on the top module that only
+counts calls (measurement only; it touches no value).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Callable, Sequence
+
+import torch
+
+from .batching import chunks, encode
+from .models import Model
+from .plan import Plan
+from .score import answer_probs
+from .vectors import SteeringVector
+
+# -- machine ------------------------------------------------------------------
+
+
+def machine() -> dict:
+    """CPU, cores, threads, versions, load: what a ratio was measured on."""
+    cpu = platform.processor() or "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for name in ("transformers", "nnsight", "steering_vectors"):
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - a missing optional package is just reported
+            versions[name] = "absent"
+    from . import __version__
+
+    versions["steer_trace"] = __version__
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "versions": versions,
+    }
+
+
+# -- timing helpers -----------------------------------------------------------
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: bool = True) -> dict[str, list[float]]:
+    """Wall times of each fn, `repeats` times, in a rotating order (one warm-up call each)."""
+    names = list(fns)
+    if warmup:
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            times[name].append(timed(fns[name])[0])
+    return times
+
+
+def median_ratio(num: Sequence[float], den: Sequence[float]) -> float:
+    """Median of the paired ratios num[i] / den[i]."""
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
+@contextmanager
+def counting_forwards(model: Model):
+    """Count forward passes of the (local) model inside the block: yields a one-item list."""
+    count = [0]
+    handle = model.lm._module.register_forward_pre_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+    try:
+        yield count
+    finally:
+        handle.remove()
+
+
+def random_vector(model: Model, layers: Sequence[int], seed: int = 0, norm: float = 4.0) -> SteeringVector:
+    """A fixed random direction per layer (steering cost does not depend on the values)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for L in layers:
+        v = torch.randn(model.d_model, generator=gen)
+        out[int(L)] = v / v.norm() * norm
+    return SteeringVector(out, {"name": f"random-{seed}", "method": "random"})
+
+
+# -- 1. steering overhead -----------------------------------------------------
+
+
+def plain_answer_probs(model: Model, prompts: Sequence[str], answer_ids: Sequence[int], forward_kwargs: dict):
+    """What a plain transformers user writes: tokenise, forward, softmax at the last token."""
+    module = model.lm._module
+    ids = torch.tensor(list(answer_ids))
+    with torch.no_grad():
+        logits = module(**encode(model.tokenizer, prompts), **forward_kwargs).logits[:, -1, :]
+        return torch.softmax(logits.float(), dim=-1)[:, ids], logits.argmax(dim=-1)
+
+
+def steering_plans(model: Model) -> dict[str, Plan]:
+    """A single vector at the middle layer; five vectors at five spread layers."""
+    n = model.n_layers
+    five = [round(n * k / 6) for k in range(1, 6)]
+    vec = random_vector(model, range(n), seed=1)
+    return {
+        "single vector": Plan.single(vec, n // 2, 4.0),
+        "five vectors at five layers": Plan.simultaneous(
+            [(random_vector(model, [L], seed=10 + i), L) for i, L in enumerate(five)], 4.0
+        ),
+    }
+
+
+def steering_overhead(model: Model, prompts: Sequence[str], answer_ids: Sequence[int], batch_size: int, repeats: int) -> dict:
+    """Per batch, interleaved: plain forward (same forward options as score), plain
+    forward with default options (all-position logits), and answer_probs per plan."""
+    from . import score
+
+    forward_kwargs = dict(getattr(score, "SCORE_FORWARD_KWARGS", {}))
+    plans = steering_plans(model)
+    batches = [list(b) for b in chunks(list(prompts), batch_size)]
+    sides = ["plain", "plain (all-position logits)"] + list(plans)
+    times: dict[str, list[float]] = {s: [] for s in sides}
+    agree = 0.0
+    for b, batch in enumerate(batches):
+        fns = {
+            "plain": lambda: plain_answer_probs(model, batch, answer_ids, forward_kwargs),
+            "plain (all-position logits)": lambda: plain_answer_probs(model, batch, answer_ids, {}),
+        }
+        for label, plan in plans.items():
+            fns[label] = lambda plan=plan: answer_probs(model, batch, answer_ids, [plan], batch_size=batch_size)
+        if b == 0:  # check once that the unsteered trace is the plain forward
+            p_plain, _ = plain_answer_probs(model, batch, answer_ids, {})
+            (p_trace, _), = answer_probs(model, batch, answer_ids, [Plan.none()], batch_size=batch_size)
+            agree = float((p_plain - p_trace).abs().max())
+        got = interleaved(fns, repeats, warmup=(b == 0))
+        for s in sides:
+            times[s] += got[s]
+    n = len(prompts)
+    throughput = {s: n * repeats / sum(t) for s, t in times.items()}
+    ratios = {label: median_ratio(times["plain"], times[label]) for label in plans}
+    full_ratios = {label: median_ratio(times["plain (all-position logits)"], times[label]) for label in plans}
+    return {
+        "model": model.name,
+        "batch_size": batch_size,
+        "prompts": n,
+        "batches": len(batches),
+        "repeats": repeats,
+        "paired_samples": len(batches) * repeats,
+        "forward_kwargs": forward_kwargs,
+        "throughput_prompts_per_s": throughput,
+        "ratio": ratios,  # steered throughput / plain throughput (median of paired batches)
+        "ratio_vs_all_position_plain": full_ratios,
+        "headline": min(ratios.values()),
+        "max_abs_dp_unsteered_vs_plain": agree,
+    }
+
+
+# -- 2. sweep cost --------------------------------------------------------------
+
+
+def sweep_cost(
+    model: Model, prompts: Sequence[str], answer_ids: Sequence[int], multipliers: Sequence[float],
+    batch_size: int, points_per_request: int, repeats: int, remote_model: Model | None = None,
+) -> dict:
+    """K multipliers x N prompts: batched plans (one answer_probs call) vs the naive
+    loop of one trace per prompt per multiplier."""
+    vec = random_vector(model, range(model.n_layers), seed=2)
+    layer = model.n_layers // 2
+    plans = [Plan.single(vec, layer, c) for c in multipliers]
+    k, n = len(plans), len(prompts)
+
+    def batched():
+        return answer_probs(model, prompts, answer_ids, plans, batch_size=batch_size)
+
+    def naive():
+        return [
+            torch.cat([answer_probs(model, [p], answer_ids, [plan], batch_size=1)[0][0] for p in prompts])
+            for plan in plans
+        ]
+
+    with counting_forwards(model) as count:
+        fast = batched()
+    batched_passes = count[0]
+    with counting_forwards(model) as count:
+        slow = naive()
+    naive_passes = count[0]
+    max_dp = max(float((f[0] - s).abs().max()) for f, s in zip(fast, slow))
+    times = interleaved({"batched": batched, "naive": naive}, repeats, warmup=False)
+    expected_requests = math.ceil(k * math.ceil(n / batch_size) / max(1, points_per_request))
+    out = {
+        "model": model.name,
+        "multipliers": k,
+        "prompts": n,
+        "batch_size": batch_size,
+        "passes_batched": batched_passes,
+        "passes_batched_target": k * math.ceil(n / batch_size),
+        "passes_naive": naive_passes,
+        "speedup": median_ratio(times["naive"], times["batched"]),
+        "seconds_batched": statistics.median(times["batched"]),
+        "seconds_naive": statistics.median(times["naive"]),
+        "max_abs_dp_batched_vs_naive": max_dp,
+        "points_per_request": points_per_request,
+        "requests_computed": expected_requests,
+        "requests_bound": math.ceil(k * n / max(1, points_per_request)),
+        "requests_measured": None,
+        "remote_note": "",
+    }
+    if remote_model is not None:
+        before = remote_model.extra.get("requests", 0)
+        try:
+            far = answer_probs(
+                remote_model, prompts, answer_ids, plans, batch_size=batch_size, points_per_request=points_per_request
+            )
+            out["requests_measured"] = remote_model.extra.get("requests", 0) - before
+            out["max_abs_dp_remote_vs_local"] = max(float((a[0] - b[0]).abs().max()) for a, b in zip(far, fast))
+            out["remote_note"] = "measured with remote='local'"
+        except Exception as error:  # noqa: BLE001 - the remote path is reported, not fatal
+            first = (str(error).strip().splitlines() or [""])[-1][:160]
+            out["remote_note"] = f"remote='local' failed ({type(error).__name__}: {first}); count computed from score's packing"
+    else:
+        out["remote_note"] = "remote not run; count computed from score's packing"
+    return out
+
+
+# -- 3. extraction --------------------------------------------------------------
+
+
+def extraction(model: Model, prompts: Sequence[str], pos: Sequence[str], neg: Sequence[str], groups: Sequence,
+               batch_size: int, repeats: int) -> dict:
+    """All-layer vectors: steering-vectors vs read.contrastive_vector vs the shared-prompt
+    reader vs a plain batched forward over the same full texts (each `batch_size` rows)."""
+    from steering_vectors import train_steering_vector
+
+    from .pairs import contrastive_vector_shared_prompt
+    from .read import contrastive_vector
+
+    pairs = [(p + a, p + b) for p, a, b in zip(prompts, pos, neg)]
+    texts = [t for pair in pairs for t in pair]
+    module = model.lm._module
+
+    def plain():
+        with torch.no_grad():
+            for batch in chunks(texts, batch_size):
+                module(**encode(model.tokenizer, batch))
+
+    def sv_lib():
+        return train_steering_vector(module, model.tokenizer, pairs, batch_size=batch_size)
+
+    def full_text():
+        return contrastive_vector(model, pairs, groups=groups, batch_size=batch_size, balanced=False)
+
+    def shared():
+        return contrastive_vector_shared_prompt(model, prompts, pos, neg, groups=groups, batch_size=batch_size, balanced=False)
+
+    with counting_forwards(model) as count:
+        ours = shared()
+    shared_passes = count[0]
+    theirs = sv_lib()
+    full = full_text()
+    balanced_shared = contrastive_vector_shared_prompt(model, prompts, pos, neg, groups=groups, batch_size=batch_size)
+    balanced_full = contrastive_vector(model, pairs, groups=groups, batch_size=batch_size)
+
+    def compare(a: dict, b: dict) -> tuple[float, float]:
+        cos = min(float(torch.nn.functional.cosine_similarity(a[L], b[L], dim=0)) for L in a)
+        return cos, max(float((a[L] - b[L]).abs().max()) for L in a)
+
+    sv_layers = {int(L): v.float() for L, v in theirs.layer_activations.items()}
+    times = interleaved({"steering-vectors": sv_lib, "contrastive_vector": full_text, "shared-prompt": shared,
+                         "plain forward": plain}, repeats, warmup=False)
+    cos_sv, d_sv = compare(ours.layers, sv_layers)
+    cos_full, d_full = compare(ours.layers, full.layers)
+    cos_bal, d_bal = compare(balanced_shared.layers, balanced_full.layers)
+    return {
+        "model": model.name,
+        "pairs": len(pairs),
+        "layers": len(ours.layers),
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "shared_passes": shared_passes,
+        "seconds": {k: statistics.median(v) for k, v in times.items()},
+        "ratio_shared_vs_sv": median_ratio(times["shared-prompt"], times["steering-vectors"]),
+        "ratio_full_vs_sv": median_ratio(times["contrastive_vector"], times["steering-vectors"]),
+        "ratio_sv_vs_plain": median_ratio(times["steering-vectors"], times["plain forward"]),
+        "ratio_shared_vs_plain": median_ratio(times["shared-prompt"], times["plain forward"]),
+        "cos_shared_vs_sv": cos_sv, "maxdiff_shared_vs_sv": d_sv,
+        "cos_shared_vs_full": cos_full, "maxdiff_shared_vs_full": d_full,
+        "cos_balanced_shared_vs_full": cos_bal, "maxdiff_balanced_shared_vs_full": d_bal,
+        "max_abs_component": max(float(v.abs().max()) for v in full.layers.values()),
+    }
+
+
+# -- 4./5. subprocesses -----------------------------------------------------------
+
+
+def measured_subprocess(cmd: list[str], timeout: float = 600, env: dict | None = None) -> dict:
+    """Run `cmd`; wall time, exit code, output tail, and the JSON line it printed last (if any)."""
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - started
+    reported = None
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                reported = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+    return {"cmd": cmd, "returncode": proc.returncode, "wall_s": wall, "reported": reported,
+            "stdout_tail": proc.stdout[-2000:], "stderr_tail": proc.stderr[-2000:]}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_workload(model_name: str, dataset: str, n_pairs: int, n_prompts: int, batch_size: int = 8) -> dict:
+    """A quick behaviour run's shape: extract `n_pairs` pairs (all layers), then score
+    `n_prompts` prompts under 3 plans (unsteered, +4, -4 at the middle layer)."""
+    from .data import load_ab_file, prompt
+    from .models import load_model
+    from .read import contrastive_vector
+    from .score import answer_token_ids
+
+    started = time.perf_counter()
+    model = load_model(model_name)
+    after_load = peak_rss_mb()
+    items = load_ab_file(dataset)
+    vec_items, test_items = items[:n_pairs], items[n_pairs: n_pairs + n_prompts]
+    pairs = [(prompt(i) + i.matching, prompt(i) + i.not_matching) for i in vec_items]
+    vec = contrastive_vector(model, pairs, groups=[i.matching for i in vec_items], batch_size=batch_size)
+    L = model.n_layers // 2
+    plans = [Plan.none(), Plan.single(vec, L, 4.0), Plan.single(vec, L, -4.0)]
+    ids = answer_token_ids(model.tokenizer, ["A", "B"])
+    answer_probs(model, [prompt(i) for i in test_items], ids, plans, batch_size=batch_size)
+    return {"model": model_name, "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": after_load,
+            "seconds": time.perf_counter() - started, "pairs": len(pairs), "prompts": len(test_items), "plans": 3}
+
+
+if __name__ == "__main__":  # python -m steer_trace.bench memory <model> <dataset> <pairs> <prompts>
+    if len(sys.argv) == 6 and sys.argv[1] == "memory":
+        print(json.dumps(memory_workload(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))
+    else:
+        sys.exit("usage: python -m steer_trace.bench memory MODEL DATASET PAIRS PROMPTS")

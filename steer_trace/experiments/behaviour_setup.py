@@ -1,0 +1,180 @@
+"""Profiles (how big a run is) and the Study: model + behaviours + options of one run.
+
+Layers are given in the paper's numbering (Llama-2-7B, 32 layers) and mapped to
+the same relative depth of the model at hand: paper layer 10 is layer 9 of
+smollm2-135m (30 layers) and layer 8 of qwen2.5-coder-0.5b (24 layers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .. import data
+from ..cache import results_root
+from ..errors import UserError
+from ..read import content_hash
+from .behaviour_data import BEHAVIOURS, load_behaviours
+
+PAPER_LAYERS = 32
+PAPER_GRID = (0.5, 1, 2, 3, 5, 10, 20, 30, 40, 60, 80, 120, 200, 300)
+PAPER_SIMULTANEOUS = tuple(round(-2 + 0.05 * i, 2) for i in range(81))
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    n_vector: int | None  # caps on each split part (None: the whole part)
+    n_validation: int | None
+    n_test: int | None
+    grid_layers: tuple[int, ...]  # paper numbering
+    report_layers: tuple[int, ...]  # single / combined / diagnose, paper numbering
+    simultaneous_first: int  # paper numbering: myopic@11 ... anti-immigration@15
+    grid_multipliers: tuple[float, ...]  # positive; each is also tried negated
+    simultaneous_coefs: tuple[float, ...]
+    interference_multipliers: tuple[float, ...]
+    relative_grid: tuple[float, ...]  # the same lists as fractions of the residual norm (--relative)
+    relative_coefs: tuple[float, ...]
+    tax_docs: int = 16
+    tax_tokens: int = 128
+    max_faulty: float = 0.05  # paper: stop a direction at > 10 faulty of 200
+    batch_size: int = 8
+
+
+PROFILES = {
+    p.name: p
+    for p in (
+        Profile("quick", 64, 24, 24, grid_layers=(10, 15), report_layers=(10, 15), simultaneous_first=11,
+                grid_multipliers=(2, 8, 32, 128), simultaneous_coefs=(-32, -8, -2, 0, 2, 8, 32),
+                interference_multipliers=(-32, 32),
+                relative_grid=(0.05, 0.2, 0.8, 3.2), relative_coefs=(-0.8, -0.2, -0.05, 0, 0.05, 0.2, 0.8),
+                tax_docs=8, tax_tokens=128),
+        Profile("paper", None, None, None, grid_layers=(0, 5, 10, 15, 20, 25, 29, 31), report_layers=(10, 15),
+                simultaneous_first=11, grid_multipliers=PAPER_GRID, simultaneous_coefs=PAPER_SIMULTANEOUS,
+                interference_multipliers=(-10, 10),
+                relative_grid=(0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
+                relative_coefs=tuple(round(c / 10, 3) for c in PAPER_SIMULTANEOUS),
+                tax_docs=200, tax_tokens=256),
+        # tiny: the test suite
+        Profile("test", 6, 6, 6, grid_layers=(10,), report_layers=(10,), simultaneous_first=11,
+                grid_multipliers=(8, 256), simultaneous_coefs=(-8, 0, 8), interference_multipliers=(8,),
+                relative_grid=(0.2, 3.2), relative_coefs=(-0.2, 0, 0.2), tax_docs=2, tax_tokens=32),
+    )
+}
+
+
+def model_layer(paper_layer: int, n_layers: int) -> int:
+    """Paper layer (of 32) at the same relative depth in a model with `n_layers`."""
+    return min(n_layers - 1, max(0, round(paper_layer * n_layers / PAPER_LAYERS)))
+
+
+def parse_numbers(text: str | None, kind=float) -> tuple | None:
+    """'1,2,-3' -> (1.0, 2.0, -3.0); None or '' -> None."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        return tuple(kind(part) for part in str(text).replace(" ", "").split(",") if part)
+    except ValueError:
+        raise UserError(f"cannot read {text!r} as a comma-separated list of numbers") from None
+
+
+@dataclass
+class Study:
+    """Everything one behaviours command needs: model, data, splits, options."""
+
+    model: object  # steer_trace.models.Model
+    profile: Profile
+    items: dict[str, list]  # behaviour -> all its ABItems
+    sources: dict[str, str]
+    prompt_style: str = "paper"
+    orders: str = "both"
+    balanced: bool = True
+    relative: bool = False
+    root: Path = field(default_factory=results_root)
+    vectors: dict = field(default_factory=dict, repr=False)  # behaviour -> SteeringVector, once extracted
+    residual_norms: dict[int, float] | None = None  # mean over behaviours, per layer (for --relative)
+    computed: int = 0  # points and vectors computed (not read from the cache) by this study
+    _prompts: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.items)
+
+    def layers(self, paper_layers) -> list[int]:
+        return sorted({model_layer(L, self.model.n_layers) for L in paper_layers})
+
+    def part(self, behaviour: str, name: str) -> list:
+        """One split part ('vector', 'validation', 'test'), capped by the profile."""
+        parts = data.split(self.items[behaviour], seed=13, sizes=(500, 200))
+        cap = {"vector": self.profile.n_vector, "validation": self.profile.n_validation,
+               "test": self.profile.n_test}[name]
+        rows = parts[name][:cap] if cap else parts[name]
+        if not rows:
+            raise UserError(f"behaviour {behaviour!r} has no rows left for the {name} split "
+                            f"({len(self.items[behaviour])} rows in all)")
+        return rows
+
+    def questions(self, behaviour: str, name: str) -> list:
+        """The split's questions as asked: in both option orders unless orders='given'."""
+        rows = self.part(behaviour, name)
+        return data.both_orders(rows) if self.orders == "both" else rows
+
+    def prompt(self, item) -> str:
+        return data.prompt(item, self.prompt_style, self.model.tokenizer)
+
+    def ready(self, plan):
+        """The plan as injected: coefficients read relative to the residual norm with --relative."""
+        if self.relative and plan.injections:
+            if self.residual_norms is None:
+                raise UserError("--relative needs the residual norms measured at extraction")
+            plan = plan.relative_to(self.residual_norms)
+        return plan
+
+    def data_hashes(self) -> dict[str, str]:
+        return {name: content_hash(items) for name, items in self.items.items()}
+
+    def base_config(self) -> dict:
+        """What every result of this study depends on (part of each run key)."""
+        return {
+            "model": self.model.name, "revision": self.model.revision, "profile": self.profile.name,
+            "sizes": [self.profile.n_vector, self.profile.n_validation, self.profile.n_test],
+            "data": self.data_hashes(), "prompt_style": self.prompt_style, "orders": self.orders,
+            "balanced": self.balanced, "relative": self.relative, "version": 1,
+        }
+
+    def columns(self) -> dict:
+        """Columns shared by every A/B result row."""
+        return {"model": self.model.name, "profile": self.profile.name, "prompt_style": self.prompt_style,
+                "orders": self.orders, "relative": self.relative, "plain_mean": not self.balanced}
+
+
+def make_profile(name: str, n_vector=None, n_validation=None, n_test=None) -> Profile:
+    if name not in PROFILES:
+        raise UserError(f"unknown profile {name!r} ({', '.join(PROFILES)})")
+    profile = PROFILES[name]
+    overrides = {k: v for k, v in (("n_vector", n_vector), ("n_validation", n_validation), ("n_test", n_test))
+                 if v is not None}
+    for key, value in overrides.items():
+        if value < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1")
+    return replace(profile, **overrides)
+
+
+def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = None, data_dir=None,
+               dataset_files: tuple = (), prompt_style: str = "paper", orders: str = "both",
+               balanced: bool = True, relative: bool = False, root=None) -> Study:
+    """Load the behaviours' data for `model` and bundle the options."""
+    if orders not in ("both", "given"):
+        raise UserError(f"unknown --orders {orders!r} (both or given)")
+    if behaviours is None:
+        behaviours = () if dataset_files else tuple(BEHAVIOURS)
+    unknown = [b for b in behaviours if b not in BEHAVIOURS]
+    if unknown and not data_dir:
+        raise UserError(f"unknown behaviour(s) {', '.join(unknown)} (known: {', '.join(BEHAVIOURS)}; "
+                        f"or give --data-dir / --dataset)")
+    loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper")
+    study = Study(model, profile, {k: v[0] for k, v in loaded.items()}, {k: v[1] for k, v in loaded.items()},
+                  prompt_style, orders, balanced, relative, results_root(root))
+    if prompt_style == "chat":
+        study.prompt(study.items[study.names[0]][0])  # fails early without a chat template
+    return study

@@ -1,0 +1,318 @@
+"""The behaviour experiments: every `steer-trace behaviours` command on smollm2-135m with a tiny
+slice of the paper's processed sets (profile "test": 6 vector pairs, 4 test questions x both orders,
+one layer), the result cache (no recomputation, resume), splits and both-orders relabelling."""
+from __future__ import annotations
+
+import json
+import re
+
+import polars as pl
+import pytest
+import torch
+from click.testing import CliRunner
+
+from steer_trace.cache import Run, load_tables
+from steer_trace.data import YES_NO, split
+from steer_trace.errors import UserError
+from steer_trace.experiments import behaviour_data
+from steer_trace.experiments import behaviours as exp
+from steer_trace.experiments.behaviour_eval import point_fields, score_points
+from steer_trace.experiments.behaviour_setup import make_profile, model_layer, open_study
+from steer_trace.experiments.behaviour_vectors import vector_path
+from steer_trace.plan import Plan
+from steer_trace.vectors import SteeringVector
+from tasks.cli import main
+
+AB_COLUMNS = ["model", "profile", "prompt_style", "behaviour", "vector", "layer", "layers", "direction", "multiplier",
+              "orders", "split", "n", "p_matching", "p_matching_lo", "p_matching_hi", "matching_score", "faulty",
+              "answer_mass", "top_answer_share", "collapsed"]
+TAX_COLUMNS = ["model", "profile", "vector", "layers", "multiplier", "accuracy", "accuracy_lo", "accuracy_hi",
+               "n_tokens"]
+PAIR = "myopic,agreeableness"  # one A/B set, one Yes/No set
+LAYER = model_layer(10, 30)  # 9 on smollm2-135m
+
+
+@pytest.fixture(scope="module")
+def cli(smol, paper_sets, tmp_path_factory):
+    """Run a behaviours command on the session's smollm2 (no reload) into a module results root."""
+    root = tmp_path_factory.mktemp("behaviours") / "results"
+    patch = pytest.MonkeyPatch()
+    patch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+
+    def invoke(*args, behaviours=PAIR, expect=0):
+        argv = ["behaviours", *args, "--profile", "test", "--n-test", "4", "--results", str(root),
+                "--data-dir", str(paper_sets), "--behaviours", behaviours]
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == expect, (result.output, result.exception)
+        return result
+
+    invoke.root = root
+    yield invoke
+    patch.undo()
+
+
+def computed(result) -> int:
+    return int(re.search(r"(\d+) points computed", result.output).group(1))
+
+
+def table(cli, experiment) -> pl.DataFrame:
+    frame = load_tables(experiment, cli.root)
+    assert frame is not None, f"no {experiment} table"
+    return frame
+
+
+def study(smol, paper_sets, root=None, **kw):
+    return open_study(smol, make_profile("test", n_test=4), ("myopic", "agreeableness"), data_dir=paper_sets,
+                      root=root, **kw)
+
+
+# -- data: splits, orders, loading --------------------------------------------------------
+
+
+def test_splits_follow_the_paper_and_never_overlap(smol, paper_sets):
+    s = open_study(smol, make_profile("quick"), ("myopic",), data_dir=paper_sets)
+    parts = {name: s.part("myopic", name) for name in ("vector", "validation", "test")}
+    assert [len(p) for p in parts.values()] == [64, 24, 24]
+    rows = {name: {item.row for item in part} for name, part in parts.items()}
+    assert not rows["vector"] & rows["validation"] and not rows["vector"] & rows["test"]
+    assert not rows["validation"] & rows["test"]
+    full = split(s.items["myopic"], seed=13, sizes=(500, 200))  # the paper's rows 0-499 / 500-699 / 700+
+    assert parts["vector"] == full["vector"][:64] and parts["validation"] == full["validation"][:24]
+    assert parts["test"] == full["test"][:24] and len(full["test"]) == 300
+    project = open_study(smol, make_profile("quick"), ("agreeableness",))  # the project's 40-row set
+    sizes = [len(project.part("agreeableness", n)) for n in ("vector", "validation", "test")]
+    assert sizes == [20, 8, 12]
+
+
+def test_both_orders_doubles_the_questions_and_relabels(smol, paper_sets):
+    s = study(smol, paper_sets)
+    given = s.part("myopic", "test")
+    asked = s.questions("myopic", "test")
+    assert len(asked) == 2 * len(given)
+    for item, (first, second) in zip(given, zip(asked[0::2], asked[1::2])):
+        assert first == item and second.flipped and second.matching != item.matching
+        a_text = item.question.split("(A)")[-1].split("(B)")[0].strip()
+        assert second.question.split("(B)")[-1].strip() == a_text  # option A's text now follows (B)
+    yes_no = s.questions("agreeableness", "test")
+    assert [i.matching for i in yes_no[0::2]] == [i.matching for i in yes_no[1::2]]  # Yes stays Yes ...
+    assert s.prompt(yes_no[1]).endswith("Out of (No) and (Yes), I choose (")  # ... shown second
+    assert yes_no[0].options == YES_NO
+    assert len(open_study(smol, make_profile("test", n_test=4), ("myopic",), data_dir=paper_sets,
+                          orders="given").questions("myopic", "test")) == 4
+
+
+def test_folder_layouts_and_custom_files(tmp_path, paper_sets, shared_data):
+    anthropic = behaviour_data.load_from_folder(shared_data / "anthropics_evals", ["agreeableness"])
+    processed = behaviour_data.load_from_folder(paper_sets, ["agreeableness"])
+    assert anthropic["agreeableness"][0][0].question == processed["agreeableness"][0][0].question
+    wealth = behaviour_data.load_from_folder(shared_data, ["wealth_seeking"])["wealth_seeking"]
+    assert "Question:" not in wealth[0][0].question and "Answer:" not in wealth[0][0].question
+    rows = [{"question": f"Pick one?\n\nChoices:\n (A) x{i}\n (B) y{i}", "answer_matching_behavior": " (A)",
+             "answer_not_matching_behavior": " (B)"} for i in range(3)]
+    custom = tmp_path / "my-set.jsonl"
+    custom.write_text("\n".join(json.dumps(r) for r in rows))
+    loaded = behaviour_data.load_behaviours([], files=(custom,))
+    assert list(loaded) == ["my_set"] and len(loaded["my_set"][0]) == 3
+    with pytest.raises(UserError, match="no dataset for behaviour"):
+        behaviour_data.load_from_folder(tmp_path, ["myopic"])
+
+
+def test_hub_loader_goes_through_datasets(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake(name, data_files, split):
+        calls.append((name, data_files, split))
+        return [{"question": f"Is it {i}?", "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}
+                for i in range(1200)]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    items, source = behaviour_data.load_from_hub(["agreeableness"])["agreeableness"]
+    assert calls == [("Anthropic/model-written-evals", "persona/agreeableness.jsonl", "train")]
+    assert len(items) == 1000 and source.startswith("hub:")  # the paper's 1000-row sample
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(UserError, match="cannot read Anthropic/model-written-evals"):
+        behaviour_data.load_from_hub(["myopic"])
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def test_extract_writes_vectors_and_tables(cli, smol, paper_sets):
+    result = cli("extract")
+    assert "letter_cos" in result.output
+    vectors = table(cli, "behaviours_vectors")
+    assert set(vectors.columns) >= {"model", "behaviour", "layer", "norm", "residual_norm", "letter_cosine"}
+    assert vectors.height == 2 * 30 and set(vectors["behaviour"]) == {"myopic", "agreeableness"}
+    cosines = table(cli, "behaviours_cosines")
+    assert cosines.height == 30 and set(cosines.columns) >= {"model", "layer", "a", "b", "cosine"}
+    components = table(cli, "behaviours_components")
+    assert components.height == 2 * 576 and set(components.columns) >= {"behaviour", "layer", "component", "value"}
+
+    s = study(smol, paper_sets, root=cli.root)
+    path = vector_path(s, "agreeableness")
+    assert path.parent == cli.root / "vectors" / "smollm2-135m" and path.is_file()
+    vector = SteeringVector.load(path)
+    groups = {a: SteeringVector.load(vector_path(s, "agreeableness", a)) for a in ("Yes", "No")}
+    assert torch.allclose(vector[LAYER], (groups["Yes"][LAYER] + groups["No"][LAYER]) / 2, atol=1e-6)  # balanced
+    row = components.filter((pl.col("behaviour") == "agreeableness") & (pl.col("component") == 5)).row(0, named=True)
+    assert row["value"] == pytest.approx(float(vector[LAYER][5]), abs=1e-6)
+    cos = cosines.filter(pl.col("layer") == LAYER)["cosine"][0]
+    assert cos == pytest.approx(float(torch.cosine_similarity(
+        SteeringVector.load(vector_path(s, "myopic"))[LAYER], vector[LAYER], dim=0)), abs=1e-5)
+
+
+def test_group_vector_matches_plain_torch(cli, smol, paper_sets):
+    """Independent reference: hidden states from a plain forward pass, no nnsight."""
+    cli("extract")
+    s = study(smol, paper_sets, root=cli.root)
+    group = SteeringVector.load(vector_path(s, "agreeableness", "Yes"))
+    rows = [i for i in s.part("agreeableness", "vector") if i.matching == "Yes"]
+    module, tok = smol.lm._module, smol.tokenizer
+    diffs = []
+    for item in rows:
+        text = s.prompt(item)
+        acts = []
+        for answer in (item.matching, item.not_matching):
+            enc = tok(text + answer, return_tensors="pt")
+            with torch.no_grad():
+                out = module(**enc, output_hidden_states=True)
+            acts.append(out.hidden_states[LAYER + 1][0, -1])
+        diffs.append(acts[0] - acts[1])
+    assert torch.allclose(group[LAYER], torch.stack(diffs).mean(0), atol=1e-3, rtol=1e-3)
+
+
+def test_diagnose_prints_the_letter_cosine(cli):
+    result = cli("diagnose")
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("agreeableness") and f" {LAYER} " in ln)
+    cos = float(line.split()[2])
+    assert -1 <= cos <= 1 and cos < -0.5  # at the answer token the vector is mostly the Yes/No direction
+    assert re.search(r"agreeableness\s+p\(Yes\) 0\.\d+\s+greedy Yes", result.output)
+    assert re.search(r"myopic\s+p\(A\) 0\.\d+", result.output)
+    bias = table(cli, "behaviours_letter_bias")
+    assert bias.filter(pl.col("behaviour") == "myopic")["n"][0] == 8
+
+
+def test_grid_stops_each_direction_and_picks(cli):
+    result = cli("grid")
+    assert "picked multipliers" in result.output
+    grid = table(cli, "behaviours_grid")
+    assert set(grid.columns) >= set(AB_COLUMNS) and set(grid["split"]) == {"validation"}
+    assert set(grid["direction"]) == {"default", "add", "subtract"}
+    for (name, _, direction), part in grid.filter(pl.col("direction") != "default").group_by(
+            ["behaviour", "layer", "direction"]):
+        default = grid.filter((pl.col("behaviour") == name) & (pl.col("direction") == "default")).row(0, named=True)
+        rows = list(part.sort(pl.col("multiplier").abs()).iter_rows(named=True))
+        assert all(not exp._invalid(r, default, 0.05) for r in rows[:-1])  # nothing after a stop
+        assert all((r["multiplier"] > 0) == (direction == "add") for r in rows)
+        if len(rows) < 2:
+            assert exp._invalid(rows[-1], default, 0.05)
+    picks = table(cli, "behaviours_picks")
+    assert picks.height == 4 and set(picks["direction"]) == {"add", "subtract"}
+
+
+def test_pick_rule():
+    def row(direction, m, score, p, collapsed=False, faulty=0.0):
+        return {"model": "m", "profile": "test", "behaviour": "b", "layer": 3, "direction": direction,
+                "multiplier": m, "matching_score": score, "p_matching": p, "collapsed": collapsed, "faulty": faulty}
+
+    grid = pl.DataFrame([row("default", 0, 0.5, 0.5), row("add", 1, 0.6, 0.55), row("add", 2, 0.6, 0.58),
+                         row("add", 5, 0.9, 0.9, collapsed=True), row("subtract", -1, 0.4, 0.45),
+                         row("subtract", -2, 0.2, 0.3, faulty=0.5)])
+    picks = {r["direction"]: r for r in exp.pick_multipliers(grid, 0.05).iter_rows(named=True)}
+    assert picks["add"]["multiplier"] == 2  # tie on score -> higher p(matching); collapsed one excluded
+    assert picks["subtract"]["multiplier"] == -1  # the faulty one excluded
+    collapsed_default = grid.with_columns(pl.lit(True).alias("collapsed"))
+    picks = {r["direction"]: r for r in exp.pick_multipliers(collapsed_default, 0.05).iter_rows(named=True)}
+    assert picks["add"]["multiplier"] == 5  # already collapsed unsteered: judged on faulty answers only
+
+
+def test_single_twice_recomputes_nothing(cli):
+    first = cli("single", "--add-mult", "4", "--subtract-mult", "4")
+    assert computed(first) == 6  # 2 behaviours x (default, add, subtract)
+    single = table(cli, "behaviours_single")
+    assert set(single.columns) >= set(AB_COLUMNS) and set(single["split"]) == {"test"}
+    assert sorted(single["multiplier"].unique().to_list()) == [-4.0, 0.0, 4.0]
+    assert (single["n"] == 8).all() and (single["orders"] == "both").all()
+    files = sorted(p.name for p in (cli.root / "behaviours_single").iterdir())
+    again = cli("single", "--add-mult", "4", "--subtract-mult", "4")
+    assert computed(again) == 0
+    assert sorted(p.name for p in (cli.root / "behaviours_single").iterdir()) == files
+    assert again.output.split("single steering")[1] == first.output.split("single steering")[1]
+
+
+def test_resume_after_an_interrupted_run(cli, smol, paper_sets):
+    """Points finished before a crash are read back; only the rest are computed."""
+    s = study(smol, paper_sets, root=cli.root)
+    picks = exp.fixed_picks(s, [LAYER], 3, 3)
+    chosen = {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in sorted(picks.items())}
+    run = Run("behaviours_single", {**s.base_config(), "experiment": "behaviours_single", "layers": [LAYER],
+                                    "picks": chosen}, cli.root)
+    exp.load_vectors(s)
+    score_points(s, run, "myopic", "test", [  # "interrupted" after two of six points
+        (point_fields("none", "default", 0), Plan.none()),
+        (point_fields("myopic", "add", 3, [LAYER]), Plan.single(s.vectors["myopic"], LAYER, 3))])
+    assert run.finished() is None and len(list(run.points_dir.glob("*.parquet"))) == 2
+    result = cli("single", "--add-mult", "3", "--subtract-mult", "3")
+    assert computed(result) == 4
+    assert run.finished() is not None and not run.points_dir.exists()
+
+
+def test_combined_scores_every_behaviour(cli):
+    cli("combined", "--add-mult", "2", "--subtract-mult", "8")
+    combined = table(cli, "behaviours_combined")
+    assert set(combined.columns) >= set(AB_COLUMNS)
+    steered = combined.filter(pl.col("direction") != "default")
+    assert set(steered["vector"]) == set(exp.COMBINATIONS)
+    assert steered.height == 2 * 4 * 2  # behaviours x combinations x directions
+    assert set(steered["multiplier"]) == {1.0, -1.0}
+    p = {(r["behaviour"], r["vector"], r["direction"]): r["p_matching"] for r in steered.iter_rows(named=True)}
+    # with two vectors and weights (2, 2) the weighted mean is the plain sum
+    assert p[("agreeableness", "weighted_mean", "add")] == pytest.approx(p[("agreeableness", "sum", "add")])
+    assert p[("agreeableness", "weighted_mean", "subtract")] != pytest.approx(p[("agreeableness", "sum", "subtract")])
+
+
+def test_simultaneous_scores_and_tax(cli):
+    result = cli("simultaneous")
+    assert "myopic@10, agreeableness@11" in result.output
+    scores = table(cli, "behaviours_simultaneous")
+    assert set(scores.columns) >= set(AB_COLUMNS)
+    assert set(scores["layers"]) == {"10,11"} and set(scores["layer"]) == {10}
+    assert sorted(scores["multiplier"].unique().to_list()) == [-8.0, 0.0, 8.0]
+    tax = table(cli, "behaviours_tax").filter(pl.col("vector") == "simultaneous")
+    assert set(tax.columns) >= set(TAX_COLUMNS) and tax.height == 3
+    acc = dict(zip(tax["multiplier"].to_list(), tax["accuracy"].to_list()))
+    assert 0.1 < acc[0.0] < 0.9 and acc[8.0] < acc[0.0]  # a large push costs next-token accuracy
+
+
+def test_tax_matches_token_accuracy(cli, smol):
+    cli("tax", "--vectors", "agreeableness", "--layers", str(LAYER), "--coefs", "0")
+    row = table(cli, "behaviours_tax").filter(pl.col("vector") == "agreeableness").row(0, named=True)
+    from steer_trace.score import token_accuracy
+
+    docs, _ = behaviour_data.plain_text(make_profile("test").tax_docs)
+    [(correct, counts)] = token_accuracy(smol, docs, [Plan.none()], max_tokens=make_profile("test").tax_tokens)
+    assert row["accuracy"] == pytest.approx(float(correct.sum() / counts.sum()))
+    assert row["n_tokens"] == int(counts.sum())
+
+
+def test_interference_table(cli):
+    result = cli("interference", "--multipliers", "6")
+    inter = table(cli, "behaviours_interference")
+    assert set(inter.columns) >= set(AB_COLUMNS)
+    steered = inter.filter(pl.col("direction") != "default")
+    assert {(r["vector"], r["behaviour"]) for r in steered.iter_rows(named=True)} == {
+        (v, b) for v in ("myopic", "agreeableness") for b in ("myopic", "agreeableness")}
+    assert "change in p(matching)" in result.output
+
+
+def test_user_errors_are_one_line(cli):
+    result = cli("single", behaviours="myopic,telepathy", expect=2)
+    assert result.output.strip().startswith("error:") and "telepathy" in result.output
+    result = cli("simultaneous", "--layers", "3", expect=2)
+    assert "one layer per behaviour" in result.output
