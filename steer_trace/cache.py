@@ -14,6 +14,7 @@ checksum does not match is reported and recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,13 +42,22 @@ def _sha256(path: Path) -> str:
 
 
 def _write_atomic(path: Path, frame: pl.DataFrame, config: dict) -> None:
+    """Write to temporary names, then rename: a reader sees the old entry, the new one, or
+    (killed between the renames) a checksum mismatch that is recomputed, never a partial file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.write_parquet(tmp)
-    side = {"config": config, "sha256": _sha256(tmp), "rows": frame.height}
     side_tmp = path.with_name(f".{path.stem}.{os.getpid()}.json.tmp")
-    side_tmp.write_text(json.dumps(side, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)  # parquet first: a sidecar never describes a missing file
-    os.replace(side_tmp, path.with_suffix(".json"))
+    try:
+        frame.write_parquet(tmp)
+        side = {"config": config, "sha256": _sha256(tmp), "rows": frame.height}
+        side_tmp.write_text(json.dumps(side, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, path)  # parquet first: a sidecar never describes a missing file
+        os.replace(side_tmp, path.with_suffix(".json"))
+    except OSError as error:
+        raise UserError(f"cannot write results to {path.parent} ({error.strerror or error})") from None
+    finally:
+        for leftover in (tmp, side_tmp):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
 
 def _read_checked(path: Path) -> pl.DataFrame | None:

@@ -5,9 +5,11 @@ load dequantises them through transformers (25-55 s) and caches float32
 safetensors + tokenizer under ``$STEER_TRACE_CACHE/models/<name>``; later loads
 take seconds.
 
-With ``remote`` set, no weights are loaded here: nnsight builds a meta model and
-every trace runs on the NDIF server (``True``) or through nnsight's in-process
-remote path (``"local"``).
+With ``remote=True`` no weights are loaded here: nnsight builds a meta model and
+every trace runs on the NDIF server (see remote.py). ``remote="local"`` loads the
+weights and sends every trace through nnsight's in-process remote path
+(serialise, hide local modules, deserialise, run): a fast check that code will
+survive the trip to a server.
 """
 
 from __future__ import annotations
@@ -236,16 +238,20 @@ def load_model(model: str = DEFAULT_MODEL, remote: bool | str = False) -> Model:
 
     source, revision = resolve(model)
     kwargs = {"task": "text-generation"}
-    if not remote:
-        kwargs.update(dispatch=True, dtype=torch.float32, device_map="cpu")
-    else:
-        from .remote import prepare_remote_id
+    model_class = TransformersModel
+    if remote:
+        from .remote import prepare_remote_id, remote_model_class
 
         prepare_remote_id(source)
+        model_class = remote_model_class()
+    if not remote or remote == "local":
+        # remote="local" runs nnsight's serialise -> execute -> deserialise path in
+        # this process, against these weights; True keeps only a meta model here
+        kwargs.update(dispatch=True, dtype=torch.float32, device_map="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NNsightDeprecationWarning)
         try:
-            lm = TransformersModel(source, **kwargs)
+            lm = model_class(source, **kwargs)
         except (OSError, ValueError) as error:  # missing files, unknown architecture, bad config
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise UserError(f"cannot load model {model!r}: {reason}") from None
@@ -253,6 +259,6 @@ def load_model(model: str = DEFAULT_MODEL, remote: bool | str = False) -> Model:
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    if not remote:
+    if not remote or remote == "local":
         lm._module.requires_grad_(False)
     return Model(lm=lm, name=model, revision=revision, remote=remote)

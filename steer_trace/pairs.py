@@ -15,7 +15,6 @@ per batch), so the cache stays on the server.
 
 from __future__ import annotations
 
-import inspect
 from typing import Callable, Hashable, Iterable, Sequence
 
 import torch
@@ -24,6 +23,7 @@ from .batching import chunks, encode, request
 from .errors import UserError
 from .models import Model
 from .read import GroupMeans, _layers_arg, _with_version
+from .score import last_position_logits_only
 from .vectors import SteeringVector
 
 
@@ -45,14 +45,6 @@ def answer_token_ids_after(tokenizer, prompts: Sequence[str], answers: Sequence[
     return ids
 
 
-def _forward_accepts(model: Model, name: str) -> bool:
-    module = getattr(model.lm, "_module", None)
-    try:
-        return name in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def shared_prompt_batch(
     model: Model, prompts: Sequence[str], pos_ids: Sequence[int], neg_ids: Sequence[int], layers: list[int]
 ) -> torch.Tensor:
@@ -64,7 +56,7 @@ def shared_prompt_batch(
     answer_ids = torch.tensor([[t] for pair in zip(pos_ids, neg_ids) for t in pair])  # pos0, neg0, pos1, ...
     answer_mask = torch.cat([mask.repeat_interleave(2, dim=0), torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
     answer_pos = mask.sum(dim=1).repeat_interleave(2).unsqueeze(1)  # next position after each real prompt
-    last_only = {"logits_to_keep": 1} if _forward_accepts(model, "logits_to_keep") else {}
+    last_only = last_position_logits_only(model)  # the prompt pass needs no vocabulary projection
     envoys = model.layers()
     kwargs = {} if model.remote else model.trace_kwargs()
     with torch.no_grad(), request(model):

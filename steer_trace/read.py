@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 from typing import Callable, Hashable, Iterable, Sequence
 
+import nnsight
 import torch
 
 from .batching import chunks, encode
 from .errors import UserError, halve_on_oom
 from .models import Model
+from .score import last_position_logits_only
 from .vectors import SteeringVector
 
 POSITIONS = ("last", "mean")
@@ -43,8 +45,9 @@ def _read_once(model: Model, texts: Sequence[str], layers: list[int], position: 
     enc = encode(model.tokenizer, texts, max_tokens)
     mask = enc["attention_mask"]
     envoys = model.layers()
-    saved = {}
-    with torch.no_grad(), model.lm.trace(enc, **model.trace_kwargs()):
+    # no layer read here needs the vocabulary projection at every position
+    with torch.no_grad(), model.lm.trace(enc, **last_position_logits_only(model), **model.trace_kwargs()):
+        saved = nnsight.save({})  # created and saved inside: remotely only saved values come back
         for L in layers:  # forward order
             h = envoys[L].output
             if position == "last":

@@ -8,7 +8,8 @@ The stack points ndif at the two Ray actor classes below:
   (synchronize / empty_cache / placement checks).
 - ``NDIF_CONTROLLER_IMPORT_PATH=st_ndif_server.Controller``: ndif's controller,
   unchanged, but imported from here so the compatibility patch below is applied
-  inside the controller's worker process.
+  inside the controller's worker process (Ray ships actor classes by value, so
+  it is applied in ``Controller.__init__``, not at import).
 
 Compatibility patch: every published ndif (0.1.0-0.1.2) calls
 ``Remotable.describe_checkpoint`` / ``Remotable.max_tp_size`` with a
@@ -26,12 +27,13 @@ import ray
 from ndif.services.ray.deployments.controller.controller import _ControllerActor
 from ndif.services.ray.deployments.modeling.base import BaseModelDeployment
 from nnsight.modeling.huggingface import HuggingFaceModel
-from nnsight.modeling.mixins import remotable
 
 logger = logging.getLogger("ndif.modeling")
 
 
 def _accept_trust_remote_code(name: str) -> None:
+    from nnsight.modeling.mixins import remotable
+
     original = getattr(remotable.Remotable, name).__func__
     if getattr(original, "_st_patched", False):
         return
@@ -43,8 +45,9 @@ def _accept_trust_remote_code(name: str) -> None:
     setattr(remotable.Remotable, name, classmethod(call))
 
 
-for _name in ("describe_checkpoint", "max_tp_size"):
-    _accept_trust_remote_code(_name)
+def patch_nnsight() -> None:
+    for name in ("describe_checkpoint", "max_tp_size"):
+        _accept_trust_remote_code(name)
 
 
 class _CPUDeployment(BaseModelDeployment):
@@ -85,4 +88,7 @@ class CPUModelActor(_CPUDeployment):
 
 @ray.remote(num_cpus=1, num_gpus=0, max_restarts=-1, resources={"head": 1})
 class Controller(_ControllerActor):
-    pass
+    # Ray ships this class by value, so the patch must run in the actor's own process.
+    def __init__(self, *args, **kwargs):
+        patch_nnsight()
+        super().__init__(*args, **kwargs)

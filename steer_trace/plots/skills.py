@@ -148,7 +148,7 @@ def distribution_figure(rows: pl.DataFrame, model: str, layer: int):
     bins = np.linspace(values.min(), values.max(), 150)
     for ax, domain in zip(axes.flat, DIST_DOMAINS):
         if domain in means:
-            ax.hist(means[domain], bins=bins, color="#1f77b4", histtype="stepfilled")
+            ax.hist(means[domain], bins=bins, color="#1f77b4", edgecolor="#1f77b4", linewidth=0.7)
         ax.set_yscale("log")
         ax.set_title(domain)
     fig.suptitle(f"mean last-token activation components, layer {layer}, {model}", fontsize=10)
