@@ -76,6 +76,18 @@ def _read_checked(path: Path) -> pl.DataFrame | None:
         return None
 
 
+def ensure_writable(folder: Path) -> Path:
+    """Create `folder` and check that a file can be written in it (before any work is done)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"results folder {folder} is not writable ({error.strerror})") from None
+    return folder
+
+
 class Run:
     """One experiment run: finished as a whole, or resumable point by point."""
 
@@ -83,14 +95,7 @@ class Run:
         self.experiment = experiment
         self.config = config
         self.key = key_of(config)
-        self.dir = results_root(root) / experiment
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            probe = self.dir / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as error:
-            raise UserError(f"results folder {self.dir} is not writable ({error.strerror})") from None
+        self.dir = ensure_writable(results_root(root) / experiment)
         self.path = self.dir / f"{self.key}.parquet"
         self.points_dir = self.dir / f"{self.key}.points"
         self.computed_points = 0

@@ -69,6 +69,8 @@ def item_from_row(row, where: str, source: str = "", index: int = -1) -> ABItem:
         raise UserError(f"{where}: answers {match!r} / {other!r} are not the two options of one question")
     if question.startswith(PAPER_PREFIX) and PAPER_SUFFIX_RE.search(question):
         question = PAPER_SUFFIX_RE.sub("", question[len(PAPER_PREFIX) :])
+        if not question.strip():
+            raise UserError(f"{where}: empty 'question' inside the paper's Human/AI prompt")
     return ABItem(question, match, other, source, index)
 
 

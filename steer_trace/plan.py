@@ -9,6 +9,7 @@ every position. For generation, call it once per generated step (see
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -76,6 +77,8 @@ class Plan:
                 )
             if not torch.isfinite(i.vector).all():
                 raise UserError(f"vector for layer {i.layer} contains NaN or inf")
+            if not math.isfinite(i.coef):
+                raise UserError(f"coefficient {i.coef} for layer {i.layer} is not a finite number")
         return self
 
     def deltas(self) -> list[tuple[int, torch.Tensor]]:

@@ -23,8 +23,9 @@ from .models import Model
 from .plan import Plan, apply_plan
 
 
-def answer_token_ids(tokenizer, answers: Sequence[str], prefix: str = "(") -> list[int]:
-    """Token id of each answer as it follows `prefix` (the prompt ends with '(')."""
+def answer_token_ids(tokenizer, answers: Sequence[str], prefix: str = "I choose (") -> list[int]:
+    """Token id of each answer as it follows `prefix` (the prompts end with "I choose (").
+    Some tokenizers (qwen2.5) merge "(A" into one token, so the prefix keeps its context."""
     base = tokenizer(prefix, add_special_tokens=False)["input_ids"]
     ids = []
     for answer in answers:

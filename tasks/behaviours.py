@@ -30,7 +30,8 @@ def study_options(func):
                   help="A custom behaviour file (Anthropic JSONL / CAA JSON); repeatable. Named by its file stem.")
     @click.option("--behaviours", default=None,
                   help="Comma-separated behaviours (default: all five, or only the --dataset files).")
-    @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True)
+    @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
+                  help="paper: 'Human: ... AI: Out of (A) and (B), I choose ('; chat: the model's chat template.")
     @click.option("--orders", type=click.Choice(["both", "given"]), default="both", show_default=True,
                   help="Ask each question with its options in both orders, or only as given.")
     @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of letter-balanced.")

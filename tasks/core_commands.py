@@ -34,8 +34,10 @@ def vectors_group():
 @click.option("--out", required=True, type=click.Path(), help="Output .safetensors file.")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="Use only the first N rows (after the seed-13 shuffle).")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True)
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Texts per forward pass (a pair is two texts).")
+@click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
+              help="paper: Human:/AI: text; chat: the tokenizer's chat template around the question.")
 @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of the letter-balanced mean.")
 def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean):
     """CAA vector for every layer: prompt + matching answer minus prompt + non-matching answer."""
@@ -79,8 +81,9 @@ def vectors_info(path):
 @click.argument("prompt_text")
 @click.option("--vector", type=click.Path(), default=None, help="Vector file to steer with.")
 @click.option("--layer", type=int, default=None, help="Layer to add the vector at.")
-@click.option("--coef", type=float, default=4.0, show_default=True)
-@click.option("--max-new-tokens", default=40, show_default=True, type=click.IntRange(min=1))
+@click.option("--coef", type=float, default=4.0, show_default=True, help="Multiplier of the vector added at --layer.")
+@click.option("--max-new-tokens", default=40, show_default=True, type=click.IntRange(min=1),
+              help="Tokens to generate (greedy).")
 @click.option("--chat/--no-chat", default=True, show_default=True, help="Wrap the prompt in the chat template.")
 def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat):
     """Greedy text, unsteered and steered, side by side."""

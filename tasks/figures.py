@@ -10,7 +10,8 @@ import click
 @click.command("figures")
 @click.option("--results", "results_dir", default=None, type=click.Path(),
               help="Results cache folder (default: $STEER_TRACE_RESULTS or ./results).")
-@click.option("--out", "out_dir", default="figures", show_default=True, type=click.Path())
+@click.option("--out", "out_dir", default="figures", show_default=True, type=click.Path(),
+              help="Folder for the PNG files.")
 def figures_cmd(results_dir, out_dir):
     """Rebuild all figures (seaborn) from cached results; loads no model."""
     import matplotlib

@@ -58,6 +58,9 @@ def clean(items: list[ABItem]) -> list[ABItem]:
     out = []
     for item in items:
         q = item.question.replace("Question:", "").replace("Answer:", "").strip()
+        if not q:
+            raise UserError(f"{item.source} row {item.row}: the question is empty without its 'Question:' / "
+                            "'Answer:' labels")
         out.append(replace(item, question=q) if q != item.question else item)
     families = {item.options for item in out}
     if len(families) > 1:

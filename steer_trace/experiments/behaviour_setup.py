@@ -7,11 +7,12 @@ smollm2-135m (30 layers) and layer 8 of qwen2.5-coder-0.5b (24 layers).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import data
-from ..cache import results_root
+from ..cache import ensure_writable, results_root
 from ..errors import UserError
 from ..read import content_hash
 from .behaviour_data import BEHAVIOURS, load_behaviours
@@ -73,9 +74,12 @@ def parse_numbers(text: str | None, kind=float) -> tuple | None:
     if text is None or not str(text).strip():
         return None
     try:
-        return tuple(kind(part) for part in str(text).replace(" ", "").split(",") if part)
+        numbers = tuple(kind(part) for part in str(text).replace(" ", "").split(",") if part)
     except ValueError:
         raise UserError(f"cannot read {text!r} as a comma-separated list of numbers") from None
+    if not all(math.isfinite(n) for n in numbers):  # "nan" / "inf" would make every score NaN
+        raise UserError(f"{text!r}: numbers must be finite")
+    return numbers
 
 
 @dataclass
@@ -174,7 +178,7 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
                         f"or give --data-dir / --dataset)")
     loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper")
     study = Study(model, profile, {k: v[0] for k, v in loaded.items()}, {k: v[1] for k, v in loaded.items()},
-                  prompt_style, orders, balanced, relative, results_root(root))
+                  prompt_style, orders, balanced, relative, ensure_writable(results_root(root)))
     if prompt_style == "chat":
         study.prompt(study.items[study.names[0]][0])  # fails early without a chat template
     return study

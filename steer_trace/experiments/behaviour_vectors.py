@@ -15,6 +15,7 @@ norms per layer travel in the main file's provenance.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -63,6 +64,9 @@ def extract(study, name: str, log: Log | None = None) -> tuple[SteeringVector, d
                                          meta={**common, "group": answer})
               for answer, pairs in sorted(by_answer.items())}
     layers = next(iter(groups.values())).layers
+    if study.balanced and len(groups) < 2:
+        warnings.warn(f"{name}: every vector pair matches with {next(iter(groups))!r}, so the vector cannot be "
+                      f"letter-balanced (use more pairs: --n-vector)", stacklevel=2)
     counts = {a: len(p) for a, p in by_answer.items()}
     if study.balanced:
         combined = {L: sum(g.layers[L] for g in groups.values()) / len(groups) for L in layers}

@@ -122,7 +122,7 @@ def grid_picks(study: Study, layers: list[int], multipliers=None, log: Log | Non
 
 def fixed_picks(study: Study, layers: list[int], add: float, subtract: float) -> dict:
     return {(name, L, d): m for name in study.names for L in layers
-            for d, m in (("add", abs(add)), ("subtract", -abs(subtract)))}
+            for d, m in (("add", abs(float(add))), ("subtract", -abs(float(subtract))))}
 
 
 # -- single, combined -------------------------------------------------------------------
