@@ -20,7 +20,7 @@ from .models import Model
 from .score import last_position_logits_only
 from .vectors import SteeringVector
 
-POSITIONS = ("last", "mean")
+POSITIONS = ("last", "answer", "mean")  # "answer": texts end with their answer token (CAA pairs), so the last
 
 
 def _layers_arg(model: Model, layers: Iterable[int] | None) -> list[int]:
@@ -50,7 +50,7 @@ def _read_once(model: Model, texts: Sequence[str], layers: list[int], position: 
         saved = nnsight.save({})  # created and saved inside: remotely only saved values come back
         for L in layers:  # forward order
             h = envoys[L].output
-            if position == "last":
+            if position in ("last", "answer"):
                 saved[L] = h[:, -1, :].save()
             else:
                 m = mask.unsqueeze(-1).to(h.dtype)

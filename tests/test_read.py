@@ -95,6 +95,15 @@ def test_read_batch_batched_equals_unbatched(smol, hf_texts):
     assert (batched[15][2] - read_batch(smol, TEXTS[2:], [15], "last")[15][0]).abs().max() > 1e-2
 
 
+def test_answer_position_reads_the_answer_token(smol):
+    """CAA texts end with their answer token: the 'answer' rule reads it, as 'last' does."""
+    texts = ["Out of (A) and (B), I choose (A", "Pick one: (B"]
+    answer, last = read_batch(smol, texts, [3, 20], "answer"), read_batch(smol, texts, [3, 20], "last")
+    mean = read_batch(smol, texts, [3], "mean")
+    assert all(torch.equal(answer[L], last[L]) for L in (3, 20))
+    assert (answer[3] - mean[3]).abs().max() > 1e-2
+
+
 def test_read_batch_rejects_unknown_position(smol):
     with pytest.raises(UserError, match="unknown position"):
         read_batch(smol, TEXTS[:1], [0], "first")
