@@ -63,6 +63,7 @@ class SteeringVector:
             path.parent.mkdir(parents=True, exist_ok=True)
             header = {"format": FORMAT, "provenance": json.dumps(self.meta, sort_keys=True)}
             save_file(tensors, str(tmp), metadata=header)
+            tmp.chmod(0o644)  # safetensors writes 0600; vectors are meant to be shared
             tmp.replace(path)
         except (OSError, SafetensorError) as error:
             if tmp.parent.is_dir():

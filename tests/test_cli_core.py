@@ -21,6 +21,7 @@ from steer_trace.models import EMBEDDED
 from steer_trace.read import content_hash, contrastive_vector
 from steer_trace.vectors import SteeringVector
 from tasks.cli import main
+from cli_checks import one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 MYOPIC = f"{REPO}/data/behaviours/myopic.jsonl"
@@ -42,16 +43,6 @@ def ok(result):
     return result
 
 
-def one_error_line(result, *needles: str) -> str:
-    """Exit code 2, exactly one `error:` line (the last on stderr), no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
-    return errors[0]
 
 
 def use_session_model(patch: pytest.MonkeyPatch, smol):
