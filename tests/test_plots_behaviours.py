@@ -158,7 +158,7 @@ def test_only_present_tables_give_figures(tmp_path, no_model):
     check_pngs(paths)
 
 
-def test_several_models_get_suffixed_names(tmp_path, no_model):
+def test_several_models_get_suffixed_names_and_the_default_model_plain_ones(tmp_path, no_model):
     root = tmp_path / "results"
     write_synthetic(root, model="smollm2-135m", layers=(15,), what=["single"])
     write_synthetic(root, model="Qwen/qwen2.5 coder", layers=(12,), what=["single", "components"])
@@ -167,8 +167,12 @@ def test_several_models_get_suffixed_names(tmp_path, no_model):
         "single_steering_layer_15__smollm2-135m.png",
         "single_steering_layer_12__Qwen-qwen2.5-coder.png",
         "multi_steering_activation_distributions__Qwen-qwen2.5-coder.png",
+        "single_steering_layer_15.png",  # the default model's figures also carry the plain name
     ])
     check_pngs(paths)
+    plain, suffixed = (tmp_path / "figures" / n for n in ("single_steering_layer_15.png",
+                                                            "single_steering_layer_15__smollm2-135m.png"))
+    assert plain.read_bytes() == suffixed.read_bytes()
 
 
 def test_file_name_rule():

@@ -12,6 +12,7 @@ Files (one set per model; `__<model>` is appended to every name when the results
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -20,8 +21,9 @@ import polars as pl
 
 from ..cache import load_tables
 from .common import (
-    behaviour_order, file_name, n_text, new_figure, per_model, pretty, save, select_variant, style, variant_text,
+    behaviour_order, file_name, n_text, new_figure, per_model, pretty, save, select_variant, slug, style, variant_text,
 )
+from .skills import DEFAULT_MODEL
 
 AB_TABLES = ("behaviours_grid", "behaviours_single", "behaviours_combined", "behaviours_simultaneous",
              "behaviours_interference")
@@ -53,6 +55,12 @@ def build(results_root, out_dir) -> list[Path]:
         written += distribution_figures(tables, out, several)
         written += interference_figures(tables, out, several)
         written += grid_figures(tables, out, several)
+    if several:  # the default model's figures also carry the paper's plain names
+        suffix = f"__{slug(DEFAULT_MODEL)}.png"
+        for path in [p for p in written if p.name.endswith(suffix)]:
+            plain = path.with_name(path.name[: -len(suffix)] + ".png")
+            shutil.copyfile(path, plain)
+            written.append(plain)
     return written
 
 
