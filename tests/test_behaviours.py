@@ -319,3 +319,18 @@ def test_user_errors_are_one_line(cli):
     assert result.output.strip().startswith("error:") and "telepathy" in result.output
     result = cli("simultaneous", "--layers", "3", expect=2)
     assert "one layer per behaviour" in result.output
+
+
+def test_relative_multipliers_scale_with_the_residual_norm(cli):
+    """--relative: a multiplier is a fraction of the layer's residual norm, recorded as such."""
+    for flag in (("--relative",), ()):
+        cli("single", *flag, "--add-mult", "0.5", "--subtract-mult", "0.5", behaviours="agreeableness")
+    single = table(cli, "behaviours_single").filter((pl.col("behaviour") == "agreeableness")
+                                                    & pl.col("multiplier").is_in([0.0, 0.5]))
+    moved = {}
+    for relative in (True, False):
+        rows = {r["direction"]: r for r in single.filter(pl.col("relative") == relative).iter_rows(named=True)}
+        assert set(rows) == {"default", "add"}
+        moved[relative] = abs(rows["add"]["answer_mass"] - rows["default"]["answer_mass"])
+    # half the residual norm is far more than 0.5 x the raw vector: the answers move far more
+    assert moved[True] > 0.05 and moved[True] > 5 * moved[False]
