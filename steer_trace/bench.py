@@ -162,9 +162,7 @@ def steering_plans(model: Model) -> dict[str, Plan]:
 def steering_overhead(model: Model, prompts: Sequence[str], answer_ids: Sequence[int], batch_size: int, repeats: int) -> dict:
     """Per batch, interleaved: plain forward (same forward options as score), plain
     forward with default options (all-position logits), and answer_probs per plan."""
-    from .score import last_position_logits_only
-
-    forward_kwargs = last_position_logits_only(model)  # what answer_probs passes to the forward
+    forward_kwargs = model.last_logits_only()  # what answer_probs passes to the forward
     plans = steering_plans(model)
     batches = [list(b) for b in chunks(list(prompts), batch_size)]
     sides = ["plain", "plain (all-position logits)"] + list(plans)

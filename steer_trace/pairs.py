@@ -23,7 +23,6 @@ from .batching import chunks, encode, request
 from .errors import UserError
 from .models import Model
 from .read import GroupMeans, _layers_arg, _with_version
-from .score import last_position_logits_only
 from .vectors import SteeringVector
 
 
@@ -56,7 +55,7 @@ def shared_prompt_batch(
     answer_ids = torch.tensor([[t] for pair in zip(pos_ids, neg_ids) for t in pair])  # pos0, neg0, pos1, ...
     answer_mask = torch.cat([mask.repeat_interleave(2, dim=0), torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
     answer_pos = mask.sum(dim=1).repeat_interleave(2).unsqueeze(1)  # next position after each real prompt
-    last_only = last_position_logits_only(model)  # the prompt pass needs no vocabulary projection
+    last_only = model.last_logits_only()  # the prompt pass needs no vocabulary projection
     envoys = model.layers()
     kwargs = {} if model.remote else model.trace_kwargs()
     with torch.no_grad(), request(model):

@@ -17,7 +17,6 @@ import torch
 from .batching import chunks, encode
 from .errors import UserError, halve_on_oom
 from .models import Model
-from .score import last_position_logits_only
 from .vectors import SteeringVector
 
 POSITIONS = ("last", "answer", "mean")  # "answer": texts end with their answer token (CAA pairs), so the last
@@ -46,7 +45,7 @@ def _read_once(model: Model, texts: Sequence[str], layers: list[int], position: 
     mask = enc["attention_mask"]
     envoys = model.layers()
     # no layer read here needs the vocabulary projection at every position
-    with torch.no_grad(), model.lm.trace(enc, **last_position_logits_only(model), **model.trace_kwargs()):
+    with torch.no_grad(), model.lm.trace(enc, **model.last_logits_only(), **model.trace_kwargs()):
         saved = nnsight.save({})  # created and saved inside: remotely only saved values come back
         for L in layers:  # forward order
             h = envoys[L].output

@@ -11,7 +11,6 @@ Work is a list of (plan, batch) jobs. Locally each job is one trace; remotely
 
 from __future__ import annotations
 
-import inspect
 from typing import Callable, Sequence
 
 import nnsight
@@ -34,17 +33,6 @@ def answer_token_ids(tokenizer, answers: Sequence[str], prefix: str = "I choose 
             raise UserError(f"answer {answer!r} is not a single token after {prefix!r} for this tokenizer")
         ids.append(full[-1])
     return ids
-
-
-def last_position_logits_only(model: Model) -> dict:
-    """Forward option for traces that read logits at the last position only: the
-    vocabulary projection then runs on one position per row, not all of them
-    (about a quarter of a qwen2.5-0.5b forward on A/B prompts). {} if unsupported."""
-    try:
-        accepted = inspect.signature(model.lm._module.forward).parameters
-    except (AttributeError, TypeError, ValueError):
-        return {}
-    return {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
 
 
 def _join_rows(parts: list) -> tuple:
@@ -87,7 +75,7 @@ def answer_probs(
     ids = torch.tensor(list(answer_ids))
     batches = list(chunks(list(prompts), batch_size))
     jobs = [(plan, batch) for plan in plans for batch in batches]
-    last_only = last_position_logits_only(model)
+    last_only = model.last_logits_only()
 
     def one_trace(job, _):
         plan, batch = job
