@@ -62,6 +62,12 @@ class Plan:
         return Plan(tuple(out), self.label)
 
     @property
+    def pure_add(self) -> bool:
+        """True when every injection adds at every position: such plans sum into `deltas()`
+        and rows with different pure-add plans can share one forward pass."""
+        return True
+
+    @property
     def is_empty(self) -> bool:
         return all(i.coef == 0 for i in self.injections)
 
@@ -92,8 +98,11 @@ class Plan:
         return sorted(by_layer.items())
 
 
-def apply_plan(model: Model, plan: Plan) -> None:
-    """Inside a trace (or one generation step): add each delta at every position."""
+def apply_plan(model: Model, plan: Plan, attention_mask: torch.Tensor | None = None) -> None:
+    """Inside a trace (or one generation step): add each delta at every position.
+
+    `attention_mask` ([B, T], left padded) is the batch's mask, for plans whose
+    injections act on some positions only."""
     layers = model.layers()
     for layer, delta in plan.deltas():
         layers[layer].output[:] += delta
