@@ -7,11 +7,12 @@ Three sources, same result (a `Corpus`):
   documents each, field ``text``), split in half per domain (seeded).
 - ``shared`` (``--data-dir``, the offline stand-in for the paper's data):
   plain text = WikiText-2 sections (vectors from ``valid.txt``, evaluation from
-  ``test.txt``); general code = HumanEval-X in C++, Go, Java, JavaScript, Rust and
-  Python (prompt + canonical solution); Python = OpenAI HumanEval. HumanEval and
-  HumanEval-X are the same 164 problems in several languages, so problems are
-  split once by task number (seeded) and every domain takes its vector documents
-  from one half and its evaluation documents from the other.
+  ``test.txt``); general code = HumanEval-X in C++, Go, Java, JavaScript and Rust
+  (prompt + canonical solution, so documents reach the code bodies); Python =
+  OpenAI HumanEval. HumanEval and HumanEval-X are the same 164 problems in several
+  languages, so the task numbers are cut once (seeded) into four disjoint groups:
+  Python vector, Python evaluation, code vector, code evaluation. No problem is on
+  both sides, and the code problems are never the Python problems.
 - ``hub``: the paper's data streamed through ``datasets`` (the Pile without /
   with GitHub from ``monology/pile-uncopyrighted``, Python from
   ``codeparrot/codeparrot-clean``; evaluation from the Pile's validation split and
@@ -32,8 +33,12 @@ from .errors import UserError
 
 DOMAINS = ("text", "code", "python")
 ROLES = ("vector", "eval")
-CODE_LANGUAGES = ("cpp", "go", "java", "js", "rust", "python")
+CODE_LANGUAGES = ("cpp", "go", "java", "js", "rust")  # general code; Python is its own domain
+LANGUAGES = ("text", "python", *CODE_LANGUAGES)  # the columns of the language matrix
 N_PROBLEMS = 164
+# problems per group of the shared split (sums to 164): Python evaluation is the largest because a
+# HumanEval document is ~200 tokens and ~20k Python tokens are scored; a code problem gives five documents
+PROBLEM_GROUPS = {"python/vector": 22, "python/eval": 112, "code/vector": 12, "code/eval": 18}
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "data" / "skills"
 
 WIKITEXT = "pytorch_examples/word_language_model/data/wikitext-2"
@@ -47,6 +52,11 @@ class Document:
     source: str  # where it came from, e.g. "humaneval-x/go", "wikitext-2/test"
     group: str  # unit that may not straddle the split: "problem/12", "article/<title>"
     text: str
+    language: str = ""  # text, python, cpp, go, java, js, rust ("" = the domain's name)
+
+    @property
+    def lang(self) -> str:
+        return self.language or self.domain
 
 
 @dataclass
@@ -89,13 +99,17 @@ def _read_jsonl(path: Path) -> list[dict]:
         raise UserError(f"{path} is not readable JSON lines ({error})") from None
 
 
+_LANGUAGE_NAMES = {"javascript": "js", "c++": "cpp"}
+
+
 def load_project(folder: Path = PROJECT_DIR, n_vector: int | None = None, n_eval: int | None = None,
                  seed: int = 13) -> Corpus:
     """The repository's small offline set: each domain's rows split in half (seeded)."""
     corpus = Corpus("project", {role: {} for role in ROLES})
     for domain in DOMAINS:
         rows = _read_jsonl(Path(folder) / f"{domain}.jsonl")
-        docs = [Document(domain, f"project/{domain}", f"project/{domain}/{i}", str(r["text"]))
+        docs = [Document(domain, f"project/{domain}", f"project/{domain}/{i}", str(r["text"]),
+                         _LANGUAGE_NAMES.get(str(r.get("language", "")), str(r.get("language", ""))))
                 for i, r in enumerate(rows) if str(r.get("text", "")).strip()]
         random.Random(f"{seed}/{domain}").shuffle(docs)
         half = len(docs) // 2
@@ -144,11 +158,14 @@ def _article_group(file: str, title: str) -> str:
 
 
 def problem_split(seed: int = 13, n_problems: int = N_PROBLEMS) -> dict[str, list[int]]:
-    """Task numbers for each role: a seeded half/half split, each half in a seeded order."""
+    """Task numbers of each group of PROBLEM_GROUPS: one seeded shuffle, cut into consecutive slices."""
     ids = list(range(n_problems))
     random.Random(seed).shuffle(ids)
-    half = n_problems // 2
-    return {"vector": ids[:half], "eval": ids[half:]}
+    out, start = {}, 0
+    for name, size in PROBLEM_GROUPS.items():
+        out[name] = ids[start:start + size]
+        start += size
+    return out
 
 
 def _task_number(task_id: str) -> int:
@@ -170,6 +187,17 @@ def _shared_root(data_dir: str | Path) -> Path:
     return root
 
 
+def _code_documents(code: dict[str, dict[int, str]], ids: list[int]) -> list[Document]:
+    """Every language of every problem, languages rotated so that any prefix is language-balanced."""
+    docs = []
+    for rotation in range(len(CODE_LANGUAGES)):
+        for k, pid in enumerate(ids):
+            lang = CODE_LANGUAGES[(k + rotation) % len(CODE_LANGUAGES)]
+            if pid in code[lang]:
+                docs.append(Document("code", f"humaneval-x/{lang}", f"problem/{pid}", code[lang][pid], lang))
+    return docs
+
+
 def load_shared(data_dir: str | Path, n_vector: int | None = None, n_eval: int | None = None,
                 seed: int = 13) -> Corpus:
     """WikiText-2 / HumanEval-X / HumanEval, split by article file and by problem number."""
@@ -179,22 +207,15 @@ def load_shared(data_dir: str | Path, n_vector: int | None = None, n_eval: int |
     code = {lang: _humaneval_x(root, lang) for lang in CODE_LANGUAGES}
     python = {_task_number(r["task_id"]): r["prompt"] + r["canonical_solution"] for r in _read_jsonl(root / HUMANEVAL)}
     for role, wiki in (("vector", "valid"), ("eval", "test")):
+        limit = n_vector if role == "vector" else n_eval
         sections = wikitext_sections(root / WIKITEXT / f"{wiki}.txt")
-        text_docs = [Document("text", f"wikitext-2/{wiki}", _article_group(wiki, art), body) for art, body in sections]
+        text_docs = [Document("text", f"wikitext-2/{wiki}", _article_group(wiki, art), body, "text")
+                     for art, body in sections]
         random.Random(f"{seed}/text/{role}").shuffle(text_docs)
-        corpus.docs[role]["text"] = text_docs[:n_vector if role == "vector" else n_eval]
-
-        # general code: walk the role's problems, rotating the language, so any prefix is language-balanced
-        ids = problems[role]
-        code_docs = []
-        for rotation in range(len(CODE_LANGUAGES)):
-            for k, pid in enumerate(ids):
-                lang = CODE_LANGUAGES[(k + rotation) % len(CODE_LANGUAGES)]
-                if pid in code[lang]:
-                    code_docs.append(Document("code", f"humaneval-x/{lang}", f"problem/{pid}", code[lang][pid]))
-        corpus.docs[role]["code"] = code_docs[:n_vector if role == "vector" else n_eval]
-        py_docs = [Document("python", "humaneval", f"problem/{pid}", python[pid]) for pid in ids if pid in python]
-        corpus.docs[role]["python"] = py_docs[:n_vector if role == "vector" else n_eval]
+        corpus.docs[role]["text"] = text_docs[:limit]
+        corpus.docs[role]["code"] = _code_documents(code, problems[f"code/{role}"])[:limit]
+        corpus.docs[role]["python"] = [Document("python", "humaneval", f"problem/{pid}", python[pid], "python")
+                                       for pid in problems[f"python/{role}"] if pid in python][:limit]
     return corpus
 
 
@@ -225,7 +246,7 @@ def load_hub(n_vector: int, n_eval: int, seed: int = 13) -> Corpus:  # pragma: n
             bucket = code if is_code else text
             if len(bucket) < n:
                 dom = "code" if is_code else "text"
-                bucket.append(Document(dom, f"pile/{split}", f"pile/{split}/{i}", row["text"]))
+                bucket.append(Document(dom, f"pile/{split}", f"pile/{split}/{i}", row["text"], dom))
             if len(text) >= n and len(code) >= n:
                 break
         corpus.docs[role]["text"], corpus.docs[role]["code"] = text, code
@@ -233,7 +254,7 @@ def load_hub(n_vector: int, n_eval: int, seed: int = 13) -> Corpus:  # pragma: n
     for role, name, split, shuffle, n in py_sources:
         docs = []
         for i, row in enumerate(_stream(name, split, shuffle)):
-            docs.append(Document("python", name, f"{name}/{i}", row["content"]))
+            docs.append(Document("python", name, f"{name}/{i}", row["content"], "python"))
             if len(docs) >= n:
                 break
         corpus.docs[role]["python"] = docs

@@ -2,26 +2,30 @@
 from Python alone (text - Python) and measure top-1 next-token accuracy on
 held-out text, code and Python.
 
-extract: per layer, the mean residual-stream output at each document's last
-  token, for each domain; vectors text - code and text - Python (plus a seeded
-  permuted-component control) saved as vector files; the per-domain means are
-  the cached table (the activation-distribution figure reads it).
-sweep: for each layer (the paper's relative depths) and coefficient (the paper's
-  adaptive schedule), the token-weighted accuracy per domain, and the same
-  relative to the unsteered baseline; the permuted control at the middle layer.
+extract: per layer, the mean residual-stream output at each document's last token, for each domain;
+  vectors text - code and text - Python, plus two seeded controls per vector (its components permuted:
+  norm-matched; the paper's: the two means permuted independently, then differenced), saved as vector
+  files; the per-domain means are the cached table (the activation-distribution figure reads it).
+sweep: for each curve (target, layer at the paper's relative depths, control) and coefficient (the
+  paper's list and its skip/stop rule on the target domain), per-document top-1 next-token results on
+  held-out text, code and Python. Every point scores >= `sweep_tokens` per domain; the headline points
+  (middle layer, layer 0, both controls, c in 1-2) >= `headline_tokens`. Summaries carry paired
+  document-bootstrap intervals of accuracy and of accuracy relative to the unsteered baseline.
 
 Both are cached point by point (`cache.Run`): a rerun computes nothing, a killed
-run resumes. The model is only loaded when a point is missing.
+run resumes; sweep points do not depend on the grid, so sweeps over other layers or
+coefficients reuse them. The model is only loaded when a point is missing.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
+import numpy as np
 import polars as pl
 
 from ..cache import Run, results_root
@@ -29,44 +33,74 @@ from ..corpora import DOMAINS, Corpus
 from ..errors import UserError
 
 EXTRACT = "skills_extract"
-SWEEP = "skills_sweep"
+POINTS = "skills_points"  # per-document results of every point, shared by all sweeps over the same documents
+SWEEP = "skills_sweep"  # the summary table of one finished sweep
 TARGETS = ("code", "python")
 
 PAPER_N_LAYERS = 32
 PAPER_LAYERS = (0, 5, 10, 15, 20, 25, 30)
-PAPER_MIDDLE_LAYER = 15  # the permuted control and the activation-distribution figure
-# 0, 0.25, 0.5, 0.6 ... 2.0 (step 0.1), 2.25 ... 3, 3.5, 4, then 6-30 (the step above 4 is not
-# given in the paper's notes; these are our choice)
-PAPER_COEFS = (0.0, 0.25, *[round(0.5 + 0.1 * i, 2) for i in range(16)], 2.25, 2.5, 2.75, 3.0, 3.5, 4.0,
-               6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0)
+PAPER_MIDDLE_LAYER = 15  # the permuted controls, the headline points and the activation-distribution figure
+# The authors' coefficient list, read off the `used_ics` of their saved runs (results/coding/v_9.*.json) with
+# their step rule: indices 0-28 and 31-33 are visited in some run; the two values between 8 and 15 never are
+# (10 and 12 are our choice).
+PAPER_COEFS = (0.0, 0.25, *[round(0.5 + 0.1 * i, 2) for i in range(16)], 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 4.5, 5.0,
+               6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0)
 QUICK_COEFS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
+HEADLINE_COEFS = (1.0, 2.0)  # c range of the headline points (middle layer, layer 0, both permuted controls)
 
-SKIP_BELOW = 0.15  # relative score under this: skip ahead SKIP values
+SKIP_BELOW = 0.15  # relative score under this: jump SKIP places ahead in the list
 STOP_BELOW = 0.05  # relative score under this: stop the curve
 SKIP = 5
 
+# the permuted controls: file suffix and label. "components": the vector's own components in a seeded order
+# (norm equal to ||v||); "means": the paper's control, the two means each permuted independently, then differenced.
+CONTROLS = {"none": ("", "real vector"), "components": ("_permuted", "permuted components (norm-matched)"),
+            "means": ("_permuted_means", "permuted means (paper)")}
+
 Log = Callable[[str], None]
+
+
+def _target_score(relative: dict[str, float], target: str) -> float:
+    return relative[target]
+
+
+def _max_score(relative: dict[str, float], target: str) -> float:
+    return max(relative.values())
+
+
+# the value the skip/stop rule looks at, from a point's relative accuracies per domain
+STEP_RULES: dict[str, Callable[[dict, str], float]] = {
+    "paper": _target_score,  # the target domain only (the authors' code: the first of its two modes)
+    "max": _max_score,  # the largest over the three domains (this project's earlier rule)
+}
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    n_vector: int  # documents per domain read for the vectors
-    n_eval: int  # held-out documents per domain scored at each point
+    n_vector: int  # documents per domain read for the vectors (at most)
+    n_eval: int | None  # held-out documents per domain available for scoring (at most; None: all)
     vector_tokens: int  # documents truncated to this many tokens before the last-token read
     eval_tokens: int  # documents truncated to this many tokens when scoring
     coefs: tuple[float, ...]
     batch_size: int
+    sweep_tokens: int | None = None  # scored tokens per domain at every point (None: all n_eval documents)
+    headline_tokens: int | None = None  # ... at the headline points (None: as sweep_tokens)
+    rule: str = "paper"
     n_boot: int = 1000
 
 
 PROFILES = {
-    # minutes on 2 CPU cores with smollm2-135m (~200 tokens/s there): ~1.1k scored tokens per point
+    # the default: >= 5k scored tokens per domain at every point, >= 20k at the headline points (documents
+    # of up to 512 tokens, so code bodies are reached); the paper's coefficient list and step rule
+    "default": Profile("default", n_vector=60, n_eval=None, vector_tokens=512, eval_tokens=512, coefs=PAPER_COEFS,
+                       batch_size=8, sweep_tokens=5_000, headline_tokens=20_000),
+    # minutes on 2 CPU cores: the superseded small evaluation (6 documents of <= 64 tokens per domain)
     "quick": Profile("quick", n_vector=40, n_eval=6, vector_tokens=128, eval_tokens=64, coefs=QUICK_COEFS,
                      batch_size=8),
-    # the paper: 5000 documents per class up to 4096 tokens; ~500 held-out documents (~500k tokens) per domain
-    "paper": Profile("paper", n_vector=5000, n_eval=500, vector_tokens=4096, eval_tokens=4096, coefs=PAPER_COEFS,
-                     batch_size=4),
+    # the paper: 5000 documents per class up to 4096 tokens; ~500k scored tokens per domain
+    "paper": Profile("paper", n_vector=5000, n_eval=None, vector_tokens=4096, eval_tokens=4096, coefs=PAPER_COEFS,
+                     batch_size=4, sweep_tokens=500_000, headline_tokens=500_000),
 }
 
 
@@ -74,15 +108,21 @@ def make_profile(name: str, **overrides) -> Profile:
     if name not in PROFILES:
         raise UserError(f"unknown profile {name!r} (one of {', '.join(PROFILES)})")
     given = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("n_vector", "n_eval", "vector_tokens", "eval_tokens", "batch_size"):
+    for key in ("n_vector", "n_eval", "vector_tokens", "eval_tokens", "batch_size", "sweep_tokens",
+                "headline_tokens"):
         if key in given and int(given[key]) < 1:
             raise UserError(f"{key.replace('_', '-')} must be at least 1")
+    if "rule" in given and given["rule"] not in STEP_RULES:
+        raise UserError(f"unknown step rule {given['rule']!r} (one of {', '.join(STEP_RULES)})")
     if "coefs" in given:
         coefs = tuple(float(c) for c in given["coefs"])
         if not coefs or any(not math.isfinite(c) for c in coefs):
             raise UserError("coefficients must be finite numbers")
         given["coefs"] = tuple(sorted(set(coefs) | {0.0}))
-    return replace(PROFILES[name], **given)
+    profile = replace(PROFILES[name], **given)
+    if "n_eval" in given and "sweep_tokens" not in given:  # a document count given alone: score those documents
+        profile = replace(profile, sweep_tokens=None, headline_tokens=None)
+    return profile
 
 
 def relative_layer(paper_layer: int, n_layers: int) -> int:
@@ -103,8 +143,8 @@ def coefficient_schedule(coefs, score: Callable[[float], float], skip_below: flo
     """The coefficients actually run, in order (the paper's adaptive rule).
 
     After each coefficient, `score(c)` (a relative accuracy) decides: under
-    `stop_below` the curve ends; under `skip_below` the next `skip` - 1 values are
-    skipped (the run jumps `skip` places ahead); otherwise the next value follows.
+    `stop_below` the curve ends; under `skip_below` the run jumps `skip` places
+    ahead (skip - 1 values are not run); otherwise the next value follows.
     """
     done = []
     i = 0
@@ -118,14 +158,22 @@ def coefficient_schedule(coefs, score: Callable[[float], float], skip_below: flo
     return done
 
 
+def is_headline(layer: int, coef: float, control: str, n_layers: int) -> bool:
+    """The points scored on the large evaluation set: middle layer, layer 0 and both controls at c in 1-2."""
+    lo, hi = HEADLINE_COEFS
+    return lo - 1e-9 <= coef <= hi + 1e-9 and (layer in (0, middle_layer(n_layers)) or control != "none")
+
+
 # -- model access -----------------------------------------------------------------
 
 class LazyModel:
     """Opens the model on first use, so a fully cached command never loads it."""
 
-    def __init__(self, opener: Callable, name: str, revision: str):
+    def __init__(self, opener: Callable, name: str, revision: str, tokenizer_opener: Callable | None = None):
         self._opener = opener
+        self._tokenizer_opener = tokenizer_opener
         self._model = None
+        self._tokenizer = None
         self.name = name
         self.revision = revision
 
@@ -133,6 +181,14 @@ class LazyModel:
         if self._model is None:
             self._model = self._opener()
         return self._model
+
+    def tokenizer(self):
+        """The tokenizer alone (sizing the evaluation sets needs no weights)."""
+        if self._model is not None or self._tokenizer_opener is None:
+            return self().tokenizer
+        if self._tokenizer is None:
+            self._tokenizer = self._tokenizer_opener()
+        return self._tokenizer
 
     @property
     def loaded(self) -> bool:
@@ -153,8 +209,8 @@ def safe_name(model_name: str) -> str:
     return Path(str(model_name).rstrip("/")).name.replace(" ", "_") or "model"
 
 
-def vector_path(root, model_name: str, target: str, permuted: bool = False) -> Path:
-    suffix = "_permuted" if permuted else ""
+def vector_path(root, model_name: str, target: str, control: str = "none") -> Path:
+    suffix = CONTROLS[control][0]
     return results_root(root) / "vectors" / safe_name(model_name) / f"skills_text_minus_{target}{suffix}.safetensors"
 
 
@@ -182,6 +238,20 @@ def extract_config(ident: tuple[str, str], corpus: Corpus, profile: Profile, see
             "documents": docs, "vector_tokens": profile.vector_tokens, "position": "last"}
 
 
+def permuted_means_difference(pos: dict, neg: dict, seed: int) -> tuple[dict, dict]:
+    """The paper's control: per layer, P1(pos) - P2(neg) with two independent seeded permutations.
+    Returns (vector per layer, (P1, P2) per layer)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    out, perms = {}, {}
+    for L in sorted(pos):
+        p1 = torch.randperm(pos[L].numel(), generator=gen)
+        p2 = torch.randperm(neg[L].numel(), generator=gen)
+        out[L], perms[L] = pos[L][p1] - neg[L][p2], (p1, p2)
+    return out, perms
+
+
 def _vectors_from_table(table: pl.DataFrame, config: dict, key: str, permute_seed: int) -> dict:
     import torch
 
@@ -198,10 +268,14 @@ def _vectors_from_table(table: pl.DataFrame, config: dict, key: str, permute_see
                 "position": "last", "positive": "text", "negative": target, "model": config["model"],
                 "model_revision": config["revision"], "profile": config["profile"], "data": config["data"],
                 "split_seed": config["seed"], "n_docs": config["n_vector"], "documents": config["documents"],
-                "vector_tokens": config["vector_tokens"], "extract_run": key}
+                "vector_tokens": config["vector_tokens"], "extract_run": key, "control": "none"}
         vec = SteeringVector({L: means["text"][L] - means[target][L] for L in means["text"]}, meta)
-        out[(target, False)] = vec
-        out[(target, True)] = vec.permuted(permute_seed)
+        out[(target, "none")] = vec
+        out[(target, "components")] = vec.permuted(permute_seed)
+        out[(target, "components")].meta["control"] = "components"
+        perm_means, _ = permuted_means_difference(means["text"], means[target], permute_seed)
+        out[(target, "means")] = SteeringVector(perm_means, {
+            **meta, "method": "mean-difference+permuted-means", "permute_seed": permute_seed, "control": "means"})
     return out
 
 
@@ -240,8 +314,8 @@ def extract(model: LazyModel, corpus: Corpus, profile: Profile, root=None, seed:
         table = run.finish([table])
     vectors = _vectors_from_table(table, config, run.key, permute_seed)
     paths = []
-    for (target, permuted), vec in vectors.items():
-        path = vector_path(root, model.name, target, permuted)
+    for (target, control), vec in vectors.items():
+        path = vector_path(root, model.name, target, control)
         if not _same_vector_file(path, vec):
             vec.save(path)
         paths.append(path)
@@ -277,22 +351,53 @@ def load_vectors(root, model_name: str) -> dict | None:
 
     out = {}
     for target in TARGETS:
-        for permuted in (False, True):
-            path = vector_path(root, model_name, target, permuted)
+        for control in CONTROLS:
+            path = vector_path(root, model_name, target, control)
             if not path.exists():
                 return None
-            out[(target, permuted)] = SteeringVector.load(path)
+            out[(target, control)] = SteeringVector.load(path)
     return out
 
 
-# -- sweep ----------------------------------------------------------------------------
+# -- sweep ----------------------------------------------------------------------------------
 
 @dataclass
-class Swept:
-    table: pl.DataFrame
-    computed_points: int
-    cached_points: int
-    seconds: float
+class EvalSet:
+    """The documents scored at a point of one size, in scoring order."""
+    size: str  # "sweep" | "headline"
+    domains: list[str]
+    languages: list[str]
+    texts: list[str]
+
+
+def scored_tokens(tokenizer, text: str, max_tokens: int) -> int:
+    """Tokens of `text` whose next token is predicted when it is scored alone (first max_tokens kept)."""
+    ids = tokenizer(text, truncation=True, max_length=max_tokens)["input_ids"]
+    return max(0, len(ids) - 1)
+
+
+def eval_sets(corpus: Corpus, profile: Profile, tokenizer) -> dict[str, EvalSet]:
+    """Per size, each domain's evaluation documents in corpus order until the size's token target is met
+    (all of them without a target). The sweep set is a prefix of the headline set."""
+    targets = {"sweep": profile.sweep_tokens,
+               "headline": profile.headline_tokens if profile.headline_tokens else profile.sweep_tokens}
+    sizes = ("sweep", "headline") if profile.headline_tokens and profile.headline_tokens != profile.sweep_tokens \
+        else ("sweep",)
+    out = {}
+    for size in sizes:
+        picked = []
+        for domain in DOMAINS:
+            total = 0
+            for doc in corpus.get("eval", domain):
+                if targets[size] is not None and total >= targets[size]:
+                    break
+                picked.append(doc)
+                if targets[size] is not None:
+                    total += scored_tokens(tokenizer, doc.text, profile.eval_tokens)
+        order = _by_length([d.text for d in picked])
+        docs = [picked[i] for i in order]
+        out[size] = EvalSet(size, [d.domain for d in docs], [d.lang for d in docs], [d.text for d in docs])
+    return out
 
 
 def _vector_digest(vectors: dict) -> str:
@@ -309,7 +414,7 @@ def _vector_digest(vectors: dict) -> str:
 
 def check_vectors_match(vectors: dict, model_name: str, corpus: Corpus, seed: int, log: Log) -> None:
     """Vectors must be this model's and come from the same data split as the evaluation documents."""
-    meta = vectors[("code", False)].meta
+    meta = vectors[("code", "none")].meta
     if meta.get("model") != model_name:
         raise UserError(f"the saved skills vectors are for model {meta.get('model')!r}, not {model_name!r}")
     if meta.get("data") != corpus.origin or meta.get("split_seed") != seed:
@@ -318,121 +423,214 @@ def check_vectors_match(vectors: dict, model_name: str, corpus: Corpus, seed: in
                         "run `steer-trace skills extract` with the same --data-dir/--seed first")
 
 
+def _plan(vec, layer: int, coef: float):
+    from ..plan import Plan
+
+    return Plan.single(vec, layer, coef)
+
+
+def curve_order(layers: list[int], targets, n_layers: int, controls: bool) -> list[tuple[str, int, str]]:
+    """(target, layer, control) per curve, headline curves first: a run stopped early has them."""
+    mid = middle_layer(n_layers)
+    first = [L for L in (mid, 0) if L in layers]
+    curves = [(t, L, "none") for L in first for t in targets]
+    if controls:
+        curves += [(t, mid, c) for c in ("components", "means") for t in targets]
+    curves += [(t, L, "none") for L in layers if L not in first for t in targets]
+    return curves
+
+
+@dataclass
+class Swept:
+    table: pl.DataFrame  # summary: one row per (point, domain)
+    documents: pl.DataFrame  # per-document results of every point visited
+    computed_points: int
+    cached_points: int
+    seconds: float
+
+
+def points_config(model: LazyModel, corpus: Corpus, profile: Profile, sets: dict[str, EvalSet], vectors: dict,
+                  seed: int) -> dict:
+    """What a point's value depends on (not the layers, coefficients or rule: sweeps over other grids share it)."""
+    from ..read import content_hash
+
+    return {"experiment": POINTS, "model": model.name, "revision": model.revision, "data": corpus.origin,
+            "seed": seed, "eval_tokens": profile.eval_tokens, "vectors": _vector_digest(vectors),
+            "documents": {size: content_hash(list(zip(s.domains, s.texts))) for size, s in sets.items()}}
+
+
 def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, root=None, layers=None,
           targets=TARGETS, permuted_control: bool = True, seed: int = 13, log: Log | None = None,
           progress: Callable[[int], None] | None = None) -> Swept:
-    """Accuracy on held-out text/code/Python for every (target, layer, coefficient) the schedule visits."""
-    from ..read import content_hash
-
+    """Accuracy on held-out text/code/Python for every (target, layer, control, coefficient) the schedule visits."""
     log = log or (lambda _m: None)
     started = time.time()
-    n_layers = len(vectors[("code", False)].layers)
+    n_layers = len(vectors[("code", "none")].layers)
     layers = sorted(set(layers)) if layers else sweep_layers(n_layers)
     for L in layers:
         if not 0 <= L < n_layers:
             raise UserError(f"layer {L} is out of range for {model.name} (0..{n_layers - 1})")
-    mid = middle_layer(n_layers)
-    eval_docs = [(d, t) for d in DOMAINS for t in corpus.texts("eval", d)]
-    config = {"experiment": SWEEP, "model": model.name, "revision": model.revision, "profile": profile.name,
-              "data": corpus.origin, "seed": seed, "documents": content_hash(eval_docs),
-              "n_eval": {d: len(corpus.get("eval", d)) for d in DOMAINS}, "eval_tokens": profile.eval_tokens,
-              "vectors": _vector_digest(vectors), "layers": layers, "coefs": list(profile.coefs),
-              "targets": list(targets), "permuted_layer": mid if permuted_control else None, "n_boot": profile.n_boot,
-              "rule": [SKIP_BELOW, STOP_BELOW, SKIP]}
-    run = Run(SWEEP, config, root)
-    finished = run.finished()
+    sets = eval_sets(corpus, profile, model.tokenizer())
+    config = points_config(model, corpus, profile, sets, vectors, seed)
+    store = Run(POINTS, config, root)
+    _write_config(store, config)
+    summary_config = {**config, "experiment": SWEEP, "profile": profile.name, "layers": layers,
+                      "coefs": list(profile.coefs), "targets": list(targets), "controls": permuted_control,
+                      "rule": [profile.rule, SKIP_BELOW, STOP_BELOW, SKIP], "n_boot": profile.n_boot,
+                      "sizes": {s: [profile.sweep_tokens, profile.headline_tokens] for s in sets}}
+    summary_run = Run(SWEEP, summary_config, root)
+    finished = summary_run.finished()
     if finished is not None:
-        n = len(finished.select("target", "layer", "coef", "permuted").unique())
-        return Swept(finished, 0, n, time.time() - started)
-
-    order = _by_length([t for _, t in eval_docs])
-    ordered = [eval_docs[i] for i in order]
+        docs = load_points(root, store.key)
+        return Swept(finished, docs, 0, finished.select(*POINT_KEYS).unique().height, time.time() - started)
     cached = 0
 
-    def score(plan) -> pl.DataFrame:
-        from ..metrics import accuracy, accuracy_ci
-        from ..score import token_accuracy
+    def score(eset: EvalSet, plan) -> pl.DataFrame:
+        from .. import score as scoring
 
-        m = model()
-        (correct, counts), = token_accuracy(m, [t for _, t in ordered], [plan], profile.batch_size,
-                                            profile.eval_tokens, progress=progress)
-        rows = []
-        for domain in DOMAINS:
-            idx = [i for i, (d, _) in enumerate(ordered) if d == domain]
-            c, n = correct[idx].numpy(), counts[idx].numpy()
-            lo, hi = accuracy_ci(c, n, n_boot=profile.n_boot, seed=seed)
-            rows.append({"domain": domain, "accuracy": accuracy(c, n), "accuracy_lo": lo, "accuracy_hi": hi,
-                         "n_tokens": int(n.sum())})
-        return pl.DataFrame(rows)
+        (correct, counts), = scoring.token_accuracy(model(), eset.texts, [plan], profile.batch_size,
+                                                    profile.eval_tokens, progress=progress)
+        return pl.DataFrame({"doc": list(range(len(eset.texts))), "domain": eset.domains,
+                             "language": eset.languages, "correct": correct.tolist(), "count": counts.tolist()},
+                            schema={"doc": pl.Int32, "domain": pl.Utf8, "language": pl.Utf8, "correct": pl.Int64,
+                                    "count": pl.Int64})
 
     def point(params: dict, plan_fn) -> pl.DataFrame:
         nonlocal cached
-        frame = run.cached_point(params)
+        frame = store.cached_point(params)
         if frame is not None:
             cached += 1
             return frame
         t0 = time.time()
-        frame = run.point(params, lambda: score(plan_fn()))
-        accs = ", ".join(f"{r['domain']} {r['accuracy']:.3f}" for r in frame.iter_rows(named=True))
-        log(f"{_describe(params)}: {accs} ({time.time() - t0:.0f}s)")
+        frame = store.point(params, lambda: score(sets[params["size"]], plan_fn()))
+        accs = ", ".join(f"{d} {a:.3f}" for d, a in _domain_accuracy(frame).items())
+        log(f"{_describe(params)}: {accs} ({int(frame['count'].sum())} tokens, {time.time() - t0:.0f}s)")
         return frame
 
     from ..plan import Plan
 
-    base = point({"kind": "baseline"}, Plan.none)
-    baseline = {r["domain"]: r["accuracy"] for r in base.iter_rows(named=True)}
-    frames = []
-    curves = [(t, L, False) for t in targets for L in layers]
-    if permuted_control:
-        curves += [(t, mid, True) for t in targets]
-    for target, layer, permuted in curves:
-        vec = vectors[(target, permuted)]
-        results = {}
+    baselines = {size: point({"kind": "baseline", "size": size}, Plan.none) for size in sets}
+    base_acc = {size: _domain_accuracy(frame) for size, frame in baselines.items()}
+    visited = [({"kind": "baseline", "size": size}, frame) for size, frame in baselines.items()]
+    rule = STEP_RULES[profile.rule]
+    for target, layer, control in curve_order(layers, targets, n_layers, permuted_control):
+        vec = vectors[(target, control)]
 
-        def rel_score(coef, target=target, layer=layer, permuted=permuted, vec=vec, results=results):
+        def rel_score(coef, target=target, layer=layer, control=control, vec=vec):
+            size = "headline" if "headline" in sets and is_headline(layer, coef, control, n_layers) else "sweep"
+            params = {"kind": "steered", "target": target, "layer": layer, "coef": float(coef), "control": control,
+                      "size": size}
             if coef == 0:
-                frame = base
+                frame = baselines[size]
             else:
-                params = {"kind": "steered", "target": target, "layer": layer, "coef": float(coef),
-                          "permuted": permuted}
-                frame = point(params, lambda: Plan.single(vec, layer, coef))
-            results[coef] = frame
-            return max(r["accuracy"] / baseline[r["domain"]] if baseline[r["domain"]] else 0.0
-                       for r in frame.iter_rows(named=True))
+                frame = point(params, lambda: _plan(vec, layer, coef))
+            visited.append((params, frame))
+            acc = _domain_accuracy(frame)
+            relative = {d: acc[d] / base_acc[size][d] if base_acc[size][d] else 0.0 for d in acc}
+            return rule(relative, target)
 
         coefficient_schedule(profile.coefs, rel_score)
-        for coef, frame in results.items():
-            frames.append(frame.with_columns(
-                pl.lit(target).alias("target"), pl.lit(layer, pl.Int32).alias("layer"),
-                pl.lit(float(coef)).alias("coef"), pl.lit(permuted).alias("permuted")))
-    table = pl.concat(frames, how="diagonal_relaxed")
-    base_col = pl.col("domain").replace_strict(baseline, return_dtype=pl.Float64)
-    table = table.with_columns(base_col.alias("baseline")).with_columns(
-        (pl.col("accuracy") / pl.col("baseline")).alias("relative"),
+    documents = points_frame(visited)
+    table = summarise(documents, profile.n_boot, seed).with_columns(
         pl.lit(model.name).alias("model"), pl.lit(profile.name).alias("profile"),
-        pl.lit(corpus.origin).alias("data"), pl.lit(run.key).alias("run"),
-    ).select("model", "profile", "target", "layer", "coef", "permuted", "domain", "accuracy", "accuracy_lo",
-             "accuracy_hi", "n_tokens", "baseline", "relative", "data", "run").sort(
-        ["target", "permuted", "layer", "coef", "domain"])
-    computed = run.computed_points
-    run.finish([table])
-    return Swept(table, computed, cached, time.time() - started)
+        pl.lit(corpus.origin).alias("data"), pl.lit(summary_run.key).alias("run"))
+    computed = store.computed_points
+    summary_run.finish([table])
+    return Swept(table, documents, computed, cached, time.time() - started)
+
+
+POINT_KEYS = ("target", "control", "layer", "coef", "size")
+
+
+def _domain_accuracy(frame: pl.DataFrame) -> dict[str, float]:
+    sums = frame.group_by("domain").agg(pl.col("correct").sum(), pl.col("count").sum())
+    return {r["domain"]: r["correct"] / r["count"] if r["count"] else float("nan") for r in sums.iter_rows(named=True)}
+
+
+def _write_config(store: Run, config: dict) -> None:
+    import json
+
+    path = store.dir / f"{store.key}.config.json"
+    if not path.exists():
+        path.write_text(json.dumps(config, indent=1, sort_keys=True, default=str))
+
+
+def points_frame(visited: list[tuple[dict, pl.DataFrame]]) -> pl.DataFrame:
+    """Per-document rows of points, tagged with their parameters (c = 0 rows are the baseline's documents)."""
+    frames = []
+    for params, frame in visited:
+        if params["kind"] == "baseline":
+            params = {"target": "", "control": "none", "layer": -1, "coef": 0.0, "size": params["size"]}
+        frames.append(frame.with_columns(
+            pl.lit(params["target"]).alias("target"), pl.lit(params["control"]).alias("control"),
+            pl.lit(params["layer"], pl.Int32).alias("layer"), pl.lit(float(params["coef"])).alias("coef"),
+            pl.lit(params["size"]).alias("size")))
+    return pl.concat(frames).unique(subset=[*POINT_KEYS, "doc"], maintain_order=True)
+
+
+def load_points(root, key: str | None = None) -> pl.DataFrame | None:
+    """Per-document rows of every cached point (of one points run, or of all), from the parameter sidecars."""
+    import json
+
+    folder = results_root(root) / POINTS
+    visited = []
+    for points_dir in sorted(folder.glob(f"{key or '*'}.points")):
+        config_path = folder / f"{points_dir.name[:-len('.points')]}.config.json"
+        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        for path in sorted(points_dir.glob("*.parquet")):
+            params = json.loads(path.with_suffix(".json").read_text())["config"]
+            frame = pl.read_parquet(path).with_columns(pl.lit(config.get("model", "?")).alias("model"),
+                                                       pl.lit(points_dir.name[:16]).alias("points_run"))
+            visited.append((params, frame))
+    return points_frame(visited) if visited else None
+
+
+def _paired_ratio_ci(steered: np.ndarray, base: np.ndarray, counts: np.ndarray, n_boot: int, seed: int):
+    """Bootstrap over documents (same resample for both) of accuracy and of accuracy / baseline accuracy."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(counts), size=(n_boot, len(counts)))
+    n = counts[idx].sum(1).astype(np.float64)
+    s, b = steered[idx].sum(1), base[idx].sum(1)
+    ok = (n > 0) & (b > 0)
+    acc = np.quantile(s[ok] / n[ok], [0.025, 0.975])
+    rel = np.quantile(s[ok] / b[ok], [0.025, 0.975])
+    return acc, rel
+
+
+def summarise(documents: pl.DataFrame, n_boot: int = 1000, seed: int = 13, by: str = "domain") -> pl.DataFrame:
+    """One row per (point, domain or language): accuracy, relative accuracy (to the baseline of the same
+    documents) and their document-bootstrap 95% intervals, documents and tokens scored."""
+    keys = [k for k in ("model", "points_run") if k in documents.columns]
+    base = documents.filter(pl.col("layer") == -1).select(*keys, "size", "doc", pl.col("correct").alias("base"))
+    joined = documents.join(base, on=[*keys, "size", "doc"], how="left")
+    rows = []
+    for group, part in joined.group_by([*keys, *POINT_KEYS, by], maintain_order=True):
+        info = dict(zip([*keys, *POINT_KEYS, by], group))
+        part = part.sort("doc")
+        c, b, n = (part[col].to_numpy() for col in ("correct", "base", "count"))
+        (lo, hi), (rlo, rhi) = _paired_ratio_ci(c, b, n, n_boot, seed)
+        total = int(n.sum())
+        rows.append({**info, "accuracy": c.sum() / total if total else float("nan"), "accuracy_lo": lo,
+                     "accuracy_hi": hi, "relative": c.sum() / b.sum() if b.sum() else float("nan"),
+                     "relative_lo": rlo, "relative_hi": rhi, "baseline": b.sum() / total if total else float("nan"),
+                     "n_docs": part.height, "n_tokens": total})
+    out = pl.DataFrame(rows)
+    return out.sort([*keys, "target", "control", "layer", "coef", "size", by])
 
 
 def _describe(params: dict) -> str:
     if params.get("kind") == "baseline":
-        return "baseline"
-    perm = " permuted" if params["permuted"] else ""
-    return f"text-{params['target']}{perm} L{params['layer']} c={params['coef']:g}"
+        return f"baseline ({params['size']})"
+    control = "" if params["control"] == "none" else f" {CONTROLS[params['control']][1]}"
+    return f"text-{params['target']}{control} L{params['layer']} c={params['coef']:g} ({params['size']})"
 
 
 def selectivity(table: pl.DataFrame) -> pl.DataFrame:
-    """One row per (target, layer, permuted, coef): relative text and target accuracy side by side."""
-    wide = table.pivot(on="domain", index=["model", "profile", "target", "layer", "permuted", "coef"],
-                       values="relative")
-    return wide.with_columns(
-        pl.when(pl.col("target") == "code").then(pl.col("code")).otherwise(pl.col("python")).alias("target_rel"),
-    ).sort(["model", "target", "permuted", "layer", "coef"])
+    """One row per point: relative text and target accuracy side by side (with intervals)."""
+    steered = table.filter(pl.col("layer") >= 0)
+    index = [c for c in ("model", "profile", "target", "control", "layer", "coef", "size") if c in table.columns]
+    wide = steered.pivot(on="domain", index=index, values=["relative", "relative_lo", "relative_hi", "n_tokens"])
+    return wide.sort(index)
 
 
 def profile_dict(profile: Profile) -> dict:

@@ -4,11 +4,16 @@ Files (per model; with several models in the results each name gets `__<model>`,
 model — smollm2-135m, else the first alphabetically — also keeps the plain name):
     general_coding.png                    relative code accuracy vs relative text accuracy, text - code vector
     python_ability.png                    relative Python accuracy vs relative text accuracy, text - Python vector
+    skills_language_matrix.png            relative accuracy per language (text, Python, C++, Go, Java, JS, Rust)
+                                          under the code and the Python vector, middle layer, c = 1-2
     activation_distribution_layer_{L}.png histograms of the per-domain mean activation components at layer L
 
+The sweep curves come from the cached points (`skills_points`, finished sweep or not), else from finished
+sweep tables of the earlier format (one `permuted` flag: the norm-matched control).
+
 As in the paper's figures, the target skill is on x and text on y: one curve per layer (points in
-coefficient order, from (100, 100) at c = 0 towards the origin) plus the permuted-vector control,
-and the diagonal. A curve above the diagonal removes the skill more than it removes text.
+coefficient order, from (100, 100) at c = 0 towards the origin) plus both permuted controls
+(dashed: permuted components, norm-matched; dotted: the paper's permuted means), and the diagonal. A curve above the diagonal removes the skill more than it removes text.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from ..cache import load_tables
 from .common import new_figure, save, slug, style
 
 DEFAULT_MODEL = "smollm2-135m"
-PREFERRED = {"profile": ["paper", "quick"], "data": ["hub", "shared", "project"]}
+PREFERRED = {"profile": ["paper", "default", "quick"], "data": ["hub", "shared", "project"]}
+CONTROL_LABELS = {"components": "(permuted components)", "means": "(permuted means, paper)"}
+CONTROL_STYLES = {"components": ("0.45", "--"), "means": ("0.2", ":")}
 FIGURES = {"code": ("general_coding", "Relative Code Accuracy (%)"),
            "python": ("python_ability", "Relative Python Accuracy (%)")}
 DIST_DOMAINS = ("all", "text", "code", "python")
@@ -31,7 +38,7 @@ DIST_DOMAINS = ("all", "text", "code", "python")
 def build(results_root, out_dir) -> list[Path]:
     """Write every skills figure whose table exists; return the paths written."""
     out = Path(out_dir)
-    sweep = load_tables("skills_sweep", results_root)
+    sweep, languages = _sweep_tables(results_root)
     extract = load_tables("skills_extract", results_root)
     models = set()
     for table in (sweep, extract):
@@ -50,12 +57,31 @@ def build(results_root, out_dir) -> list[Path]:
                     for target in FIGURES:
                         if rows.filter(pl.col("target") == target).height:
                             written += _write(curve_figure(rows, target, model), FIGURES[target][0], names, out)
+            if languages is not None:
+                rows = languages.filter(pl.col("model") == model)
+                fig = language_figure(rows, model)
+                if fig is not None:
+                    written += _write(fig, "skills_language_matrix", names, out)
             if extract is not None:
                 rows = one_run(extract.filter(pl.col("model") == model))
                 for layer in sorted(rows.filter(pl.col("figure_layer"))["layer"].unique().to_list()):
                     fig = distribution_figure(rows.filter(pl.col("layer") == layer), model, layer)
                     written += _write(fig, f"activation_distribution_layer_{layer}", names, out)
     return written
+
+
+def _sweep_tables(results_root) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """(per-domain summary, per-language summary) from the cached points; else the finished sweep tables."""
+    from ..experiments import skills
+
+    docs = skills.load_points(results_root)
+    if docs is not None:
+        return skills.summarise(docs, 300), skills.summarise(docs, 300, by="language")
+    table = load_tables("skills_sweep", results_root)
+    if table is not None and "control" not in table.columns and "permuted" in table.columns:
+        table = table.with_columns(pl.when(pl.col("permuted")).then(pl.lit("components")).otherwise(pl.lit("none"))
+                                   .alias("control"))
+    return table, None
 
 
 def _names(model: str, plain: str, several: bool) -> list[str]:
@@ -76,22 +102,30 @@ def one_run(table: pl.DataFrame) -> pl.DataFrame:
             present = set(table[column].unique().to_list())
             wanted = next((v for v in order if v in present), sorted(present, key=str)[0])
             table = table.filter(pl.col(column) == wanted)
-    if "run" in table.columns and table.height:
-        counts = table.group_by("run").len().sort(["len", "run"], descending=[True, False])
-        table = table.filter(pl.col("run") == counts["run"][0])
+    for run in ("run", "points_run"):
+        if run in table.columns and table.height:
+            counts = table.group_by(run).len().sort(["len", run], descending=[True, False])
+            table = table.filter(pl.col(run) == counts[run][0])
     return table
 
 
-def curves(rows: pl.DataFrame, target: str) -> list[tuple[str, pl.DataFrame]]:
-    """[(label, frame with coef, x = relative target %, y = relative text %)] per layer, control last."""
-    part = rows.filter(pl.col("target") == target)
-    wide = part.pivot(on="domain", index=["layer", "permuted", "coef"], values="relative")
+def curves(rows: pl.DataFrame, target: str) -> list[tuple[str, str, pl.DataFrame]]:
+    """[(label, control, frame with coef, x = relative target %, y = relative text %)] per curve, controls last."""
+    part = rows.filter((pl.col("target") == target) | (pl.col("layer") == -1))
+    if "size" in part.columns:  # a point's own size; c = 0 of a curve is the sweep-size baseline
+        part = part.filter((pl.col("layer") >= 0) | (pl.col("size") == "sweep"))
+    steered = part.filter(pl.col("layer") >= 0)
+    wide = steered.pivot(on="domain", index=["layer", "control", "coef"], values="relative")
     wide = wide.with_columns((pl.col(target) * 100).alias("x"), (pl.col("text") * 100).alias("y")).sort("coef")
     out = []
-    for permuted in (False, True):
-        for layer in sorted(wide.filter(pl.col("permuted") == permuted)["layer"].unique().to_list()):
-            label = f"Layer {layer}" + ("\n(Permuted)" if permuted else "")
-            out.append((label, wide.filter((pl.col("permuted") == permuted) & (pl.col("layer") == layer))))
+    for control in ("none", "components", "means"):
+        for layer in sorted(wide.filter(pl.col("control") == control)["layer"].unique().to_list()):
+            label = f"Layer {layer}" + (f"\n{CONTROL_LABELS[control]}" if control != "none" else "")
+            frame = wide.filter((pl.col("control") == control) & (pl.col("layer") == layer))
+            if frame.filter(pl.col("coef") == 0).height == 0:
+                frame = pl.concat([pl.DataFrame({"coef": [0.0], "x": [100.0], "y": [100.0]}),
+                                   frame.select("coef", "x", "y")], how="diagonal_relaxed")
+            out.append((label, control, frame.sort("coef")))
     return out
 
 
@@ -100,29 +134,66 @@ def curve_figure(rows: pl.DataFrame, target: str, model: str):
 
     fig, ax = new_figure(figsize=(6, 6))
     lines = curves(rows, target)
-    colours = sns.color_palette("tab10", n_colors=max(1, sum(1 for label, _ in lines if "Permuted" not in label)))
+    colours = sns.color_palette("tab10", n_colors=max(1, sum(1 for _, control, _ in lines if control == "none")))
     k = 0
-    for label, frame in lines:
-        permuted = "Permuted" in label
-        colour = "0.45" if permuted else colours[k % len(colours)]
-        k += 0 if permuted else 1
+    for label, control, frame in lines:
+        colour, style_ = CONTROL_STYLES.get(control, (colours[k % len(colours)], "-"))
+        k += control == "none"
         ax.plot(frame["x"].to_numpy(), frame["y"].to_numpy(), marker=".", label=label, color=colour,
-                linestyle="--" if permuted else "-", alpha=0.9)
+                linestyle=style_, alpha=0.9)
     ax.plot([0, 100], [0, 100], linestyle="--", color="0.6", linewidth=1)
     ax.axhline(100, linestyle="--", color="0.6", linewidth=1)
     ax.set_xlabel(FIGURES[target][1])
     ax.set_ylabel("Relative Text Accuracy (%)")
-    base = rows.filter(pl.col("coef") == 0).unique("domain")
+    base = rows.filter(pl.col("coef") == 0)
+    if "size" in base.columns:
+        base = base.filter(pl.col("size") == "sweep")
+    base = base.unique("domain")
     acc = {r["domain"]: r["accuracy"] for r in base.iter_rows(named=True)}
-    profile = rows["profile"][0] if "profile" in rows.columns else "?"
-    data = rows["data"][0] if "data" in rows.columns else "?"
-    ax.set_title(f"text − {target} vector, {model} ({profile}, {data} data)\n"
+    profile = rows["profile"][0] if "profile" in rows.columns else "default"
+    data = rows["data"][0] if "data" in rows.columns else "cached points"
+    ax.set_title(f"text − {target} vector, {model} ({profile}, {data})\n"
                  f"baseline top-1: text {acc.get('text', float('nan')):.1%}, "
                  f"{target} {acc.get(target, float('nan')):.1%}", fontsize=9)
-    top = max(105.0, float(np.nanmax([f["y"].max() for _, f in lines] + [f["x"].max() for _, f in lines])) + 3)
+    top = max(105.0, float(np.nanmax([f["y"].max() for _, _, f in lines] + [f["x"].max() for _, _, f in lines])) + 3)
     ax.set_xlim(-3, top)
     ax.set_ylim(-3, top)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=7)
+    return fig
+
+
+def language_figure(rows: pl.DataFrame, model: str):
+    """Heat map: relative accuracy (%) per language, one row per (vector, c) at the middle layer, c in 1-2."""
+    from ..corpora import LANGUAGES
+    from ..experiments import skills
+
+    steered = rows.filter((pl.col("control") == "none") & (pl.col("layer") >= 0))
+    if not steered.height:
+        return None
+    layers = steered["layer"].unique().to_list()
+    mid = max(layers, key=lambda L: (steered.filter(pl.col("layer") == L).height, L))
+    part = steered.filter((pl.col("layer") == mid) & pl.col("coef").is_between(*skills.HEADLINE_COEFS))
+    if not part.height:
+        return None
+    keys = sorted(part.select("target", "coef").unique().iter_rows(), key=lambda k: (k[0], k[1]))
+    grid = np.full((len(keys), len(LANGUAGES)), np.nan)
+    for i, (target, coef) in enumerate(keys):
+        for j, lang in enumerate(LANGUAGES):
+            cell = part.filter((pl.col("target") == target) & (pl.col("coef") == coef) & (pl.col("language") == lang))
+            if cell.height:
+                grid[i, j] = 100 * cell["relative"][0]
+    fig, ax = new_figure(figsize=(8, 1.2 + 0.45 * len(keys)))
+    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=110, aspect="auto")
+    ax.grid(False)
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if grid[i, j] < 60 else "black")
+    ax.set_xticks(range(len(LANGUAGES)), LANGUAGES)
+    ax.set_yticks(range(len(keys)), [f"text − {t}, c = {c:g}" for t, c in keys])
+    ax.set_title(f"relative top-1 accuracy (%) per language, layer {mid}, {model}", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.03)
     return fig
 
 

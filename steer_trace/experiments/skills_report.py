@@ -1,0 +1,163 @@
+"""Tables of the skills experiment from the cached points (a sweep need not have finished).
+
+`write(root)` reads every point under `<results>/skills_points/`, summarises it (document-bootstrap
+intervals, tokens actually scored) and writes per model `<out>/<model>.md` (the tables beside the paper)
+plus `<model>_points.csv` (one row per point and domain) and `<model>_languages.csv` (per language).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from ..cache import results_root
+from ..corpora import LANGUAGES
+from . import skills
+
+# the paper's relative accuracies (Llama-2-7B, % of baseline, target / text), shared/reference/paper_notes.md
+PAPER = {  # (layer, coef, control) -> {target: (target %, text %)}
+    (0, 1.5, "none"): {"code": (69.3, 44.1), "python": (63.4, 40.5)},
+    (15, 1.4, "none"): {"code": (72.9, 89.9), "python": (79.4, 92.8)},
+    (15, 1.5, "none"): {"code": (66.8, 86.6), "python": (76.7, 90.1)},
+    (15, 1.8, "none"): {"code": (51.3, 74.4), "python": (59.7, 79.8)},
+    (15, 2.0, "none"): {"code": (40.5, 63.8), "python": (45.6, 70.5)},
+    (15, 1.0, "means"): {"code": (82.7, 87.4), "python": (98.6, 97.6)},
+    (15, 1.5, "means"): {"code": (37.7, 51.2), "python": (87.0, 85.8)},
+}
+
+
+def _pct(row: dict | None, col: str = "relative") -> str:
+    if row is None:
+        return "—"
+    return f"{100 * row[col]:.1f} [{100 * row[col + '_lo']:.1f}, {100 * row[col + '_hi']:.1f}]"
+
+
+def _index(summary: pl.DataFrame, by: str) -> dict:
+    return {(r["target"], r["control"], r["layer"], round(r["coef"], 4), r[by]): r
+            for r in summary.iter_rows(named=True)}
+
+
+def _paper_layer(layer: int, n_layers: int) -> int | None:
+    return next((p for p in skills.PAPER_LAYERS if skills.relative_layer(p, n_layers) == layer), None)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |"
+                                                                            for r in rows]
+
+
+def curve_rows(idx: dict, target: str, control: str, layer: int, coefs) -> list[list[str]]:
+    rows = []
+    for c in coefs:
+        t, x = idx.get((target, control, layer, round(c, 4), target)), idx.get((target, control, layer, round(c, 4),
+                                                                                 "text"))
+        if t is None:
+            continue
+        rows.append([f"{c:g}", _pct(t), _pct(x), f"{t['n_tokens']:,} / {x['n_tokens']:,}"])
+    return rows
+
+
+def equal_damage(summary: pl.DataFrame, target: str, control: str, layer: int, level: float) -> float | None:
+    """Relative text accuracy where the target's relative accuracy first falls to `level` (linear interpolation
+    along the curve in coefficient order); None if it never does."""
+    part = summary.filter((pl.col("target") == target) & (pl.col("control") == control) & (pl.col("layer") == layer))
+    wide = part.pivot(on="domain", index="coef", values="relative").sort("coef")
+    if target not in wide.columns or "text" not in wide.columns:
+        return None
+    xs, ys = [1.0, *wide[target].to_list()], [1.0, *wide["text"].to_list()]
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if x0 >= level >= x1 and x0 != x1:
+            return y0 + (y1 - y0) * (x0 - level) / (x0 - x1)
+    return None
+
+
+def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.DataFrame, pl.DataFrame]:
+    summary = skills.summarise(docs, n_boot)
+    langs = skills.summarise(docs, n_boot, by="language")
+    idx, lidx = _index(summary, "domain"), _index(langs, "language")
+    n_layers = 30 if "smollm2" in model else 24 if "qwen2.5" in model else 32
+    mid = skills.middle_layer(n_layers)
+    steered = summary.filter(pl.col("layer") >= 0)
+    out = [f"# Skills: {model} (from the cached points)", "",
+           (f"{steered.select(*skills.POINT_KEYS).unique().height} steered points; relative accuracy = accuracy / "
+           "unsteered accuracy on the same documents, % with document-bootstrap 95% intervals (paired: the same "
+           f"resampled documents for both; {n_boot} resamples). Tokens = next-token predictions scored."), ""]
+    base = summary.filter(pl.col("layer") == -1)
+    rows = [[r["size"], r["domain"], str(r["n_docs"]), f"{r['n_tokens']:,}",
+             _pct(r, "accuracy")] for r in base.sort("size", "domain").iter_rows(named=True)]
+    out += ["## Evaluation sets and baselines", ""] + _table(["set", "domain", "documents", "tokens",
+                                                              "top-1 accuracy %"], rows) + [""]
+
+    head_coefs = sorted({c for c in steered["coef"].to_list() if skills.is_headline(0, c, "none", n_layers)})
+    for title, layer, control in ((f"Middle layer {mid} (the paper's 15)", mid, "none"),
+                                  ("Layer 0", 0, "none"),
+                                  (f"Permuted components (norm-matched), layer {mid}", mid, "components"),
+                                  (f"Permuted means (the paper's control), layer {mid}", mid, "means")):
+        out += [f"## {title}", ""]
+        for target in skills.TARGETS:
+            coefs = sorted(set(steered.filter((pl.col("target") == target) & (pl.col("layer") == layer)
+                                              & (pl.col("control") == control))["coef"].to_list()))
+            rows = curve_rows(idx, target, control, layer, coefs)
+            if not rows:
+                continue
+            paper_layer = 15 if layer == mid else 0
+            paper_control = "means" if control == "means" else control
+            for r, c in zip(rows, [float(x[0]) for x in rows]):
+                p = PAPER.get((paper_layer, c, paper_control), {}).get(target)
+                r.append(f"{p[0]} / {p[1]}" if p else "")
+            out += [f"text − {target}:", ""] + _table(
+                ["c", f"{target} relative %", "text relative %", "tokens (target / text)", "paper target / text"],
+                rows) + [""]
+    # the language matrix
+    out += ["## Language matrix (relative accuracy per language)", "",
+            f"Layer {mid}; code documents are HumanEval-X problems that are never the Python (HumanEval) problems.", ""]
+    for c in head_coefs:
+        rows = []
+        for target in skills.TARGETS:
+            cells = [_pct(lidx.get((target, "none", mid, round(c, 4), lang))) for lang in LANGUAGES]
+            if any(cell != "—" for cell in cells):
+                rows.append([f"text − {target}", f"{c:g}", *cells])
+        if rows:
+            out += _table(["vector", "c", *LANGUAGES], rows) + [""]
+    # equal damage, every curve
+    rows = []
+    for (target, control, layer), _ in steered.group_by(["target", "control", "layer"], maintain_order=True):
+        kept = [equal_damage(summary, target, control, layer, lv) for lv in (0.7, 0.5)]
+        pl_ = _paper_layer(layer, n_layers)
+        rows.append([f"text − {target}", skills.CONTROLS[control][1], f"{layer} (paper {pl_})",
+                     *[f"{100 * k:.1f}" if k is not None else "—" for k in kept]])
+    out += ["## Text kept at equal damage to the target (interpolated; no interval)", ""] + _table(
+        ["vector", "control", "layer", "text % at target 70%", "text % at target 50%"], sorted(rows)) + [""]
+    # the full sweep
+    out += ["## Every point", ""]
+    rows = []
+    for r in steered.filter(pl.col("domain") == pl.col("target")).sort("target", "control", "layer",
+                                                                      "coef").iter_rows(named=True):
+        text = idx.get((r["target"], r["control"], r["layer"], round(r["coef"], 4), "text"))
+        other = "python" if r["target"] == "code" else "code"
+        o = idx.get((r["target"], r["control"], r["layer"], round(r["coef"], 4), other))
+        rows.append([f"text − {r['target']}", r["control"], str(r["layer"]), f"{r['coef']:g}", r["size"], _pct(r),
+                     _pct(text), _pct(o), f"{r['n_tokens']:,}"])
+    out += _table(["vector", "control", "layer", "c", "set", "target %", "text %", "other code %",
+                   "target tokens"], rows) + [""]
+    return "\n".join(out), summary, langs
+
+
+def write(root=None, out_dir=None, n_boot: int = 1000) -> list[Path]:
+    docs = skills.load_points(root)
+    if docs is None:
+        return []
+    out = Path(out_dir) if out_dir else results_root(root) / "skills_report"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (model,), part in docs.group_by(["model"], maintain_order=True):
+        counts = part.group_by("points_run").len().sort(["len", "points_run"], descending=[True, False])
+        part = part.filter(pl.col("points_run") == counts["points_run"][0])  # the fullest run of this model
+        text, summary, langs = model_report(model, part, n_boot)
+        name = skills.safe_name(model)
+        (out / f"{name}.md").write_text(text)
+        summary.write_csv(out / f"{name}_points.csv")
+        langs.write_csv(out / f"{name}_languages.csv")
+        written += [out / f"{name}.md", out / f"{name}_points.csv", out / f"{name}_languages.csv"]
+    return written
