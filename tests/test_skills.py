@@ -371,7 +371,7 @@ def test_extract_and_sweep_tiny_slice_then_resume(cli, shared_data, results_dir,
     # the language matrix splits each domain's tokens over its languages, nothing lost or added
     langs = pl.read_csv(results_dir / "skills_report" / "smollm2-135m_languages.csv")
     domains = pl.read_csv(results_dir / "skills_report" / "smollm2-135m_points.csv")
-    assert set(langs["language"]) == set(corpora.LANGUAGES)
+    assert {"text", "python", "cpp"} <= set(langs["language"]) <= set(corpora.LANGUAGES)
     keys = list(skills.POINT_KEYS)
     assert langs.group_by(keys).agg(pl.col("n_tokens").sum()).sort(keys).equals(
         domains.group_by(keys).agg(pl.col("n_tokens").sum()).sort(keys))

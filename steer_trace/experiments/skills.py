@@ -592,6 +592,8 @@ def _paired_ratio_ci(steered: np.ndarray, base: np.ndarray, counts: np.ndarray, 
     n = counts[idx].sum(1).astype(np.float64)
     s, b = steered[idx].sum(1), base[idx].sum(1)
     ok = (n > 0) & (b > 0)
+    if not ok.any():
+        return (float("nan"), float("nan")), (float("nan"), float("nan"))
     acc = np.quantile(s[ok] / n[ok], [0.025, 0.975])
     rel = np.quantile(s[ok] / b[ok], [0.025, 0.975])
     return acc, rel
