@@ -75,7 +75,7 @@ def _sweep_tables(results_root) -> tuple[pl.DataFrame | None, pl.DataFrame | Non
     from ..experiments import skills
 
     docs = skills.load_points(results_root)
-    if docs is not None:
+    if docs is not None and docs.filter(pl.col("layer") >= 0).height:  # some steered point, not baselines only
         return skills.summarise(docs, 300), skills.summarise(docs, 300, by="language")
     table = load_tables("skills_sweep", results_root)
     if table is not None and "control" not in table.columns and "permuted" in table.columns:
