@@ -578,6 +578,8 @@ def load_points(root, key: str | None = None) -> pl.DataFrame | None:
         config_path = folder / f"{points_dir.name[:-len('.points')]}.config.json"
         config = json.loads(config_path.read_text()) if config_path.exists() else {}
         for path in sorted(points_dir.glob("*.parquet")):
+            if not path.with_suffix(".json").exists():  # killed between the two renames: recomputed on resume
+                continue
             params = json.loads(path.with_suffix(".json").read_text())["config"]
             frame = pl.read_parquet(path).with_columns(pl.lit(config.get("model", "?")).alias("model"),
                                                        pl.lit(points_dir.name[:16]).alias("points_run"))

@@ -89,6 +89,11 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
     out += ["## Evaluation sets and baselines", ""] + _table(["set", "domain", "documents", "tokens",
                                                               "top-1 accuracy %"], rows) + [""]
 
+    lbase = langs.filter(pl.col("layer") == -1)
+    rows = [[r["size"], r["language"], str(r["n_docs"]), f"{r['n_tokens']:,}", _pct(r, "accuracy")]
+            for r in lbase.sort("size", "language").iter_rows(named=True)]
+    out += ["Per language:", ""] + _table(["set", "language", "documents", "tokens", "top-1 accuracy %"], rows) + [""]
+
     head_coefs = sorted({c for c in steered["coef"].to_list() if skills.is_headline(0, c, "none", n_layers)})
     for title, layer, control in ((f"Middle layer {mid} (the paper's 15)", mid, "none"),
                                   ("Layer 0", 0, "none"),
