@@ -36,16 +36,16 @@ class SteeringVector:
             raise UserError(f"vector {self.meta.get('name', '')!r} has no layer {layer} (has {have})")
         return self.layers[layer]
 
-    def only(self, layers) -> "SteeringVector":
+    def only(self, layers) -> SteeringVector:
         return SteeringVector({int(L): self[int(L)] for L in layers}, dict(self.meta))
 
     def norms(self) -> dict[int, float]:
         return {L: float(v.norm()) for L, v in self.layers.items()}
 
-    def scaled(self, factor: float) -> "SteeringVector":
+    def scaled(self, factor: float) -> SteeringVector:
         return SteeringVector({L: v * factor for L, v in self.layers.items()}, dict(self.meta))
 
-    def permuted(self, seed: int = 0) -> "SteeringVector":
+    def permuted(self, seed: int = 0) -> SteeringVector:
         """Same components in a seeded random order per layer: a control with equal norm."""
         gen = torch.Generator().manual_seed(seed)
         out = {L: v[torch.randperm(v.numel(), generator=gen)] for L, v in self.layers.items()}
@@ -73,7 +73,7 @@ class SteeringVector:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "SteeringVector":
+    def load(cls, path: str | Path) -> SteeringVector:
         from safetensors import SafetensorError, safe_open
 
         path = Path(path)
