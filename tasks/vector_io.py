@@ -29,7 +29,12 @@ def _not_the_input(source: str, out: str) -> None:
 
 
 def _span(layers: list[int]) -> str:
-    return f"{layers[0]}-{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
+    """'1-29', '12' or '3,7,12'; with the count first: '29 layers (1-29)'."""
+    if len(layers) > 2 and layers == list(range(layers[0], layers[-1] + 1)):
+        shown = f"{layers[0]}-{layers[-1]}"
+    else:
+        shown = ",".join(map(str, layers))
+    return f"{len(layers)} layer{'s' * (len(layers) != 1)} ({shown})"
 
 
 @click.command("export")
@@ -49,10 +54,8 @@ def vectors_export(path, fmt, out, layers, model_hint):
     _not_the_input(path, out)
     vector = SteeringVector.load(path)
     written = write_gguf(vector, out, _layer_list(layers), model_hint)
-    left_out = sorted(set(vector.layers) - set(written))
-    click.echo(f"wrote {out}: llama.cpp control vector, {len(written)} layers (direction.{_span(written)}), "
-               f"d={vector.d_model}")
-    if 0 in left_out:
+    click.echo(f"wrote {out}: llama.cpp control vector, {_span(written)} as direction.<L>, d={vector.d_model}")
+    if layers is None and 0 in vector.layers:
         click.echo("layer 0 left out: llama.cpp never steers block 0 and skips a file holding direction.0")
     click.echo(f"use: llama-cli -m MODEL.gguf --control-vector-scaled {out} COEF  "
                "(adds COEF x direction.<L> to decoder layer L's output at every position)")
@@ -84,8 +87,7 @@ def vectors_import(path, array_path, convention, layer_offset, key, out):
     else:
         vector = read_array(array_path, convention or "decoder-output", layer_offset or 0, key)
     vector.save(out)
-    click.echo(f"saved {out}: {len(vector.layers)} layers ({_span(list(vector.layers))}), d={vector.d_model}, "
-               f"from {source}")
+    click.echo(f"saved {out}: {_span(list(vector.layers))}, d={vector.d_model}, from {source}")
 
 
 def register(group: click.Group) -> None:
