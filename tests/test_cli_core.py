@@ -31,7 +31,7 @@ LAYER = 10
 TOKENS = 4
 GROUPS = ("models", "vectors", "generate", "behaviours", "skills", "figures", "bench", "demo")
 # commands that never run a model (bench compares fixed embedded models and names them with --score-model)
-NO_MODEL = {("figures",), ("models",), ("vectors", "info"), ("bench",)}
+NO_MODEL = {("figures",), ("models",), ("vectors", "info"), ("vectors", "export"), ("vectors", "import"), ("bench",)}
 
 
 def run(*argv):
