@@ -63,7 +63,7 @@ def write_gguf(vector: SteeringVector, path: str | Path, layers=None, model_hint
     path = Path(path)
     chosen = gguf_layers(vector, layers)
     if not chosen:
-        raise UserError("nothing to export: the vector has only layer 0, which llama.cpp cannot steer")
+        raise UserError("nothing to export: no layer other than 0 (which llama.cpp cannot steer)")
     hint = model_hint or str(vector.meta.get("model") or "unknown")
     tmp = path.with_name(path.name + ".tmp")
     try:
