@@ -91,7 +91,8 @@ class SteeringVector:
                 raise UserError(f"{path} is not a readable safetensors vector file: it is a pickle / torch.save "
                                 "file, which is never unpickled (vectors load only from safetensors)") from None
             reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
-            raise UserError(f"{path} is not a readable safetensors vector file ({reason})") from None
+            raise UserError(f"{path} is not a readable safetensors vector file ({_other_format(path) or reason})") \
+                from None
         return cls(checked_layers(path, layers), _provenance(path, header))
 
 
@@ -147,6 +148,16 @@ def _provenance(path: Path, header: dict) -> dict:
     if not isinstance(meta, dict):
         raise UserError(f"{path} has provenance metadata that is not a JSON object")
     return meta
+
+
+_OTHER_FORMATS = {b"GGUF": "it is a GGUF file: convert a llama.cpp control vector with `steer-trace vectors import`",
+                  b"\x93NUMPY": "it is a NumPy array: convert it with `steer-trace vectors import --from-array`"}
+
+
+def _other_format(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return next((hint for magic, hint in _OTHER_FORMATS.items() if head.startswith(magic)), None)
 
 
 def _looks_pickled(path: Path) -> bool:

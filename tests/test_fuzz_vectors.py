@@ -309,3 +309,10 @@ def test_the_gguf_fuzzer_also_makes_importable_files():
                 return False
 
     find(gguf_files(), imports, settings=settings(max_examples=500, deadline=None))
+
+
+def test_gguf_and_numpy_files_given_as_vectors_say_how_to_convert(tmp_path):
+    write_gguf(_ok([1, 2]), tmp_path / "v.gguf")
+    one_error_line(run("vectors", "info", tmp_path / "v.gguf"), "it is a GGUF file", "vectors import")
+    np.save(tmp_path / "a.npy", np.ones((2, D), dtype=np.float32))
+    one_error_line(run("vectors", "info", tmp_path / "a.npy"), "it is a NumPy array", "--from-array")
