@@ -109,14 +109,16 @@ def _safetensors_damage(path: Path) -> str | None:
 def cache_damage(name: str) -> str | None:
     """Why the converted cache of `name` cannot be used ("not converted" if absent), or None."""
     folder = embedded_dir(name)
+    if not (folder / META).is_file():
+        return "not converted"
     try:
         meta = json.loads((folder / META).read_text())
-    except FileNotFoundError:
-        return "not converted"
     except (OSError, ValueError) as error:
         return f"{META} is unreadable ({getattr(error, 'strerror', None) or error})"
-    recorded = meta.get("files") or {"model.safetensors": None, "config.json": None}  # caches older than the record
-    for file, info in recorded.items():
+    recorded = meta.get("files") or {p.name: None for p in folder.glob("*.safetensors")}  # caches before the record
+    if not any(file.endswith(".safetensors") for file in recorded):
+        return "no weights file (model.safetensors is missing)"
+    for file, info in {"config.json": None, **recorded}.items():
         path = folder / file
         if not path.is_file():
             return f"{file} is missing"
