@@ -13,7 +13,8 @@ Known paths (transformers 5.x class layouts):
 
 | path                          | families                                                              |
 |-------------------------------|-----------------------------------------------------------------------|
-| `model.layers`                | Llama, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Gemma/2/3 (text), Phi, Phi-3, OLMo/OLMo2, Cohere, Granite, Starcoder2, XGLM |
+| `model.layers`                | Llama, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Gemma/2/3 (text), Phi, Phi-3,   |
+|                               | OLMo/OLMo2, Cohere, Granite, Starcoder2, XGLM                         |
 | `transformer.h`               | GPT-2, GPT-J, GPT-Neo, GPT-BigCode, CodeGen, Falcon, Bloom             |
 | `gpt_neox.layers`             | GPT-NeoX, Pythia                                                      |
 | `model.decoder.layers`        | OPT                                                                   |
@@ -77,7 +78,8 @@ def find_layers_path(module, config, override: str | None = None, name: str = "m
         node = _submodule(module, override)
         if node is None or not _is_layer_list(node):
             found = ", ".join(p for p in KNOWN_PATHS if _is_layer_list(_submodule(module, p))) or "none"
-            raise UserError(f"--layers-path {override!r} is not a list of layers in {name} (known paths found: {found})")
+            raise UserError(f"--layers-path {override!r} is not a list of layers in {name} "
+                            f"(known paths found: {found})")
         return override
     for path in KNOWN_PATHS:
         if _is_layer_list(_submodule(module, path)):

@@ -233,8 +233,8 @@ def test_bfloat16_agrees_with_float32_within_the_stated_tolerance(smol, smol_bf1
     ids = answer_token_ids(smol.tokenizer, ["A", "B"])
     vector = SteeringVector({14: torch.randn(576, generator=torch.Generator().manual_seed(0))}, {})
     for plan in (Plan.none(), Plan.single(vector, 14, 2.0)):  # an fp32 vector steers the bf16 model (cast)
-        (p32, g32), = answer_probs(smol, AB_PROMPTS, ids, [plan])
-        (p16, g16), = answer_probs(smol_bf16, AB_PROMPTS, ids, [plan])
+        (p32, _), = answer_probs(smol, AB_PROMPTS, ids, [plan])
+        (p16, _), = answer_probs(smol_bf16, AB_PROMPTS, ids, [plan])
         assert p16.dtype == torch.float32
         assert (p32 - p16).abs().max() <= BF16_PROB_TOL
         clear = (p32[:, 0] - p32[:, 1]).abs() > 2 * BF16_PROB_TOL  # a clear A/B choice stays the same
@@ -275,9 +275,9 @@ def test_bad_device_and_dtype_are_one_line_errors():
 
 
 def test_cli_device_cuda_without_a_gpu_is_one_error_line():
+    from cli_checks import one_error_line
     from click.testing import CliRunner
 
-    from cli_checks import one_error_line
     from tasks.cli import main
 
     if torch.cuda.is_available():
@@ -365,9 +365,9 @@ def test_models_command_says_damaged(tmp_path, monkeypatch):
 
 
 def test_an_uncreatable_cache_root_is_one_error_line(tmp_path, monkeypatch):
+    from cli_checks import one_error_line
     from click.testing import CliRunner
 
-    from cli_checks import one_error_line
     from tasks.cli import main
 
     blocker = tmp_path / "a-file"
