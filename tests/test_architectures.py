@@ -37,6 +37,10 @@ FAMILIES = {
     "qwen3": (T.Qwen3Config, {**ATTN, "head_dim": 16}, "model.layers"),
     "gemma2": (T.Gemma2Config, {**ATTN, "head_dim": 16}, "model.layers"),
     "gemma3_text": (T.Gemma3TextConfig, {**ATTN, "head_dim": 16}, "model.layers"),
+    "gemma3_multimodal": (T.Gemma3Config, dict(  # Gemma3ForConditionalGeneration, text-only prompts
+        text_config={**ATTN, "head_dim": 16}, mm_tokens_per_image=4,
+        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                           image_size=28, patch_size=14)), "model.language_model.layers"),
     "phi3": (T.Phi3Config, ATTN, "model.layers"),
     "opt": (T.OPTConfig, dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, ffn_dim=128,
                               word_embed_proj_dim=64), "model.decoder.layers"),
@@ -54,7 +58,10 @@ def build_tiny(family: str, folder: Path) -> Path:
     if not (tokenizer_dir / "tokenizer.json").is_file():
         pytest.skip("the smollm2 tokenizer is not cached (run any command once)")
     cls, kwargs, _ = FAMILIES[family]
-    config = cls(vocab_size=VOCAB, bos_token_id=1, eos_token_id=2, pad_token_id=2, **kwargs)
+    tokens = dict(vocab_size=VOCAB, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    if "text_config" in kwargs:  # multimodal: the language model's config is nested
+        kwargs = {**kwargs, "text_config": {**kwargs["text_config"], **tokens}}
+    config = cls(**tokens, **kwargs)
     torch.manual_seed(0)
     model = T.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.save_pretrained(folder)
