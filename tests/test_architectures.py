@@ -91,7 +91,8 @@ def tiny(request, tmp_path_factory):
 
 
 def torch_layers(model, family):
-    return model.lm._module.get_submodule(FAMILIES[family][2])
+    """The torch layer list of a family in the table above (or at a dotted path, for other models)."""
+    return model.lm._module.get_submodule(FAMILIES[family][2] if family in FAMILIES else family)
 
 
 def hidden(output):
@@ -112,16 +113,16 @@ def with_hooks(model, family, hook_for: dict, run):
 
 def adding(delta):
     def hook(_module, _inputs, output):
-        if isinstance(output, tuple):
-            return (output[0] + delta,) + tuple(output[1:])
-        return output + delta
+        h = hidden(output)
+        steered = h + delta.to(h.device, h.dtype)
+        return (steered,) + tuple(output[1:]) if isinstance(output, tuple) else steered
     return hook
 
 
 def encoded(model, texts):
     from steer_trace.batching import encode
 
-    return encode(model.tokenizer, texts)
+    return model.on_device(encode(model.tokenizer, texts))
 
 
 def reference_logits(model, family, texts, deltas: dict):
@@ -235,3 +236,19 @@ def test_width_and_depth_come_from_each_config_layout():
     assert (config_value(gemma3, WIDTH_KEYS), config_value(gemma3, DEPTH_KEYS)) == (80, 6)
     phi3 = T.Phi3Config(hidden_size=96, num_hidden_layers=4)
     assert (config_value(phi3, WIDTH_KEYS), config_value(phi3, DEPTH_KEYS)) == (96, 4)
+
+
+def test_gpu_parity_script_runs_on_the_cpu(tmp_path):
+    """benchmarks/gpu/parity.py is prepared for a GPU machine; its --device cpu --dry mode keeps it alive here."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "parity.py"
+    spec = importlib.util.spec_from_file_location("gpu_parity", path)
+    parity = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(parity)
+    log = tmp_path / "parity.log"
+    argv = ["--device", "cpu", "--dry", "--families", "gptj,qwen2", "--dtypes", "float32,bfloat16", "--no-smollm2",
+            "--log", str(log)]
+    assert parity.main(argv) == 0
+    text = log.read_text()
+    assert text.count("\nok   ") == 12 and "FAIL" not in text and "0 failure(s)" in text
