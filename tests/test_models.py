@@ -409,3 +409,24 @@ def test_a_truncated_real_cache_is_rebuilt_from_the_gguf(tmp_path, smol_dir):
         meta = json.loads((copy / models.META).read_text())
         assert meta["files"]["model.safetensors"]["bytes"] == (smol_dir / "model.safetensors").stat().st_size
         weights.unlink()  # next round: a deleted weights file, the same repair
+
+
+def test_every_command_that_loads_a_model_takes_layers_path_device_and_dtype():
+    import click
+
+    from tasks.cli import main
+
+    def leaves(group, path=()):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from leaves(command, (*path, name))
+            else:
+                yield (*path, name), command
+
+    checked = [path for path, command in leaves(main)
+               if "--model" in {opt for p in command.params for opt in getattr(p, "opts", [])}]
+    for path, command in leaves(main):
+        options = {opt for p in command.params for opt in getattr(p, "opts", [])}
+        if path in checked:
+            assert {"--layers-path", "--device", "--dtype"} <= options, path
+    assert ("generate",) in checked and ("vectors", "extract") in checked and len(checked) >= 13
