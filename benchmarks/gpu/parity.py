@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+import test_architectures as matrix  # noqa: E402  (the tiny models and the hook reference)
 import torch  # noqa: E402
 
-import test_architectures as matrix  # noqa: E402  (the tiny models and the hook reference)
 from steer_trace import load_model, read_batch  # noqa: E402
 from steer_trace.plan import Injection, Plan, steered_generate  # noqa: E402
 
@@ -62,16 +62,18 @@ def family_parity(log: Log, family: str, model, dtype: str):
             seen[L] = matrix.hidden(output).detach().clone()
         return hook
 
-    matrix.with_hooks(model, family, {L: keep(L) for L in range(n)}, lambda: model.lm._module(**matrix.encoded(model, texts)))
+    enc = matrix.encoded(model, texts)
+    matrix.with_hooks(model, family, {L: keep(L) for L in range(n)}, lambda: model.lm._module(**enc))
     got = read_batch(model, texts, list(range(n)), "last")
     log.check(f"{family} {dtype} read", max(max_diff(got[L], seen[L][:, -1, :]) for L in range(n)), TOL[dtype])
     plan = matrix.a_plan(model)
     steered = matrix.library_logits(model, texts, plan)
-    log.check(f"{family} {dtype} steer", max_diff(steered, matrix.reference_logits(model, family, texts, dict(plan.deltas()))),
-              TOL[dtype])
+    reference = matrix.reference_logits(model, family, texts, dict(plan.deltas()))
+    log.check(f"{family} {dtype} steer", max_diff(steered, reference), TOL[dtype])
     enc = matrix.encoded(model, texts[:2])
-    ids = matrix.with_hooks(model, family, {L: matrix.adding(d) for L, d in plan.deltas()},
-                            lambda: model.lm._module.generate(**enc, max_new_tokens=4, min_new_tokens=4, do_sample=False))
+    hooks = {L: matrix.adding(d) for L, d in plan.deltas()}
+    ids = matrix.with_hooks(model, family, hooks, lambda: model.lm._module.generate(
+        **enc, max_new_tokens=4, min_new_tokens=4, do_sample=False))
     expected = [model.tokenizer.decode(r[enc["input_ids"].shape[1]:], skip_special_tokens=True) for r in ids]
     same = steered_generate(model, texts[:2], plan, max_new_tokens=4) == expected
     log.failures += not same
