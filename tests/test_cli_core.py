@@ -51,7 +51,8 @@ def use_session_model(patch: pytest.MonkeyPatch, smol):
 
     def fake_open(spec):
         asked.append(spec)
-        assert spec == {"name": "smollm2-135m", "remote": False, "host": None}, spec
+        assert spec == {"name": "smollm2-135m", "remote": False, "host": None, "layers_path": None, "device": "auto",
+                        "dtype": "float32"}, spec
         return smol
 
     patch.setattr("tasks.core_commands.open_model", fake_open)
