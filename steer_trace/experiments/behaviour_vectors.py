@@ -40,7 +40,7 @@ def _model_folder(study) -> Path:
 def vector_config(study, name: str) -> dict:
     return {"model": study.model.name, "revision": study.model.revision, "behaviour": name,
             "data": content_hash(study.items[name]), "n_vector": study.profile.n_vector,
-            "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1}
+            "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1, **study.model.numerics}
 
 
 def vector_path(study, name: str, answer: str | None = None) -> Path:

@@ -169,13 +169,17 @@ def is_headline(layer: int, coef: float, control: str, n_layers: int) -> bool:
 class LazyModel:
     """Opens the model on first use, so a fully cached command never loads it."""
 
-    def __init__(self, opener: Callable, name: str, revision: str, tokenizer_opener: Callable | None = None):
+    def __init__(self, opener: Callable, name: str, revision: str, numerics: dict | None = None,
+                 tokenizer_opener: Callable | None = None):
+        from ..models import DEFAULT_NUMERICS
+
         self._opener = opener
         self._tokenizer_opener = tokenizer_opener
         self._model = None
         self._tokenizer = None
         self.name = name
         self.revision = revision
+        self.numerics = numerics or dict(DEFAULT_NUMERICS)  # dtype and device the opener loads with
 
     def __call__(self):
         if self._model is None:
@@ -285,7 +289,7 @@ def extract(model: LazyModel, corpus: Corpus, profile: Profile, root=None, seed:
     from ..read import mean_activations
 
     log = log or (lambda _m: None)
-    config = extract_config((model.name, model.revision), corpus, profile, seed)
+    config = {**extract_config((model.name, model.revision), corpus, profile, seed), **model.numerics}
     run = Run(EXTRACT, config, root)
     table = run.finished()
     if table is None:
@@ -456,7 +460,8 @@ def points_config(model: LazyModel, corpus: Corpus, profile: Profile, sets: dict
 
     return {"experiment": POINTS, "model": model.name, "revision": model.revision, "data": corpus.origin,
             "seed": seed, "eval_tokens": profile.eval_tokens, "vectors": _vector_digest(vectors),
-            "documents": {size: content_hash(list(zip(s.domains, s.texts))) for size, s in sets.items()}}
+            "documents": {size: content_hash(list(zip(s.domains, s.texts))) for size, s in sets.items()},
+            **model.numerics}
 
 
 def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, root=None, layers=None,
