@@ -162,8 +162,9 @@ def test_bad_methods_and_empty_stats_are_user_errors():
 
 def test_version_has_one_source():
     import importlib.metadata
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     import steer_trace
     from steer_trace import _version
