@@ -8,6 +8,7 @@ read -> vector -> plan -> apply -> score:
 from ._version import __version__  # noqa: F401
 from .errors import UserError
 from .models import load_model
+from .pairs import extract_vector
 from .plan import Injection, Plan, apply_plan, steered_generate
 from .read import contrastive_vector, mean_activations, read_batch, residual_norms
 from .score import answer_probs, answer_token_ids, token_accuracy
@@ -15,6 +16,6 @@ from .vectors import SteeringVector, combine, cosine
 
 __all__ = [
     "Injection", "Plan", "SteeringVector", "UserError", "answer_probs", "answer_token_ids", "apply_plan",
-    "combine", "contrastive_vector", "cosine", "load_model", "mean_activations", "read_batch",
+    "combine", "contrastive_vector", "cosine", "extract_vector", "load_model", "mean_activations", "read_batch",
     "residual_norms", "steered_generate", "token_accuracy",
 ]
