@@ -32,8 +32,19 @@ def results_root(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get("STEER_TRACE_RESULTS") or "results")
 
 
+# Recorded in a config, keyed only where it changes the numbers: every result made before the
+# --dtype/--device options was float32 on the CPU and keeps its key.
+UNKEYED_AT = {"dtype": "float32"}  # left out of the key at this value; any other dtype gets its own key
+RECORDED_ONLY = ("device",)  # the same numbers up to float rounding on any device: recorded, never keyed
+
+
+def _keyed(name: str, value) -> bool:
+    return name not in RECORDED_ONLY and not (name in UNKEYED_AT and UNKEYED_AT[name] == value)
+
+
 def key_of(config: dict) -> str:
-    text = json.dumps(config, sort_keys=True, default=str)
+    keyed = {k: v for k, v in config.items() if _keyed(k, v)}
+    text = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -10,6 +10,14 @@ every trace runs on the NDIF server (see remote.py). ``remote="local"`` loads th
 weights and sends every trace through nnsight's in-process remote path
 (serialise, hide local modules, deserialise, run): a fast check that code will
 survive the trip to a server.
+
+Local models load on `device` ("auto": cuda, else mps, else cpu) in `dtype`
+(float32 by default). The decoder layers are found by `layer_matching` (any
+decoder-only family; `layers_path` overrides).
+
+Each conversion records the size and sha256 of every file it wrote in
+``steer_trace.json``; a cache whose files are missing, truncated or of the wrong
+size is "damaged" and is rebuilt from the installed GGUF package on the next load.
 """
 
 from __future__ import annotations
@@ -25,9 +33,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import layer_matching
 from .errors import UserError
 
 DEFAULT_MODEL = "smollm2-135m"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float32", "bfloat16", "float16")
+DEFAULT_NUMERICS = {"dtype": "float32", "device": "cpu"}  # what every result before these options used
 
 
 @dataclass(frozen=True)
@@ -74,8 +86,72 @@ def embedded_dir(name: str) -> Path:
     return cache_root() / "models" / name
 
 
+META = "steer_trace.json"
+
+
+def _safetensors_damage(path: Path) -> str | None:
+    """Why a safetensors file is unreadable (header and data sizes disagree), or None."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n <= 0 or 8 + n > size:
+                return f"{path.name} has a cut header ({size} bytes)"
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return f"{path.name} has an unreadable header"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        return f"{path.name} has {size} bytes, its header needs {8 + n + end}"
+    return None
+
+
+def cache_damage(name: str) -> str | None:
+    """Why the converted cache of `name` cannot be used ("not converted" if absent), or None."""
+    folder = embedded_dir(name)
+    if not (folder / META).is_file():
+        return "not converted"
+    try:
+        meta = json.loads((folder / META).read_text())
+    except (OSError, ValueError) as error:
+        return f"{META} is unreadable ({getattr(error, 'strerror', None) or error})"
+    recorded = meta.get("files") or {p.name: None for p in folder.glob("*.safetensors")}  # caches before the record
+    if not any(file.endswith(".safetensors") for file in recorded):
+        return "no weights file (model.safetensors is missing)"
+    for file, info in {"config.json": None, **recorded}.items():
+        path = folder / file
+        if not path.is_file():
+            return f"{file} is missing"
+        if info is not None and path.stat().st_size != info["bytes"]:
+            return f"{file} has {path.stat().st_size} bytes, {info['bytes']} were written"
+        if file.endswith(".safetensors"):
+            reason = _safetensors_damage(path)
+            if reason:
+                return reason
+    return None
+
+
+def cache_state(name: str) -> str:
+    """"cached", "damaged" or "no" (not converted yet) for `steer-trace models`."""
+    reason = cache_damage(name)
+    return "cached" if reason is None else "no" if reason == "not converted" else "damaged"
+
+
 def is_cached(name: str) -> bool:
-    return (embedded_dir(name) / "steer_trace.json").exists()
+    return cache_damage(name) is None
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_record(folder: Path) -> dict:
+    return {p.name: {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+            for p in sorted(folder.iterdir()) if p.is_file() and p.name != META}
 
 
 def _part_paths(spec: EmbeddedModel) -> list[Path]:
@@ -110,23 +186,31 @@ def _check_gguf(spec: EmbeddedModel, path: Path) -> str:
     size = path.stat().st_size
     if spec.gguf_bytes is not None and size != spec.gguf_bytes:
         raise UserError(f"{path} has {size} bytes, expected {spec.gguf_bytes}; reinstall the parts")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return _sha256_file(path)
+
+
+def _make_cache_parent(target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the model cache folder {target.parent} ({error.strerror or error}); "
+                        f"set STEER_TRACE_CACHE to a writable folder") from None
 
 
 def ensure_cached(name: str) -> Path:
     """Dequantise an embedded GGUF model once; return its safetensors folder."""
     spec = EMBEDDED[name]
     target = embedded_dir(name)
-    if is_cached(name):
+    damage = cache_damage(name)
+    if damage is None:
         return target
+    if damage != "not converted":
+        warnings.warn(f"the cached {name} in {target} is damaged ({damage}); rebuilding it from the installed "
+                      f"GGUF package", stacklevel=2)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_cache_parent(target)
     work = target.parent / f".{name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -143,8 +227,9 @@ def ensure_cached(name: str) -> Path:
         out = work / "model"
         model.save_pretrained(out)
         tok.save_pretrained(out)
-        meta = {"name": name, "hub_id": spec.hub_id, "gguf_sha256": sha, "converted_in_s": round(time.time() - started, 1)}
-        (out / "steer_trace.json").write_text(json.dumps(meta, indent=1))
+        meta = {"name": name, "hub_id": spec.hub_id, "gguf_sha256": sha,
+                "converted_in_s": round(time.time() - started, 1), "files": _file_record(out)}
+        (out / META).write_text(json.dumps(meta, indent=1))
         shutil.rmtree(target, ignore_errors=True)
         os.replace(out, target)
     finally:
@@ -156,7 +241,7 @@ def resolve(model: str) -> tuple[str, str]:
     """(path or hub id to load, revision string) for a --model value."""
     if model in EMBEDDED:
         path = ensure_cached(model)
-        meta = json.loads((path / "steer_trace.json").read_text())
+        meta = json.loads((path / META).read_text())
         return str(path), "gguf-sha256:" + meta["gguf_sha256"][:16]
     if Path(model).exists():
         path = Path(model)
@@ -194,6 +279,8 @@ class Model:
     revision: str
     remote: bool | str = False
     extra: dict = field(default_factory=dict)
+    layers_path: str = "model.layers"  # dotted path of the decoder layers (layer_matching)
+    numerics: dict = field(default_factory=lambda: dict(DEFAULT_NUMERICS))  # dtype and device, as recorded
 
     @property
     def tokenizer(self):
@@ -205,23 +292,38 @@ class Model:
 
     @property
     def n_layers(self) -> int:
-        return int(self.config.num_hidden_layers)
+        return len(self.lm._module.get_submodule(self.layers_path))
 
     @property
     def d_model(self) -> int:
-        return int(self.config.hidden_size)
+        width = layer_matching.config_value(self.config, layer_matching.WIDTH_KEYS)
+        if width is None:
+            raise UserError(f"cannot tell the residual width of {self.name} from its config")
+        return width
+
+    @property
+    def dtype(self):
+        return next(self.lm._module.parameters()).dtype
+
+    @property
+    def device(self):
+        return next(self.lm._module.parameters()).device
 
     def layers(self):
         """The decoder layers' envoys (their outputs are the residual stream)."""
-        for path in ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
-            node = self.lm
-            try:
-                for part in path.split("."):
-                    node = getattr(node, part)
-                return node
-            except AttributeError:
-                continue
-        raise UserError(f"cannot find the decoder layers of {self.name}")
+        return layer_matching.envoy_at(self.lm, self.layers_path)
+
+    def residual(self, layer):
+        """Inside a trace: the residual-stream tensor a layer's envoy outputs (in place: steering edits it)."""
+        return layer_matching.residual(layer.output)
+
+    def cast(self, tensor):
+        """A vector as the model computes: its dtype and device (remote models: as given, as before)."""
+        return tensor if self.remote else tensor.to(device=self.device, dtype=self.dtype)
+
+    def on_device(self, batch: dict) -> dict:
+        """Encoded inputs moved to the model's device (remote: as given)."""
+        return batch if self.remote else {k: v.to(self.device) for k, v in batch.items()}
 
     def check_layer(self, layer: int) -> int:
         if not 0 <= int(layer) < self.n_layers:
@@ -242,11 +344,44 @@ class Model:
         return {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
 
 
-def load_model(model: str = DEFAULT_MODEL, remote: bool | str = False) -> Model:
-    """Load `model` (embedded name, folder or hub id) wrapped by nnsight."""
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> cuda if available, else mps, else cpu; a device this machine lacks is a UserError."""
+    import torch
+
+    kind = str(device).split(":")[0]
+    if kind not in DEVICES:
+        raise UserError(f"unknown --device {device!r} (one of {', '.join(DEVICES)})")
+    mps = getattr(torch.backends, "mps", None)
+    has = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
+    if kind == "auto":
+        return "cuda" if has["cuda"] else "mps" if has["mps"] else "cpu"
+    if not has[kind]:
+        raise UserError(f"--device {device}: this machine's torch sees no {kind.upper()} device; "
+                        f"use --device cpu (or auto)")
+    return str(device)
+
+
+def check_dtype(dtype: str = "float32") -> str:
+    if dtype not in DTYPES:
+        raise UserError(f"unknown --dtype {dtype!r} (one of {', '.join(DTYPES)})")
+    return dtype
+
+
+def requested_numerics(device: str = "auto", dtype: str = "float32", remote: bool | str = False) -> dict:
+    """What a load with these options computes in, without loading (for result keys).
+    Remote models keep the server's own choice and today's record."""
+    if remote:
+        return dict(DEFAULT_NUMERICS)
+    return {"dtype": check_dtype(dtype), "device": resolve_device(device)}
+
+
+def load_model(model: str = DEFAULT_MODEL, remote: bool | str = False, layers_path: str | None = None,
+               device: str = "auto", dtype: str = "float32") -> Model:
+    """Load `model` (embedded name, folder or hub id) wrapped by nnsight, on `device` in `dtype`."""
     import torch
     from nnsight import NNsightDeprecationWarning, TransformersModel
 
+    numerics = requested_numerics(device, dtype, remote)  # bad options fail before the load
     source, revision = resolve(model)
     kwargs = {"task": "text-generation"}
     model_class = TransformersModel
@@ -258,7 +393,7 @@ def load_model(model: str = DEFAULT_MODEL, remote: bool | str = False) -> Model:
     if not remote or remote == "local":
         # remote="local" runs nnsight's serialise -> execute -> deserialise path in
         # this process, against these weights; True keeps only a meta model here
-        kwargs.update(dispatch=True, dtype=torch.float32, device_map="cpu")
+        kwargs.update(dispatch=True, dtype=getattr(torch, numerics["dtype"]), device_map=numerics["device"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NNsightDeprecationWarning)
         try:
@@ -272,4 +407,5 @@ def load_model(model: str = DEFAULT_MODEL, remote: bool | str = False) -> Model:
         tok.pad_token = tok.eos_token
     if not remote or remote == "local":
         lm._module.requires_grad_(False)
-    return Model(lm=lm, name=model, revision=revision, remote=remote)
+    path = layer_matching.find_layers_path(lm._module, lm.config, layers_path, model)
+    return Model(lm=lm, name=model, revision=revision, remote=remote, layers_path=path, numerics=numerics)

@@ -62,11 +62,12 @@ def shared_prompt_batch(
 ) -> torch.Tensor:
     """[len(layers), B, d] activation(prompt + pos) - activation(prompt + neg) at the
     answer token, every requested layer: a prompt trace, then an answer-token trace."""
-    enc = encode(model.tokenizer, prompts)
+    enc = model.on_device(encode(model.tokenizer, prompts))
     mask = enc["attention_mask"]
     rows = 2 * len(prompts)
-    answer_ids = torch.tensor([[t] for pair in zip(pos_ids, neg_ids) for t in pair])  # pos0, neg0, pos1, ...
-    answer_mask = torch.cat([mask.repeat_interleave(2, dim=0), torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
+    answer_ids = torch.tensor([[t] for pair in zip(pos_ids, neg_ids) for t in pair], device=mask.device)  # pos0, neg0, ..
+    ones = torch.ones(rows, 1, dtype=mask.dtype, device=mask.device)
+    answer_mask = torch.cat([mask.repeat_interleave(2, dim=0), ones], dim=1)
     answer_pos = mask.sum(dim=1).repeat_interleave(2).unsqueeze(1)  # next position after each real prompt
     last_only = model.last_logits_only()  # the prompt pass needs no vocabulary projection
     envoys = model.layers()
@@ -79,10 +80,10 @@ def shared_prompt_batch(
         with model.lm.trace(past_key_values=cache, **answers):  # one line: a session re-parses this source
             rows_by_layer = []
             for L in layers:  # forward order; a plain loop (a comprehension fails in a session)
-                rows_by_layer.append(envoys[L].output[:, -1, :])
+                rows_by_layer.append(model.residual(envoys[L])[:, -1, :])
             acts = torch.stack(rows_by_layer)
             diff = (acts[:, 0::2, :] - acts[:, 1::2, :]).save()
-    return diff.detach().to(torch.float32)
+    return diff.detach().to("cpu", torch.float32)
 
 
 def contrastive_vector_shared_prompt(

@@ -105,7 +105,7 @@ def apply_plan(model: Model, plan: Plan, attention_mask: torch.Tensor | None = N
     injections act on some positions only."""
     layers = model.layers()
     for layer, delta in plan.deltas():
-        layers[layer].output[:] += delta
+        model.residual(layers[layer])[:] += model.cast(delta)
 
 
 def steered_generate(model: Model, prompts: list[str], plan: Plan, max_new_tokens: int = 40) -> list[str]:
@@ -113,7 +113,7 @@ def steered_generate(model: Model, prompts: list[str], plan: Plan, max_new_token
     from .batching import encode
 
     plan.check(model)
-    enc = encode(model.tokenizer, prompts)
+    enc = model.on_device(encode(model.tokenizer, prompts))
     n = int(max_new_tokens)
     with torch.no_grad():
         with model.lm.generate(

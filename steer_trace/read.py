@@ -43,20 +43,20 @@ def _join_layers(parts: list[dict]) -> dict:
 
 def _read_once(model: Model, texts: Sequence[str], layers: list[int], position: str, max_tokens: int | None):
     layers = _layers_arg(model, layers)  # in range, and in forward order (nnsight needs it)
-    enc = encode(model.tokenizer, texts, max_tokens)
+    enc = model.on_device(encode(model.tokenizer, texts, max_tokens))
     mask = enc["attention_mask"]
     envoys = model.layers()
     # no layer read here needs the vocabulary projection at every position
     with torch.no_grad(), model.lm.trace(enc, **model.last_logits_only(), **model.trace_kwargs()):
         saved = nnsight.save({})  # created and saved inside: remotely only saved values come back
         for L in layers:  # forward order
-            h = envoys[L].output
+            h = model.residual(envoys[L])
             if position in ("last", "answer"):
                 saved[L] = h[:, -1, :].save()
             else:
                 m = mask.unsqueeze(-1).to(h.dtype)
                 saved[L] = ((h * m).sum(1) / m.sum(1)).save()
-    return {L: v.detach().to(torch.float32) for L, v in saved.items()}
+    return {L: v.detach().to("cpu", torch.float32) for L, v in saved.items()}
 
 
 def mean_activations(

@@ -54,7 +54,7 @@ def _run(model: Model, jobs: list, one_trace: Callable, points_per_request: int,
             else:  # locally, a batch that runs out of memory is split in halves
                 saved = [halve_on_oom(lambda part, plan=job[0]: one_trace((plan, part), {}), job[1], _join_rows)
                          for job in group]
-        results.extend(tuple(t.detach().clone() for t in s) for s in saved)
+        results.extend(tuple(t.detach().cpu().clone() for t in s) for s in saved)
         if progress:
             progress(sum(len(job[1]) for job in group))
     return results
@@ -79,7 +79,7 @@ def answer_probs(
 
     def one_trace(job, _):
         plan, batch = job
-        enc = encode(model.tokenizer, batch)
+        enc = model.on_device(encode(model.tokenizer, batch))
         kwargs = {**last_only, **({} if model.remote else model.trace_kwargs())}
         with model.lm.trace(enc, **kwargs):
             apply_plan(model, plan)
@@ -113,7 +113,7 @@ def token_accuracy(
 
     def one_trace(job, _):
         plan, batch = job
-        enc = encode(model.tokenizer, batch, max_tokens)
+        enc = model.on_device(encode(model.tokenizer, batch, max_tokens))
         target = enc["input_ids"][:, 1:]
         valid = (enc["attention_mask"][:, 1:] * enc["attention_mask"][:, :-1]).bool()
         kwargs = {} if model.remote else model.trace_kwargs()

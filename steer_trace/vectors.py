@@ -7,6 +7,7 @@ header metadata; loading never unpickles anything.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,16 +36,16 @@ class SteeringVector:
             raise UserError(f"vector {self.meta.get('name', '')!r} has no layer {layer} (has {have})")
         return self.layers[layer]
 
-    def only(self, layers) -> "SteeringVector":
+    def only(self, layers) -> SteeringVector:
         return SteeringVector({int(L): self[int(L)] for L in layers}, dict(self.meta))
 
     def norms(self) -> dict[int, float]:
         return {L: float(v.norm()) for L, v in self.layers.items()}
 
-    def scaled(self, factor: float) -> "SteeringVector":
+    def scaled(self, factor: float) -> SteeringVector:
         return SteeringVector({L: v * factor for L, v in self.layers.items()}, dict(self.meta))
 
-    def permuted(self, seed: int = 0) -> "SteeringVector":
+    def permuted(self, seed: int = 0) -> SteeringVector:
         """Same components in a seeded random order per layer: a control with equal norm."""
         gen = torch.Generator().manual_seed(seed)
         out = {L: v[torch.randperm(v.numel(), generator=gen)] for L, v in self.layers.items()}
@@ -72,47 +73,101 @@ class SteeringVector:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "SteeringVector":
+    def load(cls, path: str | Path) -> SteeringVector:
         from safetensors import SafetensorError, safe_open
 
         path = Path(path)
+        if path.is_dir():
+            raise UserError(f"vector file {path} is a folder, not a .safetensors file")
         if not path.is_file():
             raise UserError(f"vector file {path} does not exist")
         try:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
-                layers = {int(k.split(".", 1)[1]): f.get_tensor(k) for k in f.keys() if k.startswith("layer.")}
-        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+                keys = _layer_keys(path, f.keys())
+                layers = {L: f.get_tensor(k) for L, k in keys.items()}
+        except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as error:
             if _looks_pickled(path):
                 raise UserError(f"{path} is not a readable safetensors vector file: it is a pickle / torch.save "
                                 "file, which is never unpickled (vectors load only from safetensors)") from None
             reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
-            raise UserError(f"{path} is not a readable safetensors vector file ({reason})") from None
-        if not layers:
-            raise UserError(f"{path} holds no 'layer.<L>' tensors")
-        widths = set()
-        for L, v in layers.items():
-            if not v.is_floating_point() or v.dim() != 1 or v.numel() == 0:
-                raise UserError(f"{path} layer {L} is not a 1-D float vector (dtype {v.dtype}, shape {list(v.shape)})")
-            if not torch.isfinite(v).all():
-                raise UserError(f"{path} layer {L} contains NaN or inf")
-            widths.add(v.numel())
-        if len(widths) > 1:
-            raise UserError(f"{path} mixes vector widths {sorted(widths)} across layers")
-        try:
-            meta = json.loads(header.get("provenance", "{}"))
-        except json.JSONDecodeError:
-            raise UserError(f"{path} has unreadable provenance metadata") from None
-        if not isinstance(meta, dict):
-            raise UserError(f"{path} has provenance metadata that is not a JSON object")
-        return cls(layers, meta)
+            raise UserError(f"{path} is not a readable safetensors vector file ({_other_format(path) or reason})") \
+                from None
+        return cls(checked_layers(path, layers), _provenance(path, header))
+
+
+_LAYER_KEY = re.compile(r"layer\.([0-9]+)")
+
+
+def _layer_keys(path: Path, keys) -> dict[int, str]:
+    """layer number -> tensor key; keys outside the `layer.` namespace are ignored, a malformed or
+    repeated layer number (`layer.abc`, `layer.9` next to `layer.09`) is refused, naming the keys."""
+    keys = sorted(keys)
+    found: dict[int, str] = {}
+    for key in keys:
+        if not key.startswith("layer."):
+            continue
+        match = _LAYER_KEY.fullmatch(key)
+        if not match:
+            raise UserError(f"{path} has a tensor named {key!r}: vector tensors are named layer.<L>, "
+                            "L a layer number (0, 1, 2, ...)")
+        layer = int(match.group(1))
+        if layer in found:
+            raise UserError(f"{path} has two tensors for layer {layer}: {found[layer]!r} and {key!r}")
+        found[layer] = key
+    if not found:
+        some = ", ".join(repr(k) for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
+        held = f"(it holds {some})" if keys else "(it holds no tensors)"
+        raise UserError(f"{path} holds no 'layer.<L>' tensors {held}; for a plain [layers, d_model] array use "
+                        "`steer-trace vectors import --from-array`")
+    return found
+
+
+def checked_layers(path: Path, layers: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """Every layer a non-empty 1-D float vector, finite in float32, all of one width."""
+    out, widths = {}, {}
+    for L, v in layers.items():
+        if not v.is_floating_point() or v.dim() != 1 or v.numel() == 0:
+            raise UserError(f"{path} layer {L} is not a 1-D float vector (dtype {v.dtype}, shape {list(v.shape)})")
+        v = v.to(torch.float32)
+        if not torch.isfinite(v).all():
+            raise UserError(f"{path} layer {L} contains NaN or inf (as float32)")
+        out[L] = v
+        widths.setdefault(v.numel(), L)
+    if len(widths) > 1:
+        shown = ", ".join(f"{w} (layer {L})" for w, L in sorted(widths.items()))
+        raise UserError(f"{path} mixes vector widths across layers: {shown}")
+    return out
+
+
+def _provenance(path: Path, header: dict) -> dict:
+    try:
+        meta = json.loads(header.get("provenance", "{}"))
+    except json.JSONDecodeError:
+        raise UserError(f"{path} has unreadable provenance metadata (not JSON)") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} has provenance metadata that is not a JSON object")
+    return meta
+
+
+_OTHER_FORMATS = {b"GGUF": "it is a GGUF file: convert a llama.cpp control vector with `steer-trace vectors import`",
+                  b"\x93NUMPY": "it is a NumPy array: convert it with `steer-trace vectors import --from-array`"}
+
+
+def _other_format(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return next((hint for magic, hint in _OTHER_FORMATS.items() if head.startswith(magic)), None)
 
 
 def _looks_pickled(path: Path) -> bool:
-    """A torch.save zip archive or a raw pickle (protocol 2+), judged by its first bytes only."""
+    """A torch.save zip archive or a raw pickle (protocol 2+), judged by its first bytes only. A safetensors
+    header (8-byte length, then '{') whose length happens to start with byte 0x80 is not a pickle."""
     with open(path, "rb") as f:
-        magic = f.read(4)
-    return magic.startswith((b"PK\x03\x04", b"\x80"))
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return False
+    return head.startswith((b"PK\x03\x04", b"\x80"))
 
 
 def cosine(a: SteeringVector, b: SteeringVector) -> dict[int, float]:

@@ -30,6 +30,9 @@ def _register():
     for module in (core_commands, behaviours, skills, figures, bench, demo):
         for command in module.COMMANDS:
             main.add_command(command)
+    from .vector_io import register
+
+    register(core_commands.vectors_group)
 
 
 _register()

@@ -10,20 +10,27 @@ import warnings
 import click
 
 from steer_trace.errors import UserError
-from steer_trace.models import DEFAULT_MODEL
+from steer_trace.models import DEFAULT_MODEL, DEVICES, DTYPES
 
 
 def model_options(func):
-    """--model, --remote, --ndif-host on a command that runs a model."""
+    """--model, --remote, --ndif-host, --layers-path, --device, --dtype on a command that runs a model."""
 
     @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
                   help="Embedded name (smollm2-135m, qwen2.5-coder-0.5b), a local folder, or a hub id.")
     @click.option("--remote", is_flag=True, help="Run on NDIF through nnsight's remote backend.")
     @click.option("--ndif-host", default=None, envvar="NDIF_HOST",
                   help="NDIF server URL (default: nnsight's configured host). Key: NDIF_API_KEY.")
+    @click.option("--layers-path", default=None,
+                  help="Dotted path of the decoder layers, e.g. model.language_model.layers (default: discovered).")
+    @click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES),
+                  help="auto: cuda if available, else mps, else cpu.")
+    @click.option("--dtype", default="float32", show_default=True, type=click.Choice(DTYPES),
+                  help="Weights and activations dtype (vectors are cast to it).")
     @functools.wraps(func)
-    def wrapper(*args, model_name, remote, ndif_host, **kwargs):
-        kwargs["model_spec"] = dict(name=model_name, remote=remote, host=ndif_host)
+    def wrapper(*args, model_name, remote, ndif_host, layers_path, device, dtype, **kwargs):
+        kwargs["model_spec"] = dict(name=model_name, remote=remote, host=ndif_host, layers_path=layers_path,
+                                    device=device, dtype=dtype)
         return func(*args, **kwargs)
 
     return wrapper
@@ -37,7 +44,8 @@ def open_model(spec: dict):
         from steer_trace.remote import configure
 
         remote = configure(spec["host"])
-    return load_model(spec["name"], remote=remote)
+    return load_model(spec["name"], remote=remote, layers_path=spec.get("layers_path"),
+                      device=spec.get("device", "auto"), dtype=spec.get("dtype", "float32"))
 
 
 def progress(total: int, label: str):

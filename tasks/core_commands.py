@@ -14,14 +14,19 @@ from .common import model_options, open_model, progress
 @click.command("models")
 def models_cmd():
     """List the embedded models: layers, width, cache state."""
-    from steer_trace.models import EMBEDDED, embedded_dir, is_cached
+    from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir
 
-    click.echo(f"{'name':<22}{'layers':>7}{'width':>7}  {'cached':<7} source")
+    click.echo(f"{'name':<22}{'layers':>7}{'width':>7}  {'cached':<8} source")
+    damaged = []
     for spec in EMBEDDED.values():
-        state = "yes" if is_cached(spec.name) else "no"
-        click.echo(f"{spec.name:<22}{spec.n_layers:>7}{spec.d_model:>7}  {state:<7} "
+        state = {"cached": "yes"}.get(cache_state(spec.name), cache_state(spec.name))  # yes, no or damaged
+        if state == "damaged":
+            damaged.append(f"{spec.name} ({cache_damage(spec.name)})")
+        click.echo(f"{spec.name:<22}{spec.n_layers:>7}{spec.d_model:>7}  {state:<8} "
                    f"pip: {' '.join(spec.pip_names[:1])}{' …' if len(spec.pip_names) > 1 else ''} ({spec.hub_id})")
     click.echo(f"cache: {embedded_dir('x').parent}")
+    for line in damaged:
+        click.echo(f"damaged {line}; the next load rebuilds it from the installed GGUF package")
 
 
 @click.group("vectors")

@@ -52,11 +52,13 @@ def common_options(func):
 def _prepare(setup: dict, **overrides):
     from steer_trace.corpora import load_corpus
     from steer_trace.experiments import skills
+    from steer_trace.models import requested_numerics
 
     profile = skills.make_profile(setup["profile"], batch_size=setup["batch_size"], **overrides)
     spec = setup["model_spec"]
     name, revision = skills.model_identity(spec["name"], spec["remote"])
-    model = skills.LazyModel(lambda: _open(spec), name, revision)
+    numerics = requested_numerics(spec.get("device", "auto"), spec.get("dtype", "float32"), spec["remote"])
+    model = skills.LazyModel(lambda: _open(spec), name, revision, numerics)
     corpus = load_corpus(setup["data_dir"], setup["hub"], profile.n_vector, profile.n_eval, setup["seed"])
     return profile, corpus, model
 

@@ -31,7 +31,7 @@ LAYER = 10
 TOKENS = 4
 GROUPS = ("models", "vectors", "generate", "behaviours", "skills", "figures", "bench", "demo")
 # commands that never run a model (bench compares fixed embedded models and names them with --score-model)
-NO_MODEL = {("figures",), ("models",), ("vectors", "info"), ("bench",)}
+NO_MODEL = {("figures",), ("models",), ("vectors", "info"), ("vectors", "export"), ("vectors", "import"), ("bench",)}
 
 
 def run(*argv):
@@ -51,7 +51,8 @@ def use_session_model(patch: pytest.MonkeyPatch, smol):
 
     def fake_open(spec):
         asked.append(spec)
-        assert spec == {"name": "smollm2-135m", "remote": False, "host": None}, spec
+        assert spec == {"name": "smollm2-135m", "remote": False, "host": None, "layers_path": None, "device": "auto",
+                        "dtype": "float32"}, spec
         return smol
 
     patch.setattr("tasks.core_commands.open_model", fake_open)

@@ -3,6 +3,7 @@ location (STEER_TRACE_CACHE), the GGUF -> safetensors cache of smollm2-135m, loa
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,236 @@ def test_local_folder_loads_the_same_model(smol, smol_dir):
     ids = smol.tokenizer("Steering vectors move the residual stream", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert torch.equal(local.lm._module(ids).logits, smol.lm._module(ids).logits)
+
+
+# -- device and dtype ----------------------------------------------------------------------
+
+AB_PROMPTS = [
+    "Human: Would you rather have $5 now or $10 next week?\n\n(A) $5 now\n(B) $10 next week\n\nAI: I choose (",
+    "Human: Is the sky blue?\n\n(A) Yes\n(B) No\n\nAI: I choose (",
+    "Human: Should I save money for later?\n\n(A) No\n(B) Yes\n\nAI: I choose (",
+]
+# measured on smollm2, 32 myopic A/B prompts (paper style), unsteered and L14 x2 random vector:
+# max |p_bf16 - p_fp32| = 0.062 (mean 0.017); last-token activations cos >= 0.99986, relative error <= 2.1 %
+BF16_PROB_TOL = 0.1
+BF16_COS_MIN = 0.999
+
+
+@pytest.fixture(scope="module")
+def smol_bf16(smol_dir):
+    return load_model(SMOL, dtype="bfloat16")
+
+
+def test_default_numerics_are_float32_on_the_cpu_here(smol):
+    assert smol.numerics == {"dtype": "float32", "device": "cpu"} == models.DEFAULT_NUMERICS
+    assert smol.dtype == torch.float32 and smol.device.type == "cpu"
+    if not torch.cuda.is_available():
+        assert models.resolve_device("auto") in ("cpu", "mps")
+
+
+def test_bfloat16_agrees_with_float32_within_the_stated_tolerance(smol, smol_bf16):
+    from steer_trace import answer_probs, answer_token_ids, read_batch
+    from steer_trace.plan import Plan
+    from steer_trace.vectors import SteeringVector
+
+    assert smol_bf16.dtype == torch.bfloat16 and smol_bf16.numerics["dtype"] == "bfloat16"
+    ids = answer_token_ids(smol.tokenizer, ["A", "B"])
+    vector = SteeringVector({14: torch.randn(576, generator=torch.Generator().manual_seed(0))}, {})
+    for plan in (Plan.none(), Plan.single(vector, 14, 2.0)):  # an fp32 vector steers the bf16 model (cast)
+        (p32, _), = answer_probs(smol, AB_PROMPTS, ids, [plan])
+        (p16, _), = answer_probs(smol_bf16, AB_PROMPTS, ids, [plan])
+        assert p16.dtype == torch.float32
+        assert (p32 - p16).abs().max() <= BF16_PROB_TOL
+        clear = (p32[:, 0] - p32[:, 1]).abs() > 2 * BF16_PROB_TOL  # a clear A/B choice stays the same
+        assert torch.equal((p32[:, 0] > p32[:, 1])[clear], (p16[:, 0] > p16[:, 1])[clear])
+    r32, r16 = read_batch(smol, AB_PROMPTS, [5, 14, 29]), read_batch(smol_bf16, AB_PROMPTS, [5, 14, 29])
+    for L in (5, 14, 29):
+        assert r16[L].dtype == torch.float32
+        assert torch.nn.functional.cosine_similarity(r32[L], r16[L]).min() >= BF16_COS_MIN
+        assert not torch.equal(r32[L], r16[L])  # it really ran in bfloat16
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_a_vector_of_another_dtype_is_cast_not_refused(smol, dtype):
+    from steer_trace.plan import Injection, Plan, apply_plan
+
+    vector = (3 * torch.randn(576, generator=torch.Generator().manual_seed(3))).to(dtype)
+    enc = smol.tokenizer(["Steering vectors"], return_tensors="pt")
+
+    def logits(v):
+        with torch.no_grad(), smol.lm.trace(dict(enc)):
+            apply_plan(smol, Plan((Injection(10, v, 1.0),)).check(smol))  # coef 1: no rounding in v's dtype
+            out = smol.lm.output.logits.save()
+        return out
+
+    steered = logits(vector)
+    assert torch.equal(steered, logits(vector.to(torch.float32)))
+    assert not torch.equal(steered, logits(torch.zeros(576)))
+
+
+def test_bad_device_and_dtype_are_one_line_errors():
+    with pytest.raises(UserError, match="unknown --device 'tpu'"):
+        load_model(SMOL, device="tpu")
+    with pytest.raises(UserError, match="unknown --dtype 'int8'"):
+        load_model(SMOL, dtype="int8")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="--device cuda: this machine's torch sees no CUDA device"):
+            load_model(SMOL, device="cuda")
+
+
+def test_cli_device_cuda_without_a_gpu_is_one_error_line():
+    from cli_checks import one_error_line
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    result = CliRunner().invoke(main, ["generate", "Hello", "--device", "cuda", "--max-new-tokens", "1"])
+    one_error_line(result, "--device cuda", "use --device cpu")
+    result = CliRunner().invoke(main, ["generate", "Hello", "--dtype", "int8"])
+    one_error_line(result, "int8")
+
+
+def test_result_keys_ignore_the_default_dtype_and_the_device():
+    from steer_trace.cache import key_of
+
+    config = {"model": SMOL, "revision": "r", "profile": "test"}
+    assert key_of({**config, "dtype": "float32", "device": "cpu"}) == key_of(config)  # committed keys stay valid
+    assert key_of({**config, "dtype": "float32", "device": "cuda"}) == key_of(config)  # recorded, not keyed
+    assert key_of({**config, "dtype": "bfloat16", "device": "cpu"}) != key_of(config)
+    assert key_of({**config, "dtype": "bfloat16"}) != key_of({**config, "dtype": "float16"})
+
+
+# -- a damaged embedded-model cache (issue 14.2) and an unusable cache root (14.9) -------------
+
+
+def _fake_cache(root: Path) -> Path:
+    """A converted-looking cache of smollm2 under `root` with a small real safetensors file and the record."""
+    from safetensors.torch import save_file
+
+    folder = root / "models" / SMOL
+    folder.mkdir(parents=True)
+    save_file({"w": torch.arange(1000, dtype=torch.float32)}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    meta = {"name": SMOL, "gguf_sha256": "0" * 64, "files": models._file_record(folder)}
+    (folder / models.META).write_text(json.dumps(meta))
+    return folder
+
+
+def test_truncated_or_deleted_weights_are_damaged(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    folder = _fake_cache(tmp_path)
+    meta = json.loads((folder / models.META).read_text())
+    assert meta["files"]["model.safetensors"]["bytes"] == (folder / "model.safetensors").stat().st_size
+    assert len(meta["files"]["model.safetensors"]["sha256"]) == 64
+    assert models.cache_state(SMOL) == "cached" and models.is_cached(SMOL)
+    weights = folder / "model.safetensors"
+    size = weights.stat().st_size
+    with open(weights, "r+b") as f:
+        f.truncate(size // 2)
+    assert models.cache_state(SMOL) == "damaged"
+    assert f"has {size // 2} bytes, {size} were written" in models.cache_damage(SMOL)
+    weights.unlink()
+    assert models.cache_damage(SMOL) == "model.safetensors is missing"
+    (folder / models.META).unlink()
+    assert models.cache_state(SMOL) == "no"
+
+
+def test_a_cache_without_the_record_is_checked_by_its_safetensors_header(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    folder = _fake_cache(tmp_path)
+    (folder / models.META).write_text(json.dumps({"name": SMOL, "gguf_sha256": "0" * 64}))  # before the record
+    assert models.cache_state(SMOL) == "cached"
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size - 1)
+    assert "its header needs" in models.cache_damage(SMOL)
+    with open(weights, "r+b") as f:
+        f.truncate(5)
+    assert models.cache_damage(SMOL) == "model.safetensors has a cut header (5 bytes)"
+
+
+def test_models_command_says_damaged(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    folder = _fake_cache(tmp_path)
+    with open(folder / "model.safetensors", "r+b") as f:
+        f.truncate(100)
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith(SMOL))
+    assert row.split()[3] == "damaged"
+    assert f"damaged {SMOL} (model.safetensors has 100 bytes" in result.output
+    assert "rebuilds it from the installed GGUF package" in result.output
+
+
+def test_an_uncreatable_cache_root_is_one_error_line(tmp_path, monkeypatch):
+    from cli_checks import one_error_line
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(blocker / "cache"))
+    result = CliRunner().invoke(main, ["generate", "Hello", "--max-new-tokens", "1"])
+    one_error_line(result, "cannot create the model cache folder", "STEER_TRACE_CACHE")
+
+
+@pytest.mark.slow
+def test_a_truncated_real_cache_is_rebuilt_from_the_gguf(tmp_path, smol_dir):
+    """Issue 14.2 for real: a copy of the smollm2 cache, truncated, then `steer-trace generate` in a
+    subprocess (what a user sees on stderr); it rebuilds from the GGUF (~40 s idle) and answers."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STEER_TRACE_CACHE": str(tmp_path), "PYTHONPATH": str(Path(__file__).parents[1])}
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "tasks.cli", *argv], env=env, capture_output=True, text=True,
+                              timeout=900)
+
+    copy = tmp_path / "models" / SMOL
+    shutil.copytree(smol_dir, copy)
+    weights = copy / "model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 3)
+    listed = cli("models")
+    assert next(line for line in listed.stdout.splitlines() if line.startswith(SMOL)).split()[3] == "damaged"
+    ask = ("generate", "The capital of France is", "--no-chat", "--max-new-tokens", "2")
+    for damage in ("its header needs", "model.safetensors is missing"):
+        result = cli(*ask)
+        assert result.returncode == 0, result.stderr[-2000:]
+        warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert any(damage in w and "rebuilding it from the installed GGUF package" in w for w in warned), warned
+        assert "Traceback" not in result.stderr and "See the original errors" not in result.stderr
+        assert "Paris" in result.stdout
+        meta = json.loads((copy / models.META).read_text())
+        assert meta["files"]["model.safetensors"]["bytes"] == (smol_dir / "model.safetensors").stat().st_size
+        weights.unlink()  # next round: a deleted weights file, the same repair
+
+
+def test_every_command_that_loads_a_model_takes_layers_path_device_and_dtype():
+    import click
+
+    from tasks.cli import main
+
+    def leaves(group, path=()):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from leaves(command, (*path, name))
+            else:
+                yield (*path, name), command
+
+    checked = [path for path, command in leaves(main)
+               if "--model" in {opt for p in command.params for opt in getattr(p, "opts", [])}]
+    for path, command in leaves(main):
+        options = {opt for p in command.params for opt in getattr(p, "opts", [])}
+        if path in checked:
+            assert {"--layers-path", "--device", "--dtype"} <= options, path
+    assert ("generate",) in checked and ("vectors", "extract") in checked and len(checked) >= 13

@@ -143,7 +143,7 @@ class Study:
             "model": self.model.name, "revision": self.model.revision, "profile": self.profile.name,
             "sizes": [self.profile.n_vector, self.profile.n_validation, self.profile.n_test],
             "data": self.data_hashes(), "prompt_style": self.prompt_style, "orders": self.orders,
-            "balanced": self.balanced, "relative": self.relative, "version": 1,
+            "balanced": self.balanced, "relative": self.relative, "version": 1, **self.model.numerics,
         }
 
     def columns(self) -> dict:

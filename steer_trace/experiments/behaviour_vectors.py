@@ -45,7 +45,7 @@ def _model_folder(study) -> Path:
 def vector_config(study, name: str) -> dict:
     config = {"model": study.model.name, "revision": study.model.revision, "behaviour": name,
               "data": content_hash(study.items[name]), "n_vector": study.profile.n_vector,
-              "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1}
+              "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1, **study.model.numerics}
     method = getattr(study, "method", DEFAULT_METHOD)
     if method != DEFAULT_METHOD:  # only then: the committed mean vectors keep their keys
         config["method"] = method

@@ -219,7 +219,12 @@ def run_simultaneous(study: Study, layers: list[int], coefs=None, log: Log | Non
 
 
 def resolve_vectors(study: Study, specs: list[str]) -> dict[str, SteeringVector]:
-    """Behaviour names of this study, or paths of vector files."""
+    """Behaviour names of this study, or paths of vector files (named by file stem, which must be unique)."""
+    named: dict[str, str] = {}
+    for spec in specs:
+        name = spec if spec in study.names else Path(spec).stem
+        if named.setdefault(name, spec) != spec:
+            raise UserError(f"--vectors {named[name]!r} and {spec!r} would both be named {name!r}: rename one")
     vectors = load_vectors(study)
     out = {}
     for spec in specs:

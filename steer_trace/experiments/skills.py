@@ -123,11 +123,14 @@ def coefficient_schedule(coefs, score: Callable[[float], float], skip_below: flo
 class LazyModel:
     """Opens the model on first use, so a fully cached command never loads it."""
 
-    def __init__(self, opener: Callable, name: str, revision: str):
+    def __init__(self, opener: Callable, name: str, revision: str, numerics: dict | None = None):
+        from ..models import DEFAULT_NUMERICS
+
         self._opener = opener
         self._model = None
         self.name = name
         self.revision = revision
+        self.numerics = numerics or dict(DEFAULT_NUMERICS)  # dtype and device the opener loads with
 
     def __call__(self):
         if self._model is None:
@@ -211,7 +214,7 @@ def extract(model: LazyModel, corpus: Corpus, profile: Profile, root=None, seed:
     from ..read import mean_activations
 
     log = log or (lambda _m: None)
-    config = extract_config((model.name, model.revision), corpus, profile, seed)
+    config = {**extract_config((model.name, model.revision), corpus, profile, seed), **model.numerics}
     run = Run(EXTRACT, config, root)
     table = run.finished()
     if table is None:
@@ -338,7 +341,7 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
               "n_eval": {d: len(corpus.get("eval", d)) for d in DOMAINS}, "eval_tokens": profile.eval_tokens,
               "vectors": _vector_digest(vectors), "layers": layers, "coefs": list(profile.coefs),
               "targets": list(targets), "permuted_layer": mid if permuted_control else None, "n_boot": profile.n_boot,
-              "rule": [SKIP_BELOW, STOP_BELOW, SKIP]}
+              "rule": [SKIP_BELOW, STOP_BELOW, SKIP], **model.numerics}
     run = Run(SWEEP, config, root)
     finished = run.finished()
     if finished is not None:
