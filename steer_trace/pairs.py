@@ -11,36 +11,49 @@ the vector is too, for about half the work on A/B prompts.
 
 Both traces go through nnsight; remotely they share one session (one request
 per batch), so the cache stays on the server.
+
+`extract_vector` is the entry point the commands use: it picks this reader for every pair it applies
+to and the full-text reader for the rest.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import torch
 
+from .aggregators import DEFAULT_METHOD, PairDifferences, check_groups, to_vector
 from .batching import chunks, encode, request
-from .errors import UserError
+from .errors import UserError, halve_on_oom
 from .models import Model
-from .read import GroupMeans, _layers_arg, _with_version
+from .read import _layers_arg, read_full_text
 from .vectors import SteeringVector
+
+SHARED_READER = "shared-prompt-kv-cache"
+
+
+def one_token_answers(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[int | None]:
+    """The one token `answer` adds to each prompt, or None where tokens(prompt + answer) is not
+    tokens(prompt) plus exactly one id (there the shared-prompt reading would differ)."""
+    if len(prompts) != len(answers):
+        raise UserError(f"{len(prompts)} prompts but {len(answers)} answers")
+    if not prompts:
+        return []
+    heads = tokenizer(list(prompts))["input_ids"]
+    fulls = tokenizer([p + a for p, a in zip(prompts, answers)])["input_ids"]
+    return [full[-1] if len(full) == len(head) + 1 and full[: len(head)] == head else None
+            for head, full in zip(heads, fulls)]
 
 
 def answer_token_ids_after(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[int]:
-    """The one token `answer` adds to each prompt: tokens(prompt + answer) must be
-    tokens(prompt) plus exactly one id, else the shared-prompt reading would differ."""
-    if len(prompts) != len(answers):
-        raise UserError(f"{len(prompts)} prompts but {len(answers)} answers")
-    heads = tokenizer(list(prompts))["input_ids"]
-    fulls = tokenizer([p + a for p, a in zip(prompts, answers)])["input_ids"]
-    ids = []
-    for n, (head, full) in enumerate(zip(heads, fulls)):
-        if len(full) != len(head) + 1 or full[: len(head)] != head:
+    """`one_token_answers`, refusing a pair whose answer is not exactly one extra token."""
+    ids = one_token_answers(tokenizer, prompts, answers)
+    for n, token in enumerate(ids):
+        if token is None:
             raise UserError(
                 f"pair {n}: answer {answers[n]!r} is not exactly one extra token after its prompt; "
-                "use read.contrastive_vector for such pairs"
+                "use read.contrastive_vector (or pairs.extract_vector) for such pairs"
             )
-        ids.append(full[-1])
     return ids
 
 
@@ -49,11 +62,12 @@ def shared_prompt_batch(
 ) -> torch.Tensor:
     """[len(layers), B, d] activation(prompt + pos) - activation(prompt + neg) at the
     answer token, every requested layer: a prompt trace, then an answer-token trace."""
-    enc = encode(model.tokenizer, prompts)
+    enc = model.on_device(encode(model.tokenizer, prompts))
     mask = enc["attention_mask"]
     rows = 2 * len(prompts)
-    answer_ids = torch.tensor([[t] for pair in zip(pos_ids, neg_ids) for t in pair])  # pos0, neg0, pos1, ...
-    answer_mask = torch.cat([mask.repeat_interleave(2, dim=0), torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
+    answer_ids = torch.tensor([[t] for pair in zip(pos_ids, neg_ids) for t in pair], device=mask.device)  # pos0, neg0, ..
+    ones = torch.ones(rows, 1, dtype=mask.dtype, device=mask.device)
+    answer_mask = torch.cat([mask.repeat_interleave(2, dim=0), ones], dim=1)
     answer_pos = mask.sum(dim=1).repeat_interleave(2).unsqueeze(1)  # next position after each real prompt
     last_only = model.last_logits_only()  # the prompt pass needs no vocabulary projection
     envoys = model.layers()
@@ -66,10 +80,10 @@ def shared_prompt_batch(
         with model.lm.trace(past_key_values=cache, **answers):  # one line: a session re-parses this source
             rows_by_layer = []
             for L in layers:  # forward order; a plain loop (a comprehension fails in a session)
-                rows_by_layer.append(envoys[L].output[:, -1, :])
+                rows_by_layer.append(model.residual(envoys[L])[:, -1, :])
             acts = torch.stack(rows_by_layer)
             diff = (acts[:, 0::2, :] - acts[:, 1::2, :]).save()
-    return diff.detach().to(torch.float32)
+    return diff.detach().to("cpu", torch.float32)
 
 
 def contrastive_vector_shared_prompt(
@@ -83,49 +97,102 @@ def contrastive_vector_shared_prompt(
     balanced: bool = True,
     meta: dict | None = None,
     progress: Callable[[int], None] | None = None,
+    method: str = DEFAULT_METHOD,
 ) -> SteeringVector:
     """`read.contrastive_vector` on pairs (prompt + pos, prompt + neg), reading each
     prompt once. `batch_size` prompts per prompt trace (2 x that many answer rows).
 
-    Same vector (up to float rounding), same grouping/balancing and provenance;
-    meta["reader"] records the shared-prompt path.
+    Same vector (up to float rounding), same grouping/balancing, methods and provenance;
+    meta["reader"] records the shared-prompt path. Every answer must be one token after its prompt.
     """
+    prompts = _check_pairs(prompts, answers_pos, answers_neg)
+    layers = _layers_arg(model, layers)
+    groups = check_groups(groups, len(prompts))
+    pos_ids = answer_token_ids_after(model.tokenizer, prompts, list(answers_pos))
+    neg_ids = answer_token_ids_after(model.tokenizer, prompts, list(answers_neg))
+    stats = PairDifferences(method)
+    read_shared_prompt(model, prompts, pos_ids, neg_ids, groups, layers, batch_size, stats, progress)
+    return to_vector(stats, model, layers, balanced, SHARED_READER, meta)
+
+
+def _check_pairs(prompts, answers_pos, answers_neg) -> list[str]:
     prompts = list(prompts)
     if not prompts:
         raise UserError("no contrastive pairs to read")
     if not (len(prompts) == len(answers_pos) == len(answers_neg)):
         raise UserError(f"{len(prompts)} prompts, {len(answers_pos)} positive and {len(answers_neg)} negative answers")
-    layers = _layers_arg(model, layers)
-    groups = list(groups) if groups is not None else ["all"] * len(prompts)
-    if len(groups) != len(prompts):
-        raise UserError(f"{len(groups)} groups for {len(prompts)} pairs")
-    pos_ids = answer_token_ids_after(model.tokenizer, prompts, list(answers_pos))
-    neg_ids = answer_token_ids_after(model.tokenizer, prompts, list(answers_neg))
-    acc = GroupMeans()
+    return prompts
+
+
+def read_shared_prompt(model: Model, prompts: Sequence[str], pos_ids: Sequence[int], neg_ids: Sequence[int],
+                       groups: Sequence[Hashable], layers: list[int], batch_size: int, stats: PairDifferences,
+                       progress: Callable[[int], None] | None = None):
+    """Stream each pair's difference into `stats`, `batch_size` prompts per prompt trace."""
+    def run(part):
+        return shared_prompt_batch(model, [b[0] for b in part], [b[1] for b in part], [b[2] for b in part], layers)
+
     indexed = list(zip(prompts, pos_ids, neg_ids, groups))
     for batch in chunks(indexed, batch_size):
-        diff = shared_prompt_batch(model, [b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch], layers)
+        diff = halve_on_oom(run, batch, lambda parts: torch.cat(parts, dim=1))
         for i, (_, _, _, g) in enumerate(batch):
             for k, L in enumerate(layers):
-                acc.add(g, L, diff[k, i : i + 1])
-            acc.count(g, 1)
+                stats.add(g, L, diff[k, i : i + 1])
+            stats.count(g, 1)
         if progress:
             progress(len(batch))
-    if balanced:
-        means = [acc.mean(g) for g in sorted(acc.counts, key=str)]
-        layers_out = {L: sum(m[L] for m in means) / len(means) for L in layers}
-    else:
-        n = sum(acc.counts.values())
-        layers_out = {L: (sum(acc.sums[g][L] for g in acc.counts) / n).to(torch.float32) for L in layers}
-    info = {
-        "method": "mean-difference" + ("-balanced" if balanced else ""),
-        "site": "decoder-layer-output",
-        "position": "last",
-        "reader": "shared-prompt-kv-cache",
-        "n_pairs": len(prompts),
-        "groups": {str(g): n for g, n in sorted(acc.counts.items(), key=lambda kv: str(kv[0]))},
-        "model": model.name,
-        "model_revision": model.revision,
-    }
-    info.update(meta or {})
-    return SteeringVector(layers_out, _with_version(info))
+
+
+def read_pairs(
+    model: Model,
+    prompts: Sequence[str],
+    answers_pos: Sequence[str],
+    answers_neg: Sequence[str],
+    groups: Sequence[Hashable] | None = None,
+    layers: Iterable[int] | None = None,
+    batch_size: int = 8,
+    method: str = DEFAULT_METHOD,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[PairDifferences, str]:
+    """The differences of pairs (prompt + pos, prompt + neg), each read the fastest exact way, and the
+    reader used: the shared-prompt reader for every pair whose two answers are each one token after the
+    prompt (every A/B pair), the full-text reader for the rest. Pairs run shortest prompt first (less
+    padding); `batch_size` texts per forward pass (a shared prompt counts once, a full-text pair twice)."""
+    prompts = _check_pairs(prompts, answers_pos, answers_neg)
+    layers = _layers_arg(model, layers)
+    groups = check_groups(groups, len(prompts))
+    pos_ids = one_token_answers(model.tokenizer, prompts, list(answers_pos))
+    neg_ids = one_token_answers(model.tokenizer, prompts, list(answers_neg))
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    shared = [i for i in order if pos_ids[i] is not None and neg_ids[i] is not None]
+    full = [i for i in order if pos_ids[i] is None or neg_ids[i] is None]
+    stats = PairDifferences(method)
+    if shared:
+        read_shared_prompt(model, [prompts[i] for i in shared], [pos_ids[i] for i in shared],
+                           [neg_ids[i] for i in shared], [groups[i] for i in shared], layers, batch_size, stats,
+                           progress)
+    if full:
+        pairs = [(prompts[i] + answers_pos[i], prompts[i] + answers_neg[i]) for i in full]
+        read_full_text(model, pairs, [groups[i] for i in full], layers, batch_size, stats, progress)
+    reader = SHARED_READER if not full else "full-text" if not shared else \
+        f"{SHARED_READER} ({len(shared)} pairs) + full-text ({len(full)} pairs)"
+    return stats, reader
+
+
+def extract_vector(
+    model: Model,
+    prompts: Sequence[str],
+    answers_pos: Sequence[str],
+    answers_neg: Sequence[str],
+    groups: Sequence[Hashable] | None = None,
+    layers: Iterable[int] | None = None,
+    batch_size: int = 8,
+    method: str = DEFAULT_METHOD,
+    balanced: bool = True,
+    meta: dict | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SteeringVector:
+    """The contrastive vector of pairs (prompt + pos, prompt + neg) by `method`, read by `read_pairs`
+    (shared-prompt reader where it applies): what `vectors extract` and `behaviours extract` run."""
+    layers = _layers_arg(model, layers)
+    stats, reader = read_pairs(model, prompts, answers_pos, answers_neg, groups, layers, batch_size, method, progress)
+    return to_vector(stats, model, layers, balanced, reader, meta)

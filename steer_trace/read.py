@@ -1,19 +1,21 @@
-"""Read residual-stream activations with nnsight, and mean-difference vectors.
+"""Read residual-stream activations with nnsight, and contrastive vectors from full texts.
 
 One trace per batch reads every requested layer at a position rule:
 ``last`` (each row's last real token; with left padding that is column -1 —
 also the answer token when the prompt ends with it) or ``mean`` (mean over
-non-pad tokens). Sums are streamed per group, never all activations kept.
+non-pad tokens). Sums are streamed per group; how pair differences become a vector is
+`steer_trace.aggregators`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import nnsight
 import torch
 
+from .aggregators import DEFAULT_METHOD, GroupMeans, PairDifferences, check_groups, to_vector
 from .batching import chunks, encode
 from .errors import UserError, halve_on_oom
 from .models import Model
@@ -57,26 +59,6 @@ def _read_once(model: Model, texts: Sequence[str], layers: list[int], position: 
     return {L: v.detach().to("cpu", torch.float32) for L, v in saved.items()}
 
 
-class GroupMeans:
-    """Streaming per-group, per-layer sums (float64)."""
-
-    def __init__(self):
-        self.sums: dict[Hashable, dict[int, torch.Tensor]] = {}
-        self.counts: dict[Hashable, int] = {}
-
-    def add(self, group: Hashable, layer: int, rows: torch.Tensor, sign: float = 1.0):
-        bucket = self.sums.setdefault(group, {})
-        total = rows.to(torch.float64).sum(0) * sign
-        bucket[layer] = bucket[layer] + total if layer in bucket else total
-
-    def count(self, group: Hashable, n: int):
-        self.counts[group] = self.counts.get(group, 0) + n
-
-    def mean(self, group: Hashable) -> dict[int, torch.Tensor]:
-        n = self.counts[group]
-        return {L: (s / n).to(torch.float32) for L, s in self.sums[group].items()}
-
-
 def mean_activations(
     model: Model,
     texts: Sequence[str],
@@ -110,18 +92,26 @@ def contrastive_vector(
     balanced: bool = True,
     meta: dict | None = None,
     progress: Callable[[int], None] | None = None,
+    method: str = DEFAULT_METHOD,
 ) -> SteeringVector:
-    """Mean over pairs of act(positive) - act(negative) at the last token, every layer.
+    """act(positive) - act(negative) at the last token of each pair, every layer, aggregated by
+    `method` (`aggregators.METHODS`; default the mean difference).
 
-    With `groups` (e.g. the matching answer letter of each pair) and `balanced`, the
-    vector is the mean of the per-group mean differences, so a group that is more
+    With `groups` (e.g. the matching answer letter of each pair) and `balanced`, every group weighs the
+    same: the mean vector is the mean of the per-group mean differences, so a group that is more
     frequent (one answer letter) does not dominate the direction.
     """
     if not pairs:
         raise UserError("no contrastive pairs to read")
     layers = _layers_arg(model, layers)
-    groups = list(groups) if groups is not None else ["all"] * len(pairs)
-    acc = GroupMeans()
+    stats = PairDifferences(method)
+    read_full_text(model, pairs, check_groups(groups, len(pairs)), layers, batch_size, stats, progress)
+    return to_vector(stats, model, layers, balanced, "full-text", meta)
+
+
+def read_full_text(model: Model, pairs: Sequence[tuple[str, str]], groups: Sequence[Hashable], layers: list[int],
+                   batch_size: int, stats: PairDifferences, progress: Callable[[int], None] | None = None):
+    """Stream each pair's difference into `stats`: both full texts in one trace, batch_size texts per trace."""
     indexed = list(zip(pairs, groups))
     for batch in chunks(indexed, max(1, batch_size // 2)):
         texts = [p for (p, _), _ in batch] + [n for (_, n), _ in batch]
@@ -129,27 +119,10 @@ def contrastive_vector(
         k = len(batch)
         for i, (_, g) in enumerate(batch):
             for L in layers:
-                acc.add(g, L, out[L][i : i + 1] - out[L][k + i : k + i + 1])
-            acc.count(g, 1)
+                stats.add(g, L, out[L][i : i + 1] - out[L][k + i : k + i + 1])
+            stats.count(g, 1)
         if progress:
             progress(k)
-    if balanced:
-        means = [acc.mean(g) for g in sorted(acc.counts, key=str)]
-        layers_out = {L: sum(m[L] for m in means) / len(means) for L in layers}
-    else:
-        n = sum(acc.counts.values())
-        layers_out = {L: (sum(acc.sums[g][L] for g in acc.counts) / n).to(torch.float32) for L in layers}
-    info = {
-        "method": "mean-difference" + ("-balanced" if balanced else ""),
-        "site": "decoder-layer-output",
-        "position": "last",
-        "n_pairs": len(pairs),
-        "groups": {str(g): n for g, n in sorted(acc.counts.items(), key=lambda kv: str(kv[0]))},
-        "model": model.name,
-        "model_revision": model.revision,
-    }
-    info.update(meta or {})
-    return SteeringVector(layers_out, _with_version(info))
 
 
 def residual_norms(model: Model, texts: Sequence[str], layers: Iterable[int] | None = None, batch_size: int = 8) -> dict[int, float]:
@@ -171,9 +144,3 @@ def content_hash(items: Iterable) -> str:
         digest.update(repr(item).encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]
-
-
-def _with_version(meta: dict) -> dict:
-    from . import __version__
-
-    return {**meta, "steer_trace_version": __version__}

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from steer_trace.aggregators import DEFAULT_METHOD, METHODS
+
 from .common import model_options, open_model, progress
 
 
@@ -40,31 +42,43 @@ def vectors_group():
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="Use only the first N rows (after the seed-13 shuffle).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Texts per forward pass (a pair is two texts).")
+              help="Texts per forward pass (a shared prompt is one text, a full-text pair two).")
 @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
               help="paper: Human:/AI: text; chat: the tokenizer's chat template around the question.")
 @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of the letter-balanced mean.")
-def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean):
+@click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True,
+              help="mean: mean difference; pca: first principal component of the differences; pca-center / "
+                   "pca-diff: repeng's (README 'Extraction methods').")
+def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean, method):
     """CAA vector for every layer: prompt + matching answer minus prompt + non-matching answer."""
     import random
+    import warnings
 
     from steer_trace.data import load_ab_file, prompt
-    from steer_trace.read import content_hash, contrastive_vector
+    from steer_trace.experiments.behaviour_data import clean
+    from steer_trace.pairs import extract_vector
+    from steer_trace.read import content_hash
 
-    items = load_ab_file(dataset)
+    items = clean(load_ab_file(dataset))  # the behaviour commands' checks: one answer family per file
     random.Random(13).shuffle(items)
     items = items[:limit] if limit else items
+    answers = sorted({i.matching for i in items})
+    if not plain_mean and len(answers) < 2:
+        warnings.warn(f"all {len(items)} pair(s) of {dataset} match with {answers[0]!r}, so the vector cannot be "
+                      "letter-balanced: it is the mean of that one group (use rows with both answers, or "
+                      "--plain-mean)", stacklevel=1)
     Path(out).parent.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails before the work, not after
     model = open_model(model_spec)
     prompts = [prompt(i, prompt_style, model.tokenizer) for i in items]
-    pairs = [(p + i.matching, p + i.not_matching) for p, i in zip(prompts, items)]
-    with progress(len(pairs), "pairs") as bar:
-        vector = contrastive_vector(
-            model, pairs, groups=[i.matching for i in items], batch_size=batch_size, balanced=not plain_mean,
+    with progress(len(items), "pairs") as bar:
+        vector = extract_vector(
+            model, prompts, [i.matching for i in items], [i.not_matching for i in items],
+            groups=[i.matching for i in items], batch_size=batch_size, method=method, balanced=not plain_mean,
             meta={"name": Path(dataset).stem, "dataset": Path(dataset).name, "dataset_hash": content_hash(items),
                   "prompt_style": prompt_style}, progress=bar.update)
     vector.save(out)
-    click.echo(f"saved {out}: {len(vector.layers)} layers, {len(pairs)} pairs, d={vector.d_model}")
+    click.echo(f"saved {out}: {len(vector.layers)} layers, {len(items)} pairs, d={vector.d_model} "
+               f"({vector.meta['method']}, {vector.meta['reader']} reader)")
 
 
 @vectors_group.command("info")

@@ -184,8 +184,11 @@ def test_extracted_vector_equals_the_library(extracted, smol):
     pairs = [(prompt(i) + i.matching, prompt(i) + i.not_matching) for i in items]
     reference = contrastive_vector(smol, pairs, groups=[i.matching for i in items], batch_size=BATCH)
     vector = SteeringVector.load(extracted)
-    for L in range(30):
-        assert torch.allclose(vector[L], reference[L], atol=1e-5, rtol=0), L
+    assert vector.meta["reader"] == "shared-prompt-kv-cache"  # the command reads each prompt once
+    for L in range(30):  # the full-text reader as reference: equal up to float rounding
+        scale = max(1.0, float(reference[L].abs().max()))
+        assert float((vector[L] - reference[L]).abs().max()) <= 1e-4 * scale, L
+        assert float(torch.nn.functional.cosine_similarity(vector[L], reference[L], dim=0)) >= 0.99999, L
         assert vector[L].norm() > 0
 
 

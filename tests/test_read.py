@@ -135,18 +135,27 @@ def test_residual_norms(smol, hf_texts):
     assert norms[15] > norms[0]
 
 
-def hf_pair_differences(model, pairs) -> dict[int, torch.Tensor]:
-    """[n_pairs, n_layers, d]: positive minus negative at the last token, unbatched HF forwards."""
-    rows = []
-    for pos, neg in pairs:
-        hp, hn = hf_hidden(model, pos), hf_hidden(model, neg)
-        rows.append(torch.stack([layer_output(hp, L)[-1] - layer_output(hn, L)[-1] for L in range(model.n_layers)]))
-    return torch.stack(rows)
+def hf_pair_activations(model, pairs) -> tuple[torch.Tensor, torch.Tensor]:
+    """([n_pairs, n_layers, d] positive, same negative): last-token activations, unbatched HF forwards."""
+    out = []
+    for side in (0, 1):
+        rows = []
+        for pair in pairs:
+            hidden = hf_hidden(model, pair[side])
+            rows.append(torch.stack([layer_output(hidden, L)[-1] for L in range(model.n_layers)]))
+        out.append(torch.stack(rows))
+    return out[0], out[1]
 
 
 @pytest.fixture(scope="module")
-def differences(smol, pairs):
-    return hf_pair_differences(smol, pairs[0])
+def activations(smol, pairs):
+    return hf_pair_activations(smol, pairs[0])
+
+
+@pytest.fixture(scope="module")
+def differences(activations):
+    """[n_pairs, n_layers, d]: positive minus negative at the last token."""
+    return activations[0] - activations[1]
 
 
 def assert_close_vectors(a: torch.Tensor, b: torch.Tensor):
@@ -215,3 +224,52 @@ def test_content_hash():
     assert content_hash(["a", "b"]) != content_hash(["b", "a"])
     assert content_hash(["ab"]) != content_hash(["a", "b"])
     assert len(content_hash([])) == 16
+
+
+# -- other extraction methods (aggregators), against independent computations on the HF activations --------
+
+PCA_LAYERS = [0, 15, 29]
+
+
+def unit_cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0))
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_pca_vector_equals_independent_svd_and_steering_vectors(smol, pairs, activations, balanced):
+    texts, groups = pairs
+    vector = contrastive_vector(smol, texts, groups=groups, layers=PCA_LAYERS, batch_size=8, method="pca",
+                                balanced=balanced)
+    assert vector.meta["method"] == "pca" + ("-balanced" if balanced else "") and vector.meta["reader"] == "full-text"
+    pos, neg = activations
+    is_a = torch.tensor([g == "A" for g in groups])
+    # balanced: the one B pair weighs as much as the three A pairs, i.e. it is repeated three times
+    rows = torch.cat([torch.arange(4)[is_a], torch.arange(4)[~is_a].repeat(3)]) if balanced else torch.arange(4)
+    for L in PCA_LAYERS:
+        diffs = (pos[rows, L] - neg[rows, L]).double()
+        ref = torch.linalg.svd(diffs, full_matrices=False).Vh[0]  # independent: unit top right singular vector
+        ref = ref * torch.sign(diffs.mean(0) @ ref)
+        assert unit_cos(vector[L], ref) >= 0.9999, L
+        assert float(vector[L].norm()) == pytest.approx(float(diffs.mean(0) @ ref), rel=1e-3)
+        if not balanced:
+            aggregators = pytest.importorskip("steering_vectors.aggregators")
+            theirs = aggregators.pca_aggregator()(pos[:, L], neg[:, L])
+            assert unit_cos(vector[L], theirs) >= 0.9999, L
+    mean = contrastive_vector(smol, texts, groups=groups, layers=[15], batch_size=8, balanced=balanced)
+    assert unit_cos(vector[15], mean[15]) < 0.9999  # PCA of four pairs is not their mean
+
+
+def test_pca_center_vector_equals_repengs_construction(smol, pairs, activations):
+    texts, groups = pairs
+    vector = contrastive_vector(smol, texts, groups=groups, layers=PCA_LAYERS, batch_size=8, method="pca-center",
+                                balanced=False)
+    pos, neg = activations
+    for L in PCA_LAYERS:
+        h = torch.stack([pos[:, L], neg[:, L]], 1).reshape(-1, smol.d_model).double()  # pos0, neg0, pos1, ...
+        mid = (h[0::2] + h[1::2]) / 2
+        points = torch.stack([h[0::2] - mid, h[1::2] - mid], 1).reshape(h.shape)
+        u = torch.linalg.svd(points - points.mean(0), full_matrices=False).Vh[0]
+        projected = h @ u
+        if (projected[0::2] > projected[1::2]).double().mean() < 0.5:  # repeng: most positives project higher
+            u = -u
+        assert unit_cos(vector[L], u) >= 0.9999, L

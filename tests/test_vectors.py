@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -211,3 +212,140 @@ def test_cosine_known_values():
     a = SteeringVector({0: e0, 1: e0, 2: e0})
     b = SteeringVector({0: 3 * e0, 1: e1, 2: -e0, 9: e1})
     assert cosine(a, b) == pytest.approx({0: 1.0, 1: 0.0, 2: -1.0})
+
+
+# -- extraction through the commands (vectors extract, behaviours extract) on smollm2 -------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+MYOPIC = REPO / "data" / "behaviours" / "myopic.jsonl"
+N_PAIRS = 6
+
+
+def cli(*argv):
+    """The command's result, its warnings printed as a user sees them (pytest's config ignores UserWarning)."""
+    import sys
+    import warnings
+
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    def show(message, category, filename, lineno, file=None, line=None):  # as Python does outside pytest
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        return CliRunner().invoke(main, [str(a) for a in argv])
+
+
+def first_rows(n: int):
+    import random
+
+    from steer_trace.data import load_ab_file
+
+    items = load_ab_file(MYOPIC)
+    random.Random(13).shuffle(items)
+    return items[:n]
+
+
+@pytest.fixture
+def cli_smol(smol, monkeypatch):
+    monkeypatch.setattr("tasks.core_commands.open_model", lambda spec: smol)
+    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    return smol
+
+
+@pytest.mark.parametrize("method", ["mean", "pca"])
+def test_vectors_extract_uses_the_shared_prompt_reader_and_equals_the_full_text_reader(cli_smol, tmp_path, method):
+    from steer_trace.data import prompt
+    from steer_trace.read import contrastive_vector
+
+    out = tmp_path / "v.safetensors"
+    result = cli("vectors", "extract", "--dataset", MYOPIC, "--out", out, "--limit", N_PAIRS, "--method", method)
+    assert result.exit_code == 0, (result.output, result.exception)
+    vector = SteeringVector.load(out)
+    assert vector.meta["reader"] == "shared-prompt-kv-cache"
+    assert vector.meta["method"] == {"mean": "mean-difference", "pca": "pca"}[method] + "-balanced"
+    assert f"({vector.meta['method']}, shared-prompt-kv-cache reader)" in result.output
+    items = first_rows(N_PAIRS)
+    full = contrastive_vector(cli_smol, [(prompt(i) + i.matching, prompt(i) + i.not_matching) for i in items],
+                              groups=[i.matching for i in items], method=method)
+    assert full.meta["reader"] == "full-text" and full.meta["groups"] == vector.meta["groups"] == {"A": 2, "B": 4}
+    for L, c in cosine(vector, full).items():
+        assert c >= 0.99999, (L, c)
+        assert float((vector[L] - full[L]).abs().max()) <= 1e-4 * max(1.0, float(full[L].abs().max())), L
+
+
+def test_extract_vector_falls_back_to_full_texts_where_answers_are_not_one_token(smol):
+    from steer_trace.data import prompt
+    from steer_trace.pairs import extract_vector
+    from steer_trace.read import contrastive_vector
+
+    items = first_rows(4)
+    prompts = [prompt(i) for i in items]
+    pos = [i.matching for i in items]
+    neg = [i.not_matching for i in items]
+    pos[1], neg[1] = pos[1] + ") because it is better", neg[1] + ") because"  # several tokens: full-text reader
+    groups = [i.matching for i in items]
+    mixed = extract_vector(smol, prompts, pos, neg, groups=groups, layers=[3, 20])
+    assert mixed.meta["reader"] == "shared-prompt-kv-cache (3 pairs) + full-text (1 pairs)"
+    full = contrastive_vector(smol, [(p + a, p + b) for p, a, b in zip(prompts, pos, neg)], groups=groups,
+                              layers=[3, 20])
+    assert min(cosine(mixed, full).values()) >= 0.99999
+    only_full = extract_vector(smol, prompts[1:2], pos[1:2], neg[1:2], layers=[3])
+    assert only_full.meta["reader"] == "full-text"
+
+
+def test_vectors_extract_refuses_a_file_mixing_answer_families(tmp_path):
+    rows = [{"question": "Pick one\n (A) x\n (B) y", "answer_matching_behavior": " (A)",
+             "answer_not_matching_behavior": " (B)"},
+            {"question": "Agree?", "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from cli_checks import one_error_line
+
+    one_error_line(cli("vectors", "extract", "--dataset", path, "--out", tmp_path / "v.safetensors"),
+                   "mixes A/B and Yes/No")
+    assert not (tmp_path / "v.safetensors").exists()
+
+
+def test_vectors_extract_warns_when_one_group_cannot_be_balanced(cli_smol, tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(MYOPIC.read_text().splitlines()[0] + "\n")
+    out = tmp_path / "v.safetensors"
+    result = cli("vectors", "extract", "--dataset", path, "--out", out)
+    assert result.exit_code == 0, (result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and "cannot be letter-balanced" in lines[0] and str(path) in lines[0], result.stderr
+    assert SteeringVector.load(out).meta["n_pairs"] == 1
+    quiet = cli("vectors", "extract", "--dataset", path, "--out", out, "--plain-mean")  # asked for: no warning
+    assert quiet.exit_code == 0 and "warning:" not in quiet.stderr
+
+
+def test_a_damaged_cached_behaviour_vector_is_recomputed_with_a_warning(cli_smol, tmp_path):
+    """Issue 14.3 for real: truncate the cached vector (then a group vector) and rerun `behaviours extract`,
+    whose tables are all cached: one warning naming the file, the vector is recomputed, exit 0."""
+    common = ["--profile", "test", "--data-dir", REPO / "data" / "behaviours", "--behaviours", "myopic",
+              "--results", tmp_path / "results"]
+    first = cli("behaviours", "extract", *common)
+    assert first.exit_code == 0, (first.output, first.exception)
+    [path] = (tmp_path / "results" / "vectors" / "smollm2-135m").glob("myopic-*.safetensors")
+    loaded = SteeringVector.load(path)  # its tensors may map the file: copy them before truncating it
+    good = SteeringVector({L: v.clone() for L, v in loaded.layers.items()}, loaded.meta)
+    assert good.meta["reader"] == "shared-prompt-kv-cache"
+    [group] = (path.parent / "groups").glob(path.stem + ".A.safetensors")
+    for damaged in (path, group):
+        data = damaged.read_bytes()
+        damaged.write_bytes(data[: len(data) // 2])
+        with pytest.raises(UserError):
+            SteeringVector.load(damaged)
+        again = cli("behaviours", "extract", *common)
+        assert again.exit_code == 0, (again.output, again.exception)
+        lines = [line for line in again.stderr.splitlines() if line.startswith("warning:")]
+        assert len(lines) == 1 and str(damaged) in lines[0] and "recomputing" in lines[0], again.stderr
+        assert "Traceback" not in again.output
+        fixed = SteeringVector.load(path)
+        assert min(cosine(fixed, good).values()) >= 0.99999 and SteeringVector.load(group).meta["group"] == "A"
+    third = cli("behaviours", "extract", *common)  # healthy again: nothing recomputed, no warning
+    assert third.exit_code == 0 and "warning:" not in third.stderr

@@ -1,11 +1,13 @@
 """CAA behaviour vectors: extraction, vector files, and the diagnostics tables.
 
 A behaviour vector is the mean over the vector split of act(prompt + matching
-answer) - act(prompt + other answer) at the answer token, for every layer. The
-pairs are grouped by their matching answer (A / B, or Yes / No); by default the
+answer) - act(prompt + other answer) at the answer token, for every layer (read
+by `pairs.read_pairs`: each prompt once, its two answer tokens on its KV cache).
+The pairs are grouped by their matching answer (A / B, or Yes / No); by default the
 vector is the mean of the two group vectors (letter-balanced), `--plain-mean`
-gives the paper's plain mean. The group vectors are kept too: their cosine
-shows how much of a vector is the answer-letter direction.
+gives the paper's plain mean; `study.method` (an `aggregators.METHODS` name) may
+pick another extraction method. The group vectors (mean differences) are kept too:
+their cosine shows how much of a vector is the answer-letter direction.
 
 Files (under the results root): ``vectors/<model>/<behaviour>-<key>.safetensors``
 and ``vectors/<model>/groups/<behaviour>-<key>.<answer>.safetensors``, where the key
@@ -21,10 +23,13 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from ..aggregators import DEFAULT_METHOD, to_vector
 from ..cache import Run, key_of
-from ..read import content_hash, contrastive_vector, residual_norms
-from ..score import answer_probs, answer_token_ids
+from ..errors import UserError
+from ..pairs import read_pairs
 from ..plan import Plan
+from ..read import content_hash, residual_norms
+from ..score import answer_probs, answer_token_ids
 from ..vectors import SteeringVector, cosine
 from .behaviour_eval import Log
 
@@ -38,9 +43,13 @@ def _model_folder(study) -> Path:
 
 
 def vector_config(study, name: str) -> dict:
-    return {"model": study.model.name, "revision": study.model.revision, "behaviour": name,
-            "data": content_hash(study.items[name]), "n_vector": study.profile.n_vector,
-            "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1, **study.model.numerics}
+    config = {"model": study.model.name, "revision": study.model.revision, "behaviour": name,
+              "data": content_hash(study.items[name]), "n_vector": study.profile.n_vector,
+              "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1, **study.model.numerics}
+    method = getattr(study, "method", DEFAULT_METHOD)
+    if method != DEFAULT_METHOD:  # only then: the committed mean vectors keep their keys
+        config["method"] = method
+    return config
 
 
 def vector_path(study, name: str, answer: str | None = None) -> Path:
@@ -51,50 +60,45 @@ def vector_path(study, name: str, answer: str | None = None) -> Path:
 
 
 def extract(study, name: str, log: Log | None = None) -> tuple[SteeringVector, dict[str, SteeringVector]]:
-    """Compute and save one behaviour's vector and its per-answer group vectors."""
+    """Compute and save one behaviour's vector and its per-answer group vectors (always mean differences)."""
     model = study.model
     rows = study.part(name, "vector")
     prompts = [study.prompt(item) for item in rows]
-    by_answer: dict[str, list[tuple[str, str]]] = {}
-    for text, item in sorted(zip(prompts, rows), key=lambda pair: len(pair[0])):
-        by_answer.setdefault(item.matching, []).append((text + item.matching, text + item.not_matching))
+    answers = [item.matching for item in rows]
+    stats, reader = read_pairs(model, prompts, answers, [item.not_matching for item in rows], groups=answers,
+                               batch_size=study.profile.batch_size, method=getattr(study, "method", DEFAULT_METHOD))
+    if study.balanced and len(stats.counts) < 2:
+        warnings.warn(f"{name}: every vector pair matches with {answers[0]!r}, so the vector cannot be "
+                      f"letter-balanced (use more pairs: --n-vector)", stacklevel=2)
     common = {"name": name, "dataset": study.sources[name], "dataset_hash": content_hash(study.items[name]),
               "prompt_style": study.prompt_style, "key": key_of(vector_config(study, name))}
-    groups = {answer: contrastive_vector(model, pairs, batch_size=study.profile.batch_size, balanced=False,
-                                         meta={**common, "group": answer})
-              for answer, pairs in sorted(by_answer.items())}
-    layers = next(iter(groups.values())).layers
-    if study.balanced and len(groups) < 2:
-        warnings.warn(f"{name}: every vector pair matches with {next(iter(groups))!r}, so the vector cannot be "
-                      f"letter-balanced (use more pairs: --n-vector)", stacklevel=2)
-    counts = {a: len(p) for a, p in by_answer.items()}
-    if study.balanced:
-        combined = {L: sum(g.layers[L] for g in groups.values()) / len(groups) for L in layers}
-    else:
-        combined = {L: sum(counts[a] * g.layers[L] for a, g in groups.items()) / sum(counts.values()) for L in layers}
+    layers = list(range(model.n_layers))
+    groups = {answer: to_vector(stats.only(answer), model, layers, False, reader, {**common, "group": answer},
+                                method=DEFAULT_METHOD)
+              for answer in stats.ordered()}
     norms = residual_norms(model, prompts[:NORM_PROMPTS], batch_size=study.profile.batch_size)
-    meta = {**next(iter(groups.values())).meta, **common,
-            "method": "mean-difference" + ("-balanced" if study.balanced else ""), "n_pairs": len(rows),
-            "groups": counts, "residual_norms": {str(L): v for L, v in norms.items()}}
-    meta.pop("group", None)
-    vector = SteeringVector(combined, meta)
+    vector = to_vector(stats, model, layers, study.balanced, reader,
+                       {**common, "residual_norms": {str(L): v for L, v in norms.items()}})
     for answer, group in groups.items():
         group.save(vector_path(study, name, answer))
     vector.save(vector_path(study, name))
     study.computed += 1
     if log:
-        log(f"  extracted {name}: {len(rows)} pairs ({', '.join(f'{a} {n}' for a, n in sorted(counts.items()))})")
+        log(f"  extracted {name}: {len(rows)} pairs ({', '.join(f'{a} {n}' for a, n in sorted(stats.counts.items()))})")
     return vector, groups
 
 
 def load_or_extract(study, name: str, log: Log | None = None) -> tuple[SteeringVector, dict[str, SteeringVector]]:
+    """The saved vector and group vectors when their key matches; else (missing, stale or damaged) extract."""
     path = vector_path(study, name)
     if path.is_file():
-        vector = SteeringVector.load(path)
-        answers = list(vector.meta.get("groups", {}))
-        paths = {a: vector_path(study, name, a) for a in answers}
-        if vector.meta.get("key") == key_of(vector_config(study, name)) and all(p.is_file() for p in paths.values()):
-            return vector, {a: SteeringVector.load(p) for a, p in paths.items()}
+        try:
+            vector = SteeringVector.load(path)
+            paths = {a: vector_path(study, name, a) for a in vector.meta.get("groups", {})}
+            if vector.meta.get("key") == key_of(vector_config(study, name)) and all(p.is_file() for p in paths.values()):
+                return vector, {a: SteeringVector.load(p) for a, p in paths.items()}
+        except UserError as error:  # a damaged cached file: never blocks a command, it is recomputed
+            warnings.warn(f"{error}; recomputing it", stacklevel=2)
     return extract(study, name, log)
 
 
