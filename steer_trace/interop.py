@@ -185,7 +185,7 @@ def _load_array(path: Path, key: str | None) -> torch.Tensor:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as f:
-                tensor = f.get_tensor(_pick_key(path, list(f.keys()), key))
+                tensor = f.get_tensor(_pick_key(path, list(f.keys()), key)).clone()  # not a view of the mapped file
             if not tensor.is_floating_point():
                 raise UserError(f"{path} holds a {tensor.dtype} array, not floats")
             return tensor.to(torch.float32)

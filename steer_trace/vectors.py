@@ -85,7 +85,7 @@ class SteeringVector:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
                 keys = _layer_keys(path, f.keys())
-                layers = {L: f.get_tensor(k) for L, k in keys.items()}
+                layers = {L: f.get_tensor(k).clone() for L, k in keys.items()}  # copies: never views of the mapped file
         except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as error:
             if _looks_pickled(path):
                 raise UserError(f"{path} is not a readable safetensors vector file: it is a pickle / torch.save "
