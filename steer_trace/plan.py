@@ -184,3 +184,28 @@ def steered_generate(model: Model, prompts: list[str], plan: Plan, max_new_token
             ids = tracer.result.save()
     prompt_len = enc["input_ids"].shape[1]
     return [model.tokenizer.decode(row[prompt_len:], skip_special_tokens=True) for row in ids]
+
+
+@dataclass(frozen=True)
+class Steering:
+    """One operator and token scope for every injection of the plans of a run (the CLI's --op / --scope).
+
+    The default (add at every position) changes nothing, and leaves a run's cache key as it was."""
+
+    op: str = DEFAULT_OP
+    scope: str = DEFAULT_SCOPE
+
+    def __post_init__(self):
+        operator(self.op)
+        object.__setattr__(self, "scope", scope(self.scope).describe())
+
+    @property
+    def is_default(self) -> bool:
+        return self.op == DEFAULT_OP and self.scope == DEFAULT_SCOPE
+
+    def key(self) -> dict:
+        """What a run's cache key gains: nothing for the default."""
+        return {} if self.is_default else {"steering": {"op": self.op, "scope": self.scope}}
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan if self.is_default else plan.with_steering(self.op, self.scope)

@@ -15,8 +15,8 @@ prompt, each later step one new token whose index continues after the prompt.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

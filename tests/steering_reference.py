@@ -66,7 +66,7 @@ def hooked(model, injections, prompt_mask: torch.Tensor):
     hf_layers = model.lm._module.model.layers
     handles = []
     n_real = prompt_mask.sum(-1).tolist()
-    for k, (layer, v, c, op, spec) in enumerate(injections):
+    for layer, v, c, op, spec in injections:
         calls = {"n": 0}
 
         def hook(module, inputs, output, v=v, c=c, op=op, spec=spec, calls=calls):
