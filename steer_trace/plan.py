@@ -76,10 +76,6 @@ class Plan:
         """The same injections with one operator and token scope."""
         return Plan(tuple(replace(i, op=op, scope=scope) for i in self.injections), self.label)
 
-    def then(self, other: "Plan") -> "Plan":
-        """This plan's injections followed by `other`'s (at one layer they act in this order)."""
-        return Plan(self.injections + other.injections, self.label or other.label)
-
     def scaled(self, factor: float) -> "Plan":
         return Plan(tuple(replace(i, coef=i.coef * factor) for i in self.injections), self.label)
 

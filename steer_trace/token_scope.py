@@ -72,24 +72,28 @@ class Scope:
 
     def select(self, at: Where) -> torch.Tensor | None:
         """[B, T] bool of the positions to steer; None = every position."""
-        real = at.index >= 0
-        if self.kind == "all":
-            return None
-        if self.kind == "prompt":
-            return real & (at.step == 0)
-        if self.kind == "generated":
-            return real & (at.step > 0)
-        if self.kind == "from":
-            return at.index >= self.start
-        if self.kind == "last":
-            return (at.index == at.prompt_len[:, None] - 1) & (at.step == 0)
-        if len(self.mask_rows) != at.index.shape[0]:
-            raise UserError(f"the scope mask has {len(self.mask_rows)} rows, the batch {at.index.shape[0]}")
-        width = max((len(r) for r in self.mask_rows), default=0) + 1
-        table = torch.zeros(len(self.mask_rows), width, dtype=torch.bool)
-        for b, row in enumerate(self.mask_rows):
-            table[b, : len(row)] = torch.tensor(row, dtype=torch.bool)
-        return real & table.gather(1, at.index.clamp(0, width - 1))
+        return SELECTORS[self.kind](self, at)
+
+
+def _mask_rows(s: Scope, at: Where) -> torch.Tensor:
+    if len(s.mask_rows) != at.index.shape[0]:
+        raise UserError(f"the scope mask has {len(s.mask_rows)} rows, the batch {at.index.shape[0]}")
+    width = max((len(r) for r in s.mask_rows), default=0) + 1  # the last column stays False
+    table = torch.zeros(len(s.mask_rows), width, dtype=torch.bool)
+    for b, row in enumerate(s.mask_rows):
+        table[b, : len(row)] = torch.tensor(row, dtype=torch.bool)
+    return (at.index >= 0) & table.gather(1, at.index.clamp(0, width - 1))
+
+
+# kind -> (scope, positions) -> [B, T] bool, or None for every position
+SELECTORS = {
+    "all": lambda s, at: None,
+    "prompt": lambda s, at: (at.index >= 0) & (at.step == 0),
+    "generated": lambda s, at: (at.index >= 0) & (at.step > 0),
+    "from": lambda s, at: at.index >= s.start,
+    "last": lambda s, at: (at.index == at.prompt_len[:, None] - 1) & (at.step == 0),
+    "mask": _mask_rows,
+}
 
 
 def scope(spec: "str | Scope") -> Scope:
@@ -105,6 +109,6 @@ def scope(spec: "str | Scope") -> Scope:
         if start < 0:
             raise UserError(f"scope {text!r}: K in from:K must be a whole number >= 0")
         return Scope("from", start)
-    if text in ("all", "prompt", "generated", "last"):
+    if text in SELECTORS and text not in ("from", "mask"):
         return Scope(text)
     raise UserError(f"unknown token scope {text!r} (known: {', '.join(NAMES)}, or a mask per row)")

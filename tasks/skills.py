@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .common import model_options, open_model, progress
+from .common import model_options, open_model, progress, steering_options
 
 
 def _echo_err(message: str) -> None:
@@ -118,7 +118,8 @@ def extract_cmd(setup, n_vector, max_tokens, permute_seed):
 @click.option("--coefs", default=None, help="Coefficients in schedule order, comma-separated (profile default).")
 @click.option("--targets", default="code,python", show_default=True, help="Vectors to sweep: code, python.")
 @click.option("--no-control", is_flag=True, help="Skip the permuted-vector control at the middle layer.")
-def sweep_cmd(setup, n_eval, max_tokens, layers, coefs, targets, no_control):
+@steering_options
+def sweep_cmd(setup, n_eval, max_tokens, layers, coefs, targets, no_control, steering):
     """Accuracy on held-out text/code/Python per layer and coefficient (adaptive schedule)."""
     import polars as pl
 
@@ -141,7 +142,7 @@ def sweep_cmd(setup, n_eval, max_tokens, layers, coefs, targets, no_control):
         _echo_err(f"note: using vectors extracted with the {meta.get('profile')} profile")
     with progress(None, "documents") as bar:
         out = skills.sweep(model, corpus, profile, vectors, setup["root"], _numbers(layers, int), wanted,
-                           not no_control, setup["seed"], _echo_err, bar.update)
+                           not no_control, setup["seed"], _echo_err, bar.update, steering=steering)
     sizes = ", ".join(f"{d} {len(corpus.get('eval', d))}" for d in ("text", "code", "python"))
     click.echo(f"held-out {corpus.origin} documents: {sizes} (<= {profile.eval_tokens} tokens)")
     click.echo(f"{out.computed_points} points computed, {out.cached_points} cached, {out.table.height} rows "

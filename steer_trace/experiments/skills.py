@@ -320,11 +320,14 @@ def check_vectors_match(vectors: dict, model_name: str, corpus: Corpus, seed: in
 
 def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, root=None, layers=None,
           targets=TARGETS, permuted_control: bool = True, seed: int = 13, log: Log | None = None,
-          progress: Callable[[int], None] | None = None) -> Swept:
-    """Accuracy on held-out text/code/Python for every (target, layer, coefficient) the schedule visits."""
+          progress: Callable[[int], None] | None = None, steering=None) -> Swept:
+    """Accuracy on held-out text/code/Python for every (target, layer, coefficient) the schedule visits.
+    `steering` (plan.Steering): the operator and token scope of every plan (default: add everywhere)."""
+    from ..plan import Steering
     from ..read import content_hash
 
     log = log or (lambda _m: None)
+    steering = steering or Steering()
     started = time.time()
     n_layers = len(vectors[("code", False)].layers)
     layers = sorted(set(layers)) if layers else sweep_layers(n_layers)
@@ -338,7 +341,7 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
               "n_eval": {d: len(corpus.get("eval", d)) for d in DOMAINS}, "eval_tokens": profile.eval_tokens,
               "vectors": _vector_digest(vectors), "layers": layers, "coefs": list(profile.coefs),
               "targets": list(targets), "permuted_layer": mid if permuted_control else None, "n_boot": profile.n_boot,
-              "rule": [SKIP_BELOW, STOP_BELOW, SKIP]}
+              "rule": [SKIP_BELOW, STOP_BELOW, SKIP], **steering.key()}
     run = Run(SWEEP, config, root)
     finished = run.finished()
     if finished is not None:
@@ -390,12 +393,12 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
         results = {}
 
         def rel_score(coef, target=target, layer=layer, permuted=permuted, vec=vec, results=results):
-            if coef == 0:
+            if coef == 0 and steering.is_default:
                 frame = base
             else:
                 params = {"kind": "steered", "target": target, "layer": layer, "coef": float(coef),
                           "permuted": permuted}
-                frame = point(params, lambda: Plan.single(vec, layer, coef))
+                frame = point(params, lambda: steering.apply(Plan.single(vec, layer, coef)))
             results[coef] = frame
             return max(r["accuracy"] / baseline[r["domain"]] if baseline[r["domain"]] else 0.0
                        for r in frame.iter_rows(named=True))
