@@ -2,7 +2,7 @@
 direction is projected out?
 
     PYTHONPATH=. python docs/letter_ablation.py --data-dir ../shared/data/extending-activation-addition/data/datasets \
-        [--behaviour myopic] [--layer 14] [--mults 32] [--plain-mean]
+        [--behaviour myopic] [--layer 14] [--mults 8] [--plain-mean]
 
 On smollm2-135m, the quick profile's split of the paper's processed set (64 vector pairs, 24 test
 questions asked in both option orders = 48 prompts). The letter direction ℓ at the layer is the mean
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--behaviour", default="myopic")
     parser.add_argument("--layer", type=int, default=14)
-    parser.add_argument("--mults", default="32")
+    parser.add_argument("--mults", default="8")
     parser.add_argument("--results", default="results", help="Where the behaviour vectors are (or go).")
     parser.add_argument("--data-dir", default=None, help="Behaviour files (default: the project's small sets).")
     parser.add_argument("--plain-mean", action="store_true", help="The paper's plain-mean vector (default: balanced).")
@@ -86,12 +86,14 @@ def main() -> None:
     base = p_matching(results[0][0], matching)
     print(f"{len(prompts)} prompts (both option orders); p(matching) renormalised over A/B; "
           f"Δ = paired change against unsteered, 95% bootstrap interval over prompts")
-    print(f"{'condition':<32} {'p(match)':>9} {'Δ':>8}  {'95% interval':<18} {'greedy A':>8}")
+    print(f"{'condition':<32} {'p(match)':>9} {'Δ':>8}  {'95% interval':<18} {'A+B mass':>8} {'greedy A':>8}")
     for (name, _), (probs, greedy) in zip(conditions.items(), results, strict=True):
         p = p_matching(probs, matching)
         lo, hi = bootstrap_ci(p - base, seed=0)
         share_a = float((greedy == ids[0]).double().mean())
-        print(f"{name:<32} {p.mean():>9.3f} {p.mean() - base.mean():>+8.3f}  [{lo:+.3f}, {hi:+.3f}]   {share_a:>8.2f}")
+        mass = float(probs.double().sum(1).mean())
+        print(f"{name:<32} {p.mean():>9.3f} {p.mean() - base.mean():>+8.3f}  [{lo:+.3f}, {hi:+.3f}]   "
+              f"{mass:>8.3f} {share_a:>8.2f}")
     print(f"{len(plans)} conditions in {time.time() - started:.0f}s")
 
 
