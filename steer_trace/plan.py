@@ -1,21 +1,25 @@
-"""A steering plan: a list of (layer, vector, coefficient), and its application.
+"""A steering plan: a list of (layer, vector, coefficient, operator, token scope), and its application.
 
 A single vector, a combined vector, and several vectors at several layers (the
 paper's "simultaneous" injection) are all plans. Inside an nnsight trace,
-`apply_plan` adds coefficient x vector to each named decoder layer's output at
-every position. For generation, call it once per generated step (see
-`steered_generate`).
+`apply_plan` changes each named decoder layer's output: by default it adds
+coefficient x vector at every position (the summed fast path, `Plan.deltas`);
+an injection can instead project its direction out, clamp the projection, ...
+(`steering_operators`) on some positions only (`token_scope`). For generation,
+call it once per generated step (see `steered_generate`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from .errors import UserError
 from .models import Model
+from .steering_operators import DEFAULT_OP, Operator, operator
+from .token_scope import DEFAULT_SCOPE, Scope, scope, where
 from .vectors import SteeringVector
 
 
@@ -24,9 +28,30 @@ class Injection:
     layer: int
     vector: torch.Tensor  # [d_model]
     coef: float
+    op: str = DEFAULT_OP  # a name in steering_operators.OPERATORS
+    scope: Scope | str = DEFAULT_SCOPE  # a token_scope spec ('all', 'prompt', 'from:4', ...) or a Scope
+
+    def __post_init__(self):
+        operator(self.op)  # a bad name fails here, before any work
+        object.__setattr__(self, "scope", scope(self.scope))
+
+    @property
+    def operator(self) -> Operator:
+        return operator(self.op)
+
+    @property
+    def pure_add(self) -> bool:
+        return self.op == DEFAULT_OP and self.scope.everywhere
+
+    @property
+    def is_noop(self) -> bool:
+        return self.op == DEFAULT_OP and self.coef == 0
 
     def describe(self) -> str:
-        return f"L{self.layer}x{self.coef:g}"
+        text = f"L{self.layer}x{self.coef:g}"
+        if self.op != DEFAULT_OP:
+            text += f":{self.op}"
+        return text if self.scope.everywhere else f"{text}@{self.scope.describe()}"
 
 
 @dataclass(frozen=True)
@@ -47,29 +72,35 @@ class Plan:
         """Each vector at its own layer, one global coefficient."""
         return cls(tuple(Injection(int(L), v[int(L)], float(coef)) for v, L in placed), label)
 
+    def with_steering(self, op: str = DEFAULT_OP, scope: Scope | str = DEFAULT_SCOPE) -> "Plan":
+        """The same injections with one operator and token scope."""
+        return Plan(tuple(replace(i, op=op, scope=scope) for i in self.injections), self.label)
+
     def scaled(self, factor: float) -> "Plan":
-        return Plan(tuple(Injection(i.layer, i.vector, i.coef * factor) for i in self.injections), self.label)
+        return Plan(tuple(replace(i, coef=i.coef * factor) for i in self.injections), self.label)
 
     def relative_to(self, residual_norms: dict[int, float]) -> "Plan":
         """Read each coefficient as a fraction of the layer's mean residual norm:
-        the added vector gets norm coef x ||h_L||."""
+        the added vector gets norm coef x ||h_L|| (set-projection: the value becomes coef x ||h_L||)."""
         out = []
         for i in self.injections:
             if i.layer not in residual_norms:
                 raise UserError(f"no residual norm measured for layer {i.layer}")
+            norm = residual_norms[i.layer]
             unit = i.vector / i.vector.norm().clamp_min(1e-12)
-            out.append(Injection(i.layer, unit * residual_norms[i.layer], i.coef))
+            coef = i.coef * norm if i.operator.coef == "value" else i.coef
+            out.append(replace(i, vector=unit * norm, coef=coef))
         return Plan(tuple(out), self.label)
 
     @property
     def pure_add(self) -> bool:
         """True when every injection adds at every position: such plans sum into `deltas()`
         and rows with different pure-add plans can share one forward pass."""
-        return True
+        return all(i.pure_add for i in self.injections)
 
     @property
     def is_empty(self) -> bool:
-        return all(i.coef == 0 for i in self.injections)
+        return all(i.is_noop for i in self.injections)
 
     def describe(self) -> str:
         return self.label or ("+".join(i.describe() for i in self.injections) or "unsteered")
@@ -88,7 +119,10 @@ class Plan:
         return self
 
     def deltas(self) -> list[tuple[int, torch.Tensor]]:
-        """(layer, coef x vector) in forward order; injections at one layer are summed."""
+        """(layer, coef x vector) in forward order; injections at one layer are summed.
+        Only for pure-add plans (the fast path); other plans go through `by_layer`."""
+        if not self.pure_add:
+            raise ValueError(f"plan {self.describe()} is not pure add: it has no summed deltas")
         by_layer: dict[int, torch.Tensor] = {}
         for i in self.injections:
             if i.coef == 0:
@@ -97,15 +131,36 @@ class Plan:
             by_layer[i.layer] = by_layer[i.layer] + delta if i.layer in by_layer else delta
         return sorted(by_layer.items())
 
+    def by_layer(self) -> list[tuple[int, list[Injection]]]:
+        """(layer, its injections in plan order) in forward order, no-ops left out."""
+        groups: dict[int, list[Injection]] = {}
+        for i in self.injections:
+            if not i.is_noop:
+                groups.setdefault(i.layer, []).append(i)
+        return sorted(groups.items())
 
-def apply_plan(model: Model, plan: Plan, attention_mask: torch.Tensor | None = None) -> None:
-    """Inside a trace (or one generation step): add each delta at every position.
 
-    `attention_mask` ([B, T], left padded) is the batch's mask, for plans whose
-    injections act on some positions only."""
+def apply_plan(model: Model, plan: Plan, attention_mask: torch.Tensor | None = None, step: int = 0) -> None:
+    """Inside a trace (or one generation step): apply the plan to the layers' outputs.
+
+    A pure-add plan adds each summed delta at every position. Otherwise each layer's
+    injections act in plan order, each through its operator on its scope's positions.
+    `attention_mask` ([B, T], left padded) is the batch's (in generation: the prompt's) mask;
+    `step` is the generation step (0: the prompt pass, then one per new token)."""
     layers = model.layers()
-    for layer, delta in plan.deltas():
-        model.residual(layers[layer])[:] += model.cast(delta)
+    if plan.pure_add:
+        for layer, delta in plan.deltas():
+            model.residual(layers[layer])[:] += model.cast(delta)
+        return
+    for layer, injections in plan.by_layer():
+        h = model.residual(layers[layer])
+        at = where(attention_mask, h.shape[1], step, h.shape[0])
+        new = h
+        for i in injections:
+            changed = i.operator.apply(new, model.cast(i.vector), i.coef)
+            chosen = i.scope.select(at)
+            new = changed if chosen is None else torch.where(chosen.to(h.device)[..., None], changed, new)
+        model.residual(layers[layer])[:] = new
 
 
 def steered_generate(model: Model, prompts: list[str], plan: Plan, max_new_tokens: int = 40) -> list[str]:
@@ -119,9 +174,34 @@ def steered_generate(model: Model, prompts: list[str], plan: Plan, max_new_token
         with model.lm.generate(
             enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, **model.trace_kwargs()
         ) as tracer:
-            if plan.deltas():
-                for _ in tracer.iter[:n]:
-                    apply_plan(model, plan)
+            if not plan.is_empty:
+                for step in tracer.iter[:n]:
+                    apply_plan(model, plan, enc["attention_mask"], step)
             ids = tracer.result.save()
     prompt_len = enc["input_ids"].shape[1]
     return [model.tokenizer.decode(row[prompt_len:], skip_special_tokens=True) for row in ids]
+
+
+@dataclass(frozen=True)
+class Steering:
+    """One operator and token scope for every injection of the plans of a run (the CLI's --op / --scope).
+
+    The default (add at every position) changes nothing, and leaves a run's cache key as it was."""
+
+    op: str = DEFAULT_OP
+    scope: str = DEFAULT_SCOPE
+
+    def __post_init__(self):
+        operator(self.op)
+        object.__setattr__(self, "scope", scope(self.scope).describe())
+
+    @property
+    def is_default(self) -> bool:
+        return self.op == DEFAULT_OP and self.scope == DEFAULT_SCOPE
+
+    def key(self) -> dict:
+        """What a run's cache key gains: nothing for the default."""
+        return {} if self.is_default else {"steering": {"op": self.op, "scope": self.scope}}
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan if self.is_default else plan.with_steering(self.op, self.scope)

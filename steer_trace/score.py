@@ -82,7 +82,7 @@ def answer_probs(
         enc = model.on_device(encode(model.tokenizer, batch))
         kwargs = {**last_only, **({} if model.remote else model.trace_kwargs())}
         with model.lm.trace(enc, **kwargs):
-            apply_plan(model, plan)
+            apply_plan(model, plan, attention_mask=enc["attention_mask"])
             logits = model.lm.output.logits[:, -1, :]
             probs = torch.softmax(logits.float(), dim=-1)[:, ids].save()
             greedy = logits.argmax(dim=-1).save()
@@ -118,7 +118,7 @@ def token_accuracy(
         valid = (enc["attention_mask"][:, 1:] * enc["attention_mask"][:, :-1]).bool()
         kwargs = {} if model.remote else model.trace_kwargs()
         with model.lm.trace(enc, **kwargs):
-            apply_plan(model, plan)
+            apply_plan(model, plan, attention_mask=enc["attention_mask"])
             pred = model.lm.output.logits[:, :-1, :].argmax(dim=-1)
             correct = ((pred == target) & valid).sum(dim=1).save()
         return correct, valid.sum(dim=1)

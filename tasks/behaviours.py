@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .common import model_options, open_model
+from .common import model_options, open_model, steering_options
 
 PROFILES = ("quick", "paper", "test")
 
@@ -163,6 +163,7 @@ def extract_cmd(model_spec, study_args):
 @group.command("grid")
 @model_options
 @study_options
+@steering_options
 @layers_option("Layers to search (default: the paper's 0,5,10,15,20,25,29,31 of 32 at this depth; quick: 10,15).")
 @click.option("--multipliers", default=None, help="Positive multipliers, each also tried negated (profile default).")
 def grid_cmd(model_spec, study_args, layers, multipliers):
@@ -183,6 +184,7 @@ def grid_cmd(model_spec, study_args, layers, multipliers):
 @group.command("single")
 @model_options
 @study_options
+@steering_options
 @layers_option("Layers (default: the paper's 10 and 15 of 32 at this depth).")
 @picks_options
 def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers):
@@ -201,6 +203,7 @@ def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_mul
 @group.command("combined")
 @model_options
 @study_options
+@steering_options
 @layers_option("Layers (default: the paper's 10 and 15 of 32 at this depth).")
 @picks_options
 @click.option("--coefs", default="1", show_default=True, help="Coefficients applied to each combined vector (±).")
@@ -220,6 +223,7 @@ def combined_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_m
 @group.command("simultaneous")
 @model_options
 @study_options
+@steering_options
 @layers_option("One layer per behaviour (default: consecutive from the paper's layer 11 of 32 at this depth).")
 @click.option("--coefs", default=None, help="Global coefficients (profile default; paper: -2..2 step 0.05).")
 def simultaneous_cmd(model_spec, study_args, layers, coefs):
@@ -246,6 +250,7 @@ def show_tax(table) -> None:
 @group.command("interference")
 @model_options
 @study_options
+@steering_options
 @click.option("--vectors", "vector_specs", default=None,
               help="Comma-separated behaviour names or .safetensors files (default: every behaviour).")
 @layers_option("Layers (default: the paper's 15 of 32 at this depth).")
@@ -275,6 +280,7 @@ def interference_cmd(model_spec, study_args, vector_specs, layers, multipliers):
 @group.command("tax")
 @model_options
 @study_options
+@steering_options
 @click.option("--vectors", "vector_specs", default=None,
               help="Comma-separated behaviour names or .safetensors files (default: every behaviour).")
 @layers_option("One layer for all vectors or one per vector (default: as `simultaneous`).")

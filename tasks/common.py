@@ -36,6 +36,29 @@ def model_options(func):
     return wrapper
 
 
+def steering_options(func):
+    """--op and --scope on a command that steers; passes `steering` (a steer_trace.plan.Steering),
+    or adds it to `study_args` when the command has them (place it below @study_options)."""
+
+    @click.option("--op", default="add", show_default=True, metavar="OPERATOR",
+                  help="add | project-out (coefficient ignored) | project-out-then-add | "
+                       "set-projection (the coefficient is the value of h·v̂).")
+    @click.option("--scope", "token_scope", default="all", show_default=True, metavar="SCOPE",
+                  help="Token positions steered: all | prompt | generated | from:K (real tokens from index K) | last.")
+    @functools.wraps(func)
+    def wrapper(*args, op, token_scope, **kwargs):
+        from steer_trace.plan import Steering
+
+        steering = Steering(op, token_scope)  # a bad name is a UserError before any work
+        if "study_args" in kwargs:
+            kwargs["study_args"] = {**kwargs["study_args"], "steering": steering}
+        else:
+            kwargs["steering"] = steering
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 def open_model(spec: dict):
     from steer_trace.models import load_model
 

@@ -8,7 +8,7 @@ import click
 
 from steer_trace.aggregators import DEFAULT_METHOD, METHODS
 
-from .common import model_options, open_model, progress
+from .common import model_options, open_model, progress, steering_options
 
 
 @click.command("models")
@@ -104,7 +104,8 @@ def vectors_info(path):
 @click.option("--max-new-tokens", default=40, show_default=True, type=click.IntRange(min=1),
               help="Tokens to generate (greedy).")
 @click.option("--chat/--no-chat", default=True, show_default=True, help="Wrap the prompt in the chat template.")
-def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat):
+@steering_options
+def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat, steering):
     """Greedy text, unsteered and steered, side by side."""
     from steer_trace.errors import UserError
     from steer_trace.plan import Plan, steered_generate
@@ -114,7 +115,7 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, c
         raise UserError("--vector and --layer go together: give both or neither")
     v = SteeringVector.load(vector) if vector else None
     model = open_model(model_spec)
-    plan = Plan.single(v, model.check_layer(layer), coef).check(model) if v else None
+    plan = steering.apply(Plan.single(v, model.check_layer(layer), coef)).check(model) if v else None
     text = prompt_text
     if chat and getattr(model.tokenizer, "chat_template", None):
         text = model.tokenizer.apply_chat_template([{"role": "user", "content": prompt_text}], tokenize=False,

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .common import model_options, open_model, progress
+from .common import model_options, open_model, progress, steering_options
 
 
 def _echo_err(message: str) -> None:
@@ -140,7 +140,9 @@ def extract_cmd(setup, n_vector, max_tokens, permute_seed):
 @click.option("--coefs", default=None, help="Coefficients in schedule order, comma-separated (profile default).")
 @click.option("--targets", default="code,python", show_default=True, help="Vectors to sweep: code, python.")
 @click.option("--no-control", is_flag=True, help="Skip the permuted-vector control at the middle layer.")
-def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, layers, coefs, targets, no_control):
+@steering_options
+def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, layers, coefs, targets, no_control,
+              steering):
     """Accuracy on held-out text/code/Python per layer and coefficient (adaptive schedule)."""
     import polars as pl
 
@@ -164,7 +166,7 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
         _echo_err(f"note: using vectors extracted with the {meta.get('profile')} profile")
     with progress(None, "documents") as bar:
         out = skills.sweep(model, corpus, profile, vectors, setup["root"], _numbers(layers, int), wanted,
-                           not no_control, setup["seed"], _echo_err, bar.update)
+                           not no_control, setup["seed"], _echo_err, bar.update, steering=steering)
     click.echo(f"{out.computed_points} points computed, {out.cached_points} cached, {out.table.height} rows "
                f"in {time.time() - started:.0f}s")
     base = out.table.filter(pl.col("layer") == -1).sort("size", "domain")

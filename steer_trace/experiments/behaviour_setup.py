@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import data
 from ..cache import ensure_writable, results_root
 from ..errors import UserError
+from ..plan import Steering
 from ..read import content_hash
 from .behaviour_data import BEHAVIOURS, load_behaviours
 
@@ -98,6 +99,7 @@ class Study:
     vectors: dict = field(default_factory=dict, repr=False)  # behaviour -> SteeringVector, once extracted
     residual_norms: dict[int, float] | None = None  # mean over behaviours, per layer (for --relative)
     computed: int = 0  # points and vectors computed (not read from the cache) by this study
+    steering: Steering = field(default_factory=Steering)  # --op / --scope for every plan
     _prompts: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -128,6 +130,7 @@ class Study:
 
     def ready(self, plan):
         """The plan as injected: coefficients read relative to the residual norm with --relative."""
+        plan = self.steering.apply(plan)  # first: --relative reads a set-projection value as a fraction too
         if self.relative and plan.injections:
             if self.residual_norms is None:
                 raise UserError("--relative needs the residual norms measured at extraction")
@@ -166,7 +169,7 @@ def make_profile(name: str, n_vector=None, n_validation=None, n_test=None) -> Pr
 
 def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = None, data_dir=None,
                dataset_files: tuple = (), prompt_style: str = "paper", orders: str = "both",
-               balanced: bool = True, relative: bool = False, root=None) -> Study:
+               balanced: bool = True, relative: bool = False, root=None, steering: Steering | None = None) -> Study:
     """Load the behaviours' data for `model` and bundle the options."""
     if orders not in ("both", "given"):
         raise UserError(f"unknown --orders {orders!r} (both or given)")
@@ -178,7 +181,8 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
                         f"or give --data-dir / --dataset)")
     loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper")
     study = Study(model, profile, {k: v[0] for k, v in loaded.items()}, {k: v[1] for k, v in loaded.items()},
-                  prompt_style, orders, balanced, relative, ensure_writable(results_root(root)))
+                  prompt_style, orders, balanced, relative, ensure_writable(results_root(root)),
+                  steering=steering or Steering())
     if prompt_style == "chat":
         study.prompt(study.items[study.names[0]][0])  # fails early without a chat template
     return study

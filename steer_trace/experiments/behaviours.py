@@ -33,7 +33,8 @@ COMBINATIONS = ("sum", "mean", "weighted_sum", "weighted_mean")
 
 
 def _run(study: Study, experiment: str, **params) -> Run:
-    return Run(experiment, {**study.base_config(), "experiment": experiment, **params}, study.root)
+    return Run(experiment, {**study.base_config(), "experiment": experiment, **params, **study.steering.key()},
+               study.root)
 
 
 def _default_rows(frame: pl.DataFrame, layers: list[int]) -> list[pl.DataFrame]:
@@ -261,7 +262,8 @@ def run_tax(study: Study, entries: list[tuple[dict, Plan]], log: Log | None = No
     """Top-1 next-token accuracy on plain text under each plan (the alignment tax)."""
     docs, source = plain_text(study.profile.tax_docs)
     config = {**vectors_config(study), "relative": study.relative, "text": source, "docs": content_hash(docs),
-              "max_tokens": study.profile.tax_tokens, "points": [fields for fields, _ in entries]}
+              "max_tokens": study.profile.tax_tokens, "points": [fields for fields, _ in entries],
+              **study.steering.key()}
     run = Run("behaviours_tax", config, study.root)
     table = run.finished()
     if table is None:

@@ -466,9 +466,13 @@ def points_config(model: LazyModel, corpus: Corpus, profile: Profile, sets: dict
 
 def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, root=None, layers=None,
           targets=TARGETS, permuted_control: bool = True, seed: int = 13, log: Log | None = None,
-          progress: Callable[[int], None] | None = None) -> Swept:
-    """Accuracy on held-out text/code/Python for every (target, layer, control, coefficient) the schedule visits."""
+          progress: Callable[[int], None] | None = None, steering=None) -> Swept:
+    """Accuracy on held-out text/code/Python for every (target, layer, control, coefficient) the schedule visits.
+    `steering` (plan.Steering): the operator and token scope of every plan (default: add everywhere)."""
+    from ..plan import Steering
+
     log = log or (lambda _m: None)
+    steering = steering or Steering()
     started = time.time()
     n_layers = len(vectors[("code", "none")].layers)
     layers = sorted(set(layers)) if layers else sweep_layers(n_layers)
@@ -476,7 +480,7 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
         if not 0 <= L < n_layers:
             raise UserError(f"layer {L} is out of range for {model.name} (0..{n_layers - 1})")
     sets = eval_sets(corpus, profile, model.tokenizer())
-    config = points_config(model, corpus, profile, sets, vectors, seed)
+    config = {**points_config(model, corpus, profile, sets, vectors, seed), **steering.key()}
     store = Run(POINTS, config, root)
     _write_config(store, config)
     summary_config = {**config, "experiment": SWEEP, "profile": profile.name, "layers": layers,
@@ -525,10 +529,10 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
             size = "headline" if "headline" in sets and is_headline(layer, coef, control, n_layers) else "sweep"
             params = {"kind": "steered", "target": target, "layer": layer, "coef": float(coef), "control": control,
                       "size": size}
-            if coef == 0:
+            if coef == 0 and steering.is_default:  # project-out at 0 still acts
                 frame = baselines[size]
             else:
-                frame = point(params, lambda: _plan(vec, layer, coef))
+                frame = point(params, lambda: steering.apply(_plan(vec, layer, coef)))
             visited.append((params, frame))
             acc = _domain_accuracy(frame)
             relative = {d: acc[d] / base_acc[size][d] if base_acc[size][d] else 0.0 for d in acc}
