@@ -17,8 +17,8 @@ Measurements built on it:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import nnsight
 import torch
@@ -64,7 +64,8 @@ def _steer(model: Model, plan: Plan | None, deltas: list, enc: dict) -> None:
         return
     layers = model.layers()
     for layer, delta in deltas:
-        layers[layer].output[:] += delta[:, None, :]
+        hidden = layers[layer].output
+        hidden[:] += delta.to(hidden.device, hidden.dtype)[:, None, :]
 
 
 def _start_at(model: Model, layer: int, hidden) -> None:
@@ -207,6 +208,11 @@ def answer_probs(
     progress=None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each plan: (probs [N, len(answer_ids)], greedy ids [N])."""
+    return measure(model, prompts, plans, answer_readout(answer_ids), batch_size, points_per_request, progress)
+
+
+def answer_readout(answer_ids: Sequence[int]) -> Readout:
+    """Next-token probability of each answer id, and the greedy id, at the last position."""
     ids = torch.tensor(list(answer_ids))
 
     def save(model, enc):
@@ -215,8 +221,7 @@ def answer_probs(
         greedy = logits.argmax(dim=-1).save()
         return probs, greedy
 
-    return measure(model, prompts, plans, Readout(save, last_position_only=True), batch_size, points_per_request,
-                   progress)
+    return Readout(save, last_position_only=True)
 
 
 def token_accuracy(
@@ -234,7 +239,7 @@ def token_accuracy(
         target = enc["input_ids"][:, 1:]
         valid = (enc["attention_mask"][:, 1:] * enc["attention_mask"][:, :-1]).bool()
         pred = model.lm.output.logits[:, :-1, :].argmax(dim=-1)
-        correct = ((pred == target) & valid).sum(dim=1).save()
+        correct = ((pred == target.to(pred.device)) & valid.to(pred.device)).sum(dim=1).cpu().save()
         return correct, valid.sum(dim=1)
 
     return measure(model, documents, plans, Readout(save, max_tokens=max_tokens), batch_size, points_per_request,
