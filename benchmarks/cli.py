@@ -118,7 +118,7 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
 
     size = dict(QUICK if quick else FULL)
     if rounds:
-        size["rounds"] = size["extract_rounds"] = max(1, rounds)
+        size["rounds"] = size["extract_rounds"] = size["prefix_rounds"] = max(1, rounds)
     sections = set(only or SECTIONS)
     score_model = score_model or ("smollm2-135m" if quick else "qwen2.5-coder-0.5b")
     if public and dataset:

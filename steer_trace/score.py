@@ -126,6 +126,7 @@ def measure(
     plans = list(plans)
     chunk_texts, batches = layout(plans, len(texts), batch_size, model.n_layers, share_prefix)
     kwargs = model.last_logits_only() if readout.last_position_only else {}
+    prefix_kwargs = model.last_logits_only()  # a prefix pass reads no logits
     encoded: dict[int, dict] = {}
 
     def chunk_enc(c: int) -> dict:
@@ -158,12 +159,13 @@ def measure(
                         if batch.shared_below:
                             key = (batch.chunk, batch.shared_below)
                             if key not in hidden:
-                                hidden[key] = _prefix_pass(model, full, batch.shared_below, kwargs, False)
+                                hidden[key] = _prefix_pass(model, full, batch.shared_below, prefix_kwargs, False)
                             h = hidden[key][where]
                         saved.append(_rows_pass(model, enc, plan, deltas, batch.shared_below, h, readout, kwargs))
                 model.extra["requests"] = model.extra.get("requests", 0) + 1
             else:
-                saved = [_local_pass(model, b, r, prefixes, readout, kwargs) for b, r in zip(group, ready)]
+                saved = [_local_pass(model, b, r, prefixes, readout, kwargs, prefix_kwargs)
+                         for b, r in zip(group, ready)]
         for batch, s in zip(group, saved):
             for r, row in enumerate(batch.rows):
                 values[row] = tuple(t[r].detach().clone() for t in s)
@@ -173,7 +175,8 @@ def measure(
             for k in range(len(plans))]
 
 
-def _local_pass(model: Model, batch: Batch, ready: tuple, prefixes: dict, readout: Readout, kwargs: dict):
+def _local_pass(model: Model, batch: Batch, ready: tuple, prefixes: dict, readout: Readout, kwargs: dict,
+                prefix_kwargs: dict):
     """One batch locally; its prefix pass runs once per chunk. Out of memory: halves."""
     enc, plan, deltas, where, full = ready
     hidden = None
@@ -183,7 +186,7 @@ def _local_pass(model: Model, batch: Batch, ready: tuple, prefixes: dict, readou
             prefixes.clear()
             prefixes[key] = halve_on_oom(
                 lambda part: _prefix_pass(model, _select(full, torch.tensor(list(part))), batch.shared_below,
-                                          kwargs, True),
+                                          prefix_kwargs, True),
                 list(range(full["input_ids"].shape[0])), torch.cat)
         hidden = prefixes[key][where]
 

@@ -28,7 +28,7 @@ def _harness_command():
         from steer_trace.errors import UserError
 
         raise UserError("the benchmarks live in the repository's benchmarks/ folder, which is not installed: "
-                        "run `python -m benchmarks` from a clone (pip install -e '.[bench]')")
+                        "run `python -m benchmarks` from a clone (pip install -e .)")
 
     return bench_cmd
 
