@@ -95,7 +95,9 @@ def load_kwargs(device: str | None, dtype: str | None) -> dict:
 @click.option("--results", "results_dir", default=None, type=click.Path(),
               help="Results cache for the figures timing (default: $STEER_TRACE_RESULTS or ./results).")
 @click.option("--json-out", default=None, type=click.Path(), help="Also write every number as JSON here.")
-def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, device, results_dir, json_out):
+@click.option("--size", "sizes", multiple=True, metavar="KEY=N",
+              help="Override one size (repeatable), e.g. --size prefix_n=2; keys as in the JSON's 'sizes'.")
+def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, device, results_dir, json_out, sizes):
     """Benchmark side by side in one process; print ratios and the machine.
 
     1 steering overhead (answer_probs with a plan vs a plain transformers forward),
@@ -119,6 +121,12 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
     size = dict(QUICK if quick else FULL)
     if rounds:
         size["rounds"] = size["extract_rounds"] = size["prefix_rounds"] = max(1, rounds)
+    for item in sizes:
+        key, _, value = item.partition("=")
+        if key not in size or not isinstance(size[key], int) or not value.isdigit() or int(value) < 1:
+            known = ", ".join(k for k, v in size.items() if isinstance(v, int))
+            raise UserError(f"--size {item}: give KEY=N with N >= 1 and KEY one of {known}")
+        size[key] = int(value)
     sections = set(only or SECTIONS)
     score_model = score_model or ("smollm2-135m" if quick else "qwen2.5-coder-0.5b")
     if public and dataset:

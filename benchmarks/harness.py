@@ -329,13 +329,16 @@ def prefix_sharing(model: Model, prompts: Sequence[str], answer_ids: Sequence[in
     readout = answer_readout(answer_ids)
     out = {"model": model.name, "points": k, "prompts": len(prompts), "batch_size": batch_size,
            "repeats": repeats, "n_layers": n_layers, "layers": {}}
+    for share in (True, False):  # one small untimed call of each path instead of a full warm-up round
+        measure(model, prompts[:1], [Plan.single(vec, layers[0], c) for c in (1.0, 2.0)], readout, batch_size,
+                share_prefix=share)
     for L in layers:
         plans = [Plan.single(vec, L, -4.0 + 8.0 * j / max(1, k - 1)) for j in range(k)]
         chunks_s, shared_batches = layout(plans, len(prompts), batch_size, n_layers)
         chunks_n, naive_batches = layout(plans, len(prompts), batch_size, n_layers, share_prefix=False)
         fns = {"shared": lambda plans=plans: measure(model, prompts, plans, readout, batch_size),
                "naive": lambda plans=plans: measure(model, prompts, plans, readout, batch_size, share_prefix=False)}
-        times, values, passes = interleaved(fns, repeats, counter=model)
+        times, values, passes = interleaved(fns, repeats, warmup=False, counter=model)
         out["layers"][int(L)] = {
             "ratio": median_ratio(times["shared"], times["naive"]),
             "ideal": forward_equivalents(shared_batches, chunks_s, n_layers)
