@@ -18,8 +18,8 @@ Everything here is plain bookkeeping: deterministic, no model calls.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
