@@ -102,6 +102,10 @@ def envoy_at(root, path: str):
     return node
 
 
+# model_type of the families whose decoder layers return a tuple (see `residual`)
+TUPLE_OUTPUT_TYPES = frozenset({"gptj", "gpt_neo", "codegen", "falcon", "bloom", "mpt"})
+
+
 def residual(output):
     """The residual-stream tensor of a decoder layer's output (tensor, or tuple whose first item it is)."""
     return output[0] if isinstance(output, tuple) else output

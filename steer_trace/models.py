@@ -317,6 +317,11 @@ class Model:
         """Inside a trace: the residual-stream tensor a layer's envoy outputs (in place: steering edits it)."""
         return layer_matching.residual(layer.output)
 
+    @property
+    def layers_output_tensors(self) -> bool:
+        """False for families whose decoder layers return a tuple (layer skipping then does not apply)."""
+        return getattr(self.config, "model_type", "") not in layer_matching.TUPLE_OUTPUT_TYPES
+
     def cast(self, tensor):
         """A vector as the model computes: its dtype and device (remote models: as given, as before)."""
         return tensor if self.remote else tensor.to(device=self.device, dtype=self.dtype)

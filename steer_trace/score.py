@@ -1,17 +1,24 @@
-"""Run plans over prompts and bring back only what the metrics need.
+"""Run plans over texts and bring back only what the metrics need.
 
+One runner, `measure`, does the job assembly for every measurement: it lays the
+(plan, text) rows out in forward passes (row_plans.py: rows of one pass may carry
+different pure-add plans; layers below the first steered layer run once per chunk
+of texts), runs them, and returns per plan what a `Readout` saved inside the
+trace. Locally each pass is one trace (a pass that runs out of memory is split in
+halves); remotely `points_per_request` passes share one nnsight session, i.e.
+one request, together with the prefix passes they read from.
+
+Measurements built on it:
 - `answer_probs`: per prompt, the probability of each answer token at the next
   position and the greedy token id (A/B or Yes/No scoring);
 - `token_accuracy`: per document, correct top-1 next-token predictions and the
   number of predicted tokens.
-
-Work is a list of (plan, batch) jobs. Locally each job is one trace; remotely
-`points_per_request` jobs share one nnsight session, i.e. one request.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import nnsight
 import torch
@@ -20,6 +27,7 @@ from .batching import chunks, encode
 from .errors import UserError, halve_on_oom
 from .models import Model
 from .plan import Plan, apply_plan
+from .row_plans import Batch, layout, row_deltas
 
 
 def answer_token_ids(tokenizer, answers: Sequence[str], prefix: str = "I choose (") -> list[int]:
@@ -35,29 +43,163 @@ def answer_token_ids(tokenizer, answers: Sequence[str], prefix: str = "I choose 
     return ids
 
 
+@dataclass(frozen=True)
+class Readout:
+    """What one trace saves, per row: `save(model, enc)` runs inside the trace after the
+    steering and returns a tuple of tensors whose first dimension is the batch's rows.
+    `last_position_only`: the trace needs logits at the last position only (or none)."""
+
+    save: Callable[[Model, dict], tuple]
+    last_position_only: bool = False
+    max_tokens: int | None = None
+
+
+# -- inside a trace --------------------------------------------------------------
+
+
+def _steer(model: Model, plan: Plan | None, deltas: list, enc: dict) -> None:
+    """One plan for every row (`plan`), or per-row pure-add deltas ([rows, d] per layer)."""
+    if plan is not None:
+        apply_plan(model, plan, attention_mask=enc["attention_mask"])
+        return
+    layers = model.layers()
+    for layer, delta in deltas:
+        hidden = model.residual(layers[layer])
+        hidden[:] += delta.to(hidden.device, hidden.dtype)[:, None, :]
+
+
+def _start_at(model: Model, layer: int, hidden) -> None:
+    """Skip layers < `layer`: layer-1 returns `hidden` (the prefix pass's output for these
+    rows), the ones below pass their input through (a stand-in nobody reads)."""
+    layers = model.layers()
+    for i in range(layer - 1):
+        layers[i].skip(layers[i].input)
+    layers[layer - 1].skip(hidden)
+
+
+def _prefix_pass(model: Model, enc: dict, layer: int, kwargs: dict, keep: bool):
+    """Layers < `layer` over the chunk's texts; the layers above are skipped. Returns layer-1's output."""
+    layers = model.layers()
+    with model.lm.trace(enc, **kwargs):
+        hidden = layers[layer - 1].output
+        if keep:
+            hidden = hidden.save()
+        for i in range(layer, model.n_layers):
+            layers[i].skip(layers[i].input)
+    return hidden
+
+
+def _rows_pass(model: Model, enc: dict, plan, deltas, shared_below: int, hidden, readout: Readout, kwargs: dict):
+    with model.lm.trace(enc, **kwargs):
+        if shared_below:
+            _start_at(model, shared_below, hidden)
+        _steer(model, plan, deltas, enc)
+        saved = nnsight.save(readout.save(model, enc))  # the tuple itself must be saved to leave the trace
+    return saved
+
+
+# -- the runner ---------------------------------------------------------------------
+
+
 def _join_rows(parts: list) -> tuple:
     """Concatenate the per-row results of the halves of one batch."""
     return tuple(torch.cat(pieces) for pieces in zip(*parts))
 
 
-def _run(model: Model, jobs: list, one_trace: Callable, points_per_request: int, progress=None) -> list:
-    results = []
+def _select(enc: dict, index: torch.Tensor) -> dict:
+    return {key: value[index] for key, value in enc.items()}
+
+
+def measure(
+    model: Model,
+    texts: Sequence[str],
+    plans: Sequence[Plan],
+    readout: Readout,
+    batch_size: int = 8,
+    points_per_request: int = 16,
+    progress=None,
+    share_prefix: bool = True,
+) -> list[tuple[torch.Tensor, ...]]:
+    """For each plan, the readout's tensors stacked over `texts` (in order)."""
+    for plan in plans:
+        plan.check(model)
+    plans = list(plans)
+    share_prefix = share_prefix and model.layers_output_tensors  # skipping a layer must return what it returns
+    chunk_texts, batches = layout(plans, len(texts), batch_size, model.n_layers, share_prefix)
+    kwargs = model.last_logits_only() if readout.last_position_only else {}
+    prefix_kwargs = model.last_logits_only()  # a prefix pass reads no logits
+    encoded: dict[int, dict] = {}
+
+    def chunk_enc(c: int) -> dict:
+        if c not in encoded:
+            encoded.clear()  # batches come chunk by chunk
+            encoded[c] = model.on_device(encode(model.tokenizer, [texts[j] for j in chunk_texts[c]], readout.max_tokens))
+        return encoded[c]
+
+    def prepared(batch: Batch) -> tuple:
+        """(row encoding, plan, per-row deltas, positions of the rows in their chunk, chunk encoding)."""
+        first = chunk_texts[batch.chunk][0]
+        where = torch.tensor([j - first for _, j in batch.rows])
+        plan = plans[batch.plan] if batch.plan is not None else None
+        deltas = [] if plan is not None else row_deltas(plans, batch.rows)
+        full = chunk_enc(batch.chunk)
+        return _select(full, where), plan, deltas, where, full
+
+    values: dict[tuple[int, int], tuple] = {}
     per_request = max(1, points_per_request) if model.remote else 1
-    for group in chunks(jobs, per_request):
+    prefixes: dict[tuple[int, int], torch.Tensor] = {}
+    for group in chunks(batches, per_request):
+        ready = [prepared(b) for b in group]
         with torch.no_grad():
             if model.remote:
                 with model.lm.session(remote=model.remote):
                     saved = nnsight.save([])  # only saved values come back from a session
-                    for job in group:  # a plain loop: a comprehension fails inside a session
-                        saved.append(one_trace(job, {}))
+                    hidden: dict = {}  # prefix outputs stay on the server, within this request
+                    for batch, (enc, plan, deltas, where, full) in zip(group, ready):  # a plain loop
+                        h = None
+                        if batch.shared_below:
+                            key = (batch.chunk, batch.shared_below)
+                            if key not in hidden:
+                                hidden[key] = _prefix_pass(model, full, batch.shared_below, prefix_kwargs, False)
+                            h = hidden[key][where]
+                        saved.append(_rows_pass(model, enc, plan, deltas, batch.shared_below, h, readout, kwargs))
                 model.extra["requests"] = model.extra.get("requests", 0) + 1
-            else:  # locally, a batch that runs out of memory is split in halves
-                saved = [halve_on_oom(lambda part, plan=job[0]: one_trace((plan, part), {}), job[1], _join_rows)
-                         for job in group]
-        results.extend(tuple(t.detach().cpu().clone() for t in s) for s in saved)
+            else:
+                saved = [_local_pass(model, b, r, prefixes, readout, kwargs, prefix_kwargs)
+                         for b, r in zip(group, ready)]
+        for batch, s in zip(group, saved):
+            for r, row in enumerate(batch.rows):
+                values[row] = tuple(t[r].detach().cpu().clone() for t in s)
         if progress:
-            progress(sum(len(job[1]) for job in group))
-    return results
+            progress(sum(len(b.rows) for b in group))
+    return [tuple(torch.stack(parts) for parts in zip(*(values[(k, j)] for j in range(len(texts)))))
+            for k in range(len(plans))]
+
+
+def _local_pass(model: Model, batch: Batch, ready: tuple, prefixes: dict, readout: Readout, kwargs: dict,
+                prefix_kwargs: dict):
+    """One batch locally; its prefix pass runs once per chunk. Out of memory: halves."""
+    enc, plan, deltas, where, full = ready
+    hidden = None
+    if batch.shared_below:
+        key = (batch.chunk, batch.shared_below)
+        if key not in prefixes:
+            prefixes.clear()
+            prefixes[key] = halve_on_oom(
+                lambda part: _prefix_pass(model, _select(full, torch.tensor(list(part))), batch.shared_below,
+                                          prefix_kwargs, True),
+                list(range(full["input_ids"].shape[0])), torch.cat)
+        hidden = prefixes[key][where]
+
+    def run(part):
+        index = torch.tensor(list(part))
+        return _rows_pass(model, _select(enc, index), plan, [(L, d[index]) for L, d in deltas], batch.shared_below,
+                          None if hidden is None else hidden[index], readout, kwargs)
+
+    return halve_on_oom(run, list(range(len(batch.rows))), _join_rows)
+
+
+# -- measurements -------------------------------------------------------------------
 
 
 def answer_probs(
@@ -70,30 +212,20 @@ def answer_probs(
     progress=None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each plan: (probs [N, len(answer_ids)], greedy ids [N])."""
-    for plan in plans:
-        plan.check(model)
-    ids = torch.tensor(list(answer_ids))
-    batches = list(chunks(list(prompts), batch_size))
-    jobs = [(plan, batch) for plan in plans for batch in batches]
-    last_only = model.last_logits_only()
+    return measure(model, prompts, plans, answer_readout(answer_ids), batch_size, points_per_request, progress)
 
-    def one_trace(job, _):
-        plan, batch = job
-        enc = model.on_device(encode(model.tokenizer, batch))
-        kwargs = {**last_only, **({} if model.remote else model.trace_kwargs())}
-        with model.lm.trace(enc, **kwargs):
-            apply_plan(model, plan, attention_mask=enc["attention_mask"])
-            logits = model.lm.output.logits[:, -1, :]
-            probs = torch.softmax(logits.float(), dim=-1)[:, ids].save()
-            greedy = logits.argmax(dim=-1).save()
+
+def answer_readout(answer_ids: Sequence[int]) -> Readout:
+    """Next-token probability of each answer id, and the greedy id, at the last position."""
+    ids = torch.tensor(list(answer_ids))
+
+    def save(model, enc):
+        logits = model.lm.output.logits[:, -1, :]
+        probs = torch.softmax(logits.float(), dim=-1)[:, ids].save()
+        greedy = logits.argmax(dim=-1).save()
         return probs, greedy
 
-    flat = _run(model, jobs, one_trace, points_per_request, progress)
-    out = []
-    for k in range(len(plans)):
-        part = flat[k * len(batches) : (k + 1) * len(batches)]
-        out.append((torch.cat([p for p, _ in part]), torch.cat([g for _, g in part])))
-    return out
+    return Readout(save, last_position_only=True)
 
 
 def token_accuracy(
@@ -106,26 +238,13 @@ def token_accuracy(
     progress=None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each plan: (correct top-1 predictions [D], predicted tokens [D]) per document."""
-    for plan in plans:
-        plan.check(model)
-    batches = list(chunks(list(documents), batch_size))
-    jobs = [(plan, batch) for plan in plans for batch in batches]
 
-    def one_trace(job, _):
-        plan, batch = job
-        enc = model.on_device(encode(model.tokenizer, batch, max_tokens))
+    def save(model, enc):
         target = enc["input_ids"][:, 1:]
         valid = (enc["attention_mask"][:, 1:] * enc["attention_mask"][:, :-1]).bool()
-        kwargs = {} if model.remote else model.trace_kwargs()
-        with model.lm.trace(enc, **kwargs):
-            apply_plan(model, plan, attention_mask=enc["attention_mask"])
-            pred = model.lm.output.logits[:, :-1, :].argmax(dim=-1)
-            correct = ((pred == target) & valid).sum(dim=1).save()
+        pred = model.lm.output.logits[:, :-1, :].argmax(dim=-1)
+        correct = ((pred == target.to(pred.device)) & valid.to(pred.device)).sum(dim=1).cpu().save()
         return correct, valid.sum(dim=1)
 
-    flat = _run(model, jobs, one_trace, points_per_request, progress)
-    out = []
-    for k in range(len(plans)):
-        part = flat[k * len(batches) : (k + 1) * len(batches)]
-        out.append((torch.cat([c for c, _ in part]), torch.cat([n for _, n in part])))
-    return out
+    return measure(model, documents, plans, Readout(save, max_tokens=max_tokens), batch_size, points_per_request,
+                   progress)

@@ -10,7 +10,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from steer_trace.bench import counting_forwards
+from benchmarks.harness import counting_forwards
 from steer_trace.data import both_orders, load_ab_file, prompt
 from steer_trace.errors import UserError
 from steer_trace.pairs import contrastive_vector_shared_prompt
@@ -67,30 +67,70 @@ def test_shared_prompt_rejects_answers_that_are_not_one_token(smol, myopic_items
         contrastive_vector_shared_prompt(smol, [p], ["A", "B"], ["B"], layers=[0])
 
 
-def test_bench_quick_smoke(tmp_path, paper_sets):
+def test_bench_quick_smoke(tmp_path):
+    """`steer-trace bench --quick` on the project's own data: every section runs, the counts are exact."""
     from tasks.cli import main
 
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(
-        main, ["bench", "--quick", "--results", str(tmp_path / "results"), "--json-out", str(out),
-               "--dataset", str(paper_sets / "myopic.json")])
+        main, ["bench", "--quick", "--results", str(tmp_path / "results"), "--json-out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     summary = result.output.split("== summary ==\n", 1)[1].splitlines()
     assert re.fullmatch(r"steered/plain throughput ratio: \d+\.\d\d .*", summary[0])
     assert "machine:" in result.output and "torch threads" in result.output
+    assert "data: data/behaviours/*.jsonl (200 questions)" in result.output
     report = json.loads(out.read_text())
     sweep = report["sweep"]
-    assert sweep["passes_batched"] == sweep["passes_batched_target"] == 2 * 2  # K=2, ceil(3/2)=2
+    # K=2 at one layer x N=3, batch 2: ceil(6/2) = 3 mixed passes + 2 prefix passes (one per chunk of prompts)
+    assert sweep["passes_batched"] == sweep["passes_batched_target"] == 3 + 2
     assert sweep["passes_naive"] == 2 * 3
     assert sweep["max_abs_dp_batched_vs_naive"] < 1e-4
     assert sweep["requests_computed"] <= sweep["requests_bound"]
     if sweep["requests_measured"] is not None:
-        assert sweep["requests_measured"] == sweep["requests_computed"]
+        assert sweep["requests_measured"] == sweep["requests_computed"] == 2  # 3 passes, 2 per request
+    hetero = report["hetero"]  # K=3 plans x N=2 prompts, batch 4: 2 mixed passes vs 3 (one call per plan)
+    assert hetero["passes"] == {"mixed": 2, "separate": 3} and hetero["passes_target"] == 2
+    assert hetero["max_abs_dp"] <= 1e-5 and hetero["ideal_time_per_pass"] == pytest.approx(2 / 3)
+    prefix = report["prefix"]
+    assert sorted(prefix["layers"], key=int) == ["7", "15", "22"]
+    for L, row in prefix["layers"].items():
+        n, k = 30, 3
+        assert row["ideal"] == pytest.approx((int(L) + k * (n - int(L))) / (k * n))
+        assert row["passes"] == {"shared": 1 + 2, "naive": 2}  # a prefix pass + 6 rows in 2 passes of 4
+        assert row["max_abs_dp"] <= 1e-5
     extract = report["extract"]
     assert extract["cos_shared_vs_sv"] >= 0.9999 and extract["cos_shared_vs_full"] >= 0.99999
+    assert extract["cos_command_vs_sv"] >= 0.9999
     assert report["steer"]["max_abs_dp_unsteered_vs_plain"] < 1e-4
     assert report["memory"]["smollm2-135m"]["peak_rss_mb"] > 100
     assert report["figures"]["returncode"] == 0
+
+
+def test_gpu_script_runs_on_the_cpu_in_quick_mode(tmp_path):
+    from benchmarks.gpu import main
+
+    out = tmp_path / "gpu.json"
+    with pytest.raises(SystemExit) as done:
+        main(["--device", "cpu", "--dtype", "float32", "--model", "smollm2-135m", "--quick", "--json-out", str(out)])
+    assert done.value.code == 0
+    report = json.loads(out.read_text())
+    assert sorted(report["steer"], key=int) == ["1", "2"]
+    assert report["hetero"]["max_abs_dp"] <= 1e-5
+    assert all(row["max_abs_dp"] <= 1e-5 for row in report["prefix"]["layers"].values())
+
+
+def test_bench_refuses_a_device_load_model_does_not_take():
+    import inspect
+
+    from benchmarks.cli import load_kwargs
+    from steer_trace.models import load_model
+
+    if "device" in inspect.signature(load_model).parameters:
+        assert load_kwargs("cuda", None) == {"device": "cuda"}
+    else:
+        with pytest.raises(UserError, match="--device cuda: this version's load_model has no device option"):
+            load_kwargs("cuda", None)
+    assert load_kwargs("cpu", "float32") in ({}, {"device": "cpu", "dtype": "float32"}, {"device": "cpu"})
 
 
 @pytest.mark.slow

@@ -8,8 +8,13 @@ shared machine hits both sides of a ratio alike.
   forward on the same batches;
 - `sweep_cost`: a multiplier sweep as batched plans vs one trace per prompt per
   multiplier (forward passes counted, remote requests counted or computed);
+- `heterogeneous_batches`: K different plans in one call (passes mix their rows) vs
+  one call per plan;
+- `prefix_sharing`: a K-point sweep at a layer L with layers < L run once per chunk vs
+  every row through every layer, next to the ideal (L + K(n - L)) / (K n);
 - `extraction`: all-layer contrastive vectors — steering-vectors'
-  `train_steering_vector`, `read.contrastive_vector`, and the shared-prompt reader;
+  `train_steering_vector`, `read.contrastive_vector`, the shared-prompt reader, and
+  whatever `vectors extract` calls (`command_extractor`);
 - `measured_subprocess` / `peak_of_command`: wall time and peak RSS of a command
   (a quick behaviour run per model; `steer-trace figures`).
 
@@ -28,16 +33,17 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from typing import Callable, Sequence
 
 import torch
 
-from .batching import chunks, encode
-from .models import Model
-from .plan import Plan
-from .score import answer_probs
-from .vectors import SteeringVector
+from steer_trace.batching import chunks, encode
+from steer_trace.models import Model
+from steer_trace.plan import Plan
+from steer_trace.row_plans import forward_equivalents, layout
+from steer_trace.score import answer_probs, answer_readout, measure
+from steer_trace.vectors import SteeringVector
 
 # -- machine ------------------------------------------------------------------
 
@@ -46,10 +52,11 @@ def machine() -> dict:
     """CPU, cores, threads, versions, load: what a ratio was measured on."""
     cpu = platform.processor() or "?"
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     versions = {"python": platform.python_version(), "torch": torch.__version__}
@@ -58,7 +65,7 @@ def machine() -> dict:
             versions[name] = __import__(name).__version__
         except Exception:  # noqa: BLE001 - a missing optional package is just reported
             versions[name] = "absent"
-    from . import __version__
+    from steer_trace import __version__
 
     versions["steer_trace"] = __version__
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -76,9 +83,16 @@ def machine() -> dict:
 # -- timing helpers -----------------------------------------------------------
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # GPU kernels run asynchronously: time them to completion
+
+
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    _sync()
     started = time.perf_counter()
     value = fn()
+    _sync()
     return time.perf_counter() - started, value
 
 
@@ -141,9 +155,11 @@ def plain_answer_probs(model: Model, prompts: Sequence[str], answer_ids: Sequenc
     """What a plain transformers user writes: tokenise, forward, softmax at the last token."""
     module = model.lm._module
     ids = torch.tensor(list(answer_ids))
+    device = next(module.parameters()).device
     with torch.no_grad():
-        logits = module(**encode(model.tokenizer, prompts), **forward_kwargs).logits[:, -1, :]
-        return torch.softmax(logits.float(), dim=-1)[:, ids], logits.argmax(dim=-1)
+        enc = {k: v.to(device) for k, v in encode(model.tokenizer, prompts).items()}
+        logits = module(**enc, **forward_kwargs).logits[:, -1, :]
+        return torch.softmax(logits.float(), dim=-1)[:, ids.to(device)].cpu(), logits.argmax(dim=-1).cpu()
 
 
 def steering_plans(model: Model) -> dict[str, Plan]:
@@ -170,15 +186,16 @@ def steering_overhead(model: Model, prompts: Sequence[str], answer_ids: Sequence
     agree = 0.0
     for b, batch in enumerate(batches):
         fns = {
-            "plain": lambda: plain_answer_probs(model, batch, answer_ids, forward_kwargs),
-            "plain (all-position logits)": lambda: plain_answer_probs(model, batch, answer_ids, {}),
+            "plain": lambda batch=batch: plain_answer_probs(model, batch, answer_ids, forward_kwargs),
+            "plain (all-position logits)": lambda batch=batch: plain_answer_probs(model, batch, answer_ids, {}),
         }
         for label, plan in plans.items():
-            fns[label] = lambda plan=plan: answer_probs(model, batch, answer_ids, [plan], batch_size=batch_size)
+            fns[label] = lambda plan=plan, batch=batch: answer_probs(model, batch, answer_ids, [plan],
+                                                                     batch_size=batch_size)
         if b == 0:  # check once that the unsteered trace is the plain forward
             p_plain, _ = plain_answer_probs(model, batch, answer_ids, {})
             (p_trace, _), = answer_probs(model, batch, answer_ids, [Plan.none()], batch_size=batch_size)
-            agree = float((p_plain - p_trace).abs().max())
+            agree = float((p_plain - p_trace.cpu()).abs().max())
         got, _, _ = interleaved(fns, repeats, warmup=(b == 0))
         for s in sides:
             times[s] += got[s]
@@ -229,14 +246,18 @@ def sweep_cost(
     fast, slow = values["batched"], values["naive"]
     batched_passes, naive_passes = passes["batched"], passes["naive"]
     max_dp = max(float((f[0] - s).abs().max()) for f, s in zip(fast, slow))
-    expected_requests = math.ceil(k * math.ceil(n / batch_size) / max(1, points_per_request))
+    _, batches = layout(plans, n, batch_size, model.n_layers)
+    prefix_passes = len({b.chunk for b in batches if b.shared_below})
+    expected_requests = math.ceil(len(batches) / max(1, points_per_request))
     out = {
         "model": model.name,
         "multipliers": k,
         "prompts": n,
         "batch_size": batch_size,
         "passes_batched": batched_passes,
-        "passes_batched_target": k * math.ceil(n / batch_size),
+        "passes_batched_target": math.ceil(k * n / batch_size) + prefix_passes,
+        "prefix_passes": prefix_passes,  # layers < L once per chunk of prompts (counted as passes, but partial)
+        "passes_one_plan_per_pass": k * math.ceil(n / batch_size),
         "passes_naive": naive_passes,
         "speedup": median_ratio(times["naive"], times["batched"]),
         "seconds_batched": statistics.median(times["batched"]),
@@ -265,6 +286,70 @@ def sweep_cost(
     return out
 
 
+# -- 2b. heterogeneous batches and layer-prefix sharing ---------------------------
+
+
+def _max_dp(a: list, b: list) -> float:
+    return max(float((x[0] - y[0]).abs().max()) for x, y in zip(a, b))
+
+
+def heterogeneous_batches(model: Model, prompts: Sequence[str], answer_ids: Sequence[int], k: int, batch_size: int,
+                          repeats: int) -> dict:
+    """K different plans (own vector, own layer from layer 0 up, own coefficient, so no prefix is
+    shared) over N prompts: one call whose passes mix the plans' rows vs one call per plan."""
+    n_layers = model.n_layers
+    plans = [Plan.single(random_vector(model, [i * n_layers // k], seed=30 + i), i * n_layers // k, 2.0 + i)
+             for i in range(k)]
+    n = len(prompts)
+
+    def mixed():
+        return answer_probs(model, prompts, answer_ids, plans, batch_size=batch_size)
+
+    def separate():
+        return [answer_probs(model, prompts, answer_ids, [p], batch_size=batch_size)[0] for p in plans]
+
+    times, values, passes = interleaved({"mixed": mixed, "separate": separate}, repeats, counter=model)
+    return {
+        "model": model.name, "plans": k, "prompts": n, "batch_size": batch_size, "repeats": repeats,
+        "passes": passes, "passes_target": math.ceil(k * n / batch_size),
+        "ratio": median_ratio(times["mixed"], times["separate"]),
+        "ideal_time_per_pass": math.ceil(k * n / batch_size) / (k * math.ceil(n / batch_size)),
+        "ideal_time_per_row": 1.0,
+        "max_abs_dp": _max_dp(values["mixed"], values["separate"]),
+        "seconds": {name: statistics.median(t) for name, t in times.items()},
+    }
+
+
+def prefix_sharing(model: Model, prompts: Sequence[str], answer_ids: Sequence[int], k: int, layers: Sequence[int],
+                   batch_size: int, repeats: int) -> dict:
+    """A K-point multiplier sweep at each layer L: layers < L once per chunk (score's default)
+    vs every row through every layer. Ideal time ratio (L + K(n - L)) / (K n)."""
+    n_layers = model.n_layers
+    vec = random_vector(model, range(n_layers), seed=3)
+    readout = answer_readout(answer_ids)
+    out = {"model": model.name, "points": k, "prompts": len(prompts), "batch_size": batch_size,
+           "repeats": repeats, "n_layers": n_layers, "layers": {}}
+    for share in (True, False):  # one small untimed call of each path instead of a full warm-up round
+        measure(model, prompts[:1], [Plan.single(vec, layers[0], c) for c in (1.0, 2.0)], readout, batch_size,
+                share_prefix=share)
+    for L in layers:
+        plans = [Plan.single(vec, L, -4.0 + 8.0 * j / max(1, k - 1)) for j in range(k)]
+        chunks_s, shared_batches = layout(plans, len(prompts), batch_size, n_layers)
+        chunks_n, naive_batches = layout(plans, len(prompts), batch_size, n_layers, share_prefix=False)
+        fns = {"shared": lambda plans=plans: measure(model, prompts, plans, readout, batch_size),
+               "naive": lambda plans=plans: measure(model, prompts, plans, readout, batch_size, share_prefix=False)}
+        times, values, passes = interleaved(fns, repeats, warmup=False, counter=model)
+        out["layers"][int(L)] = {
+            "ratio": median_ratio(times["shared"], times["naive"]),
+            "ideal": forward_equivalents(shared_batches, chunks_s, n_layers)
+            / forward_equivalents(naive_batches, chunks_n, n_layers),
+            "ideal_formula": (L + k * (n_layers - L)) / (k * n_layers),
+            "passes": passes, "max_abs_dp": _max_dp(values["shared"], values["naive"]),
+            "seconds": {name: statistics.median(t) for name, t in times.items()},
+        }
+    return out
+
+
 # -- 3. extraction --------------------------------------------------------------
 
 
@@ -274,8 +359,8 @@ def extraction(model: Model, prompts: Sequence[str], pos: Sequence[str], neg: Se
     reader vs a plain batched forward over the same full texts (each `batch_size` rows)."""
     from steering_vectors import train_steering_vector
 
-    from .pairs import contrastive_vector_shared_prompt
-    from .read import contrastive_vector
+    from steer_trace.pairs import contrastive_vector_shared_prompt
+    from steer_trace.read import contrastive_vector
 
     pairs = [(p + a, p + b) for p, a, b in zip(prompts, pos, neg)]
     texts = [t for pair in pairs for t in pair]
@@ -295,9 +380,14 @@ def extraction(model: Model, prompts: Sequence[str], pos: Sequence[str], neg: Se
     def shared():
         return contrastive_vector_shared_prompt(model, prompts, pos, neg, groups=groups, batch_size=batch_size, balanced=False)
 
+    command_label, command_reader = command_extractor()
+
+    def command():
+        return command_reader(model, prompts, pos, neg, groups, batch_size)
+
     times, values, passes = interleaved(
-        {"steering-vectors": sv_lib, "contrastive_vector": full_text, "shared-prompt": shared, "plain forward": plain},
-        repeats, warmup=False, counter=model)
+        {"steering-vectors": sv_lib, "contrastive_vector": full_text, "shared-prompt": shared, "plain forward": plain,
+         "vectors extract": command}, repeats, warmup=False, counter=model)
     ours, theirs, full = values["shared-prompt"], values["steering-vectors"], values["contrastive_vector"]
 
     def compare(a: dict, b: dict) -> tuple[float, float]:
@@ -317,6 +407,9 @@ def extraction(model: Model, prompts: Sequence[str], pos: Sequence[str], neg: Se
         "seconds": {k: statistics.median(v) for k, v in times.items()},
         "ratio_shared_vs_sv": median_ratio(times["shared-prompt"], times["steering-vectors"]),
         "ratio_full_vs_sv": median_ratio(times["contrastive_vector"], times["steering-vectors"]),
+        "ratio_command_vs_sv": median_ratio(times["vectors extract"], times["steering-vectors"]),
+        "command_reader": command_label,
+        "cos_command_vs_sv": compare(values["vectors extract"].layers, sv_layers)[0],
         "ratio_sv_vs_plain": median_ratio(times["steering-vectors"], times["plain forward"]),
         "ratio_shared_vs_plain": median_ratio(times["shared-prompt"], times["plain forward"]),
         "cos_shared_vs_sv": cos_sv, "maxdiff_shared_vs_sv": d_sv,
@@ -326,13 +419,36 @@ def extraction(model: Model, prompts: Sequence[str], pos: Sequence[str], neg: Se
     }
 
 
+def command_extractor() -> tuple[str, Callable]:
+    """What `vectors extract` / `behaviours extract` call: `pairs.extract_vector` (the shared-prompt
+    reader where a pair's texts share their prompt) where this version has it, else
+    `read.contrastive_vector`. Returns (label, fn(model, prompts, pos, neg, groups, batch_size))."""
+    from steer_trace import pairs
+
+    if hasattr(pairs, "extract_vector"):
+        def run(model, prompts, pos, neg, groups, batch_size):
+            return pairs.extract_vector(model, prompts, pos, neg, groups=groups, batch_size=batch_size, balanced=False)
+
+        return "pairs.extract_vector", run
+    from steer_trace.read import contrastive_vector
+
+    def run(model, prompts, pos, neg, groups, batch_size):
+        texts = [(p + a, p + b) for p, a, b in zip(prompts, pos, neg)]
+        return contrastive_vector(model, texts, groups=groups, batch_size=batch_size, balanced=False)
+
+    return "read.contrastive_vector", run
+
+
 # -- 4./5. subprocesses -----------------------------------------------------------
 
 
 def measured_subprocess(cmd: list[str], timeout: float = 600, env: dict | None = None) -> dict:
     """Run `cmd`; wall time, exit code, output tail, and the JSON line it printed last (if any)."""
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # children import this checkout's code
+    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": path, **(env or {})})
     wall = time.perf_counter() - started
     reported = None
     for line in reversed(proc.stdout.splitlines()):
@@ -373,9 +489,10 @@ def peak_rss_mb() -> float:
     /proc/self/status VmHWM first: ru_maxrss survives fork+exec, so a subprocess
     started by a big parent would report the parent's peak."""
     try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -384,10 +501,10 @@ def peak_rss_mb() -> float:
 def memory_workload(model_name: str, dataset: str, n_pairs: int, n_prompts: int, batch_size: int = 8) -> dict:
     """A quick behaviour run's shape: extract `n_pairs` pairs (all layers), then score
     `n_prompts` prompts under 3 plans (unsteered, +4, -4 at the middle layer)."""
-    from .data import load_ab_file, prompt
-    from .models import load_model
-    from .read import contrastive_vector
-    from .pairs import answer_token_ids_after
+    from steer_trace.data import load_ab_file, prompt
+    from steer_trace.models import load_model
+    from steer_trace.pairs import answer_token_ids_after
+    from steer_trace.read import contrastive_vector
 
     started = time.perf_counter()
     model = load_model(model_name)
@@ -405,8 +522,8 @@ def memory_workload(model_name: str, dataset: str, n_pairs: int, n_prompts: int,
             "seconds": time.perf_counter() - started, "pairs": len(pairs), "prompts": len(test_items), "plans": 3}
 
 
-if __name__ == "__main__":  # python -m steer_trace.bench memory <model> <dataset> <pairs> <prompts>
+if __name__ == "__main__":  # python -m benchmarks.harness memory <model> <dataset> <pairs> <prompts>
     if len(sys.argv) == 6 and sys.argv[1] == "memory":
         print(json.dumps(memory_workload(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))
     else:
-        sys.exit("usage: python -m steer_trace.bench memory MODEL DATASET PAIRS PROMPTS")
+        sys.exit("usage: python -m benchmarks.harness memory MODEL DATASET PAIRS PROMPTS")
