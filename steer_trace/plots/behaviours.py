@@ -12,7 +12,6 @@ Files (one set per model; `__<model>` is appended to every name when the results
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import polars as pl
 from ..cache import load_tables
 from .common import (
     behaviour_order, file_name, n_text, new_figure, per_model, pretty, save, select_variant, slug, style, variant_text,
+    write_file,
 )
 from .skills import DEFAULT_MODEL
 
@@ -59,7 +59,7 @@ def build(results_root, out_dir) -> list[Path]:
         suffix = f"__{slug(DEFAULT_MODEL)}.png"
         for path in [p for p in written if p.name.endswith(suffix)]:
             plain = path.with_name(path.name[: -len(suffix)] + ".png")
-            shutil.copyfile(path, plain)
+            write_file(plain, path.read_bytes())
             written.append(plain)
     return written
 

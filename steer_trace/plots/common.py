@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import re
 from pathlib import Path
 
@@ -38,11 +40,29 @@ def new_figure(*args, **kwargs):
 
 
 def save(fig, path: Path, dpi: int = 110) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     for ax in fig.axes:  # annotations inside axes need no room of their own: skip them when laying out (faster)
         for text in ax.texts:
             text.set_in_layout(False)
-    fig.savefig(path, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
+    return write_file(path, buffer.getvalue())
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary name beside `path`, then rename: a full or read-only disk leaves the old
+    file or none, never a truncated one, and the error names the file."""
+    from ..errors import UserError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as error:
+        raise UserError(f"cannot write figure {path} ({error.strerror or error})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return path
 
 
