@@ -267,13 +267,13 @@ def _combined_panel(ax, rows, single_rows, layer, behaviours):
             ax.plot(span, [default["p_matching"]] * 2, color="#8a8a8a", linewidth=1.6,
                     label=None if "default" in labelled else "Default")
             labelled.add("default")
-        for direction, style in (("add", {"marker": "+", "linestyle": "none"}),
-                                 ("subtract", {"linestyle": (0, (4, 4))})):
+        for direction, line in (("add", {"marker": "+", "linestyle": "none"}),
+                                ("subtract", {"linestyle": (0, (4, 4))})):
             row = _row(single_at, behaviour=behaviour, direction=direction) if single_at is not None else None
             if row is None:
                 continue
             key = f"single {direction}"
-            ax.plot(xs, [row["p_matching"]] * len(xs), color="#8a8a8a", **style,
+            ax.plot(xs, [row["p_matching"]] * len(xs), color="#8a8a8a", **line,
                     label=None if key in labelled else f"Single vector, {direction}")
             labelled.add(key)
     ax.axhline(0.5, color="#777777", linestyle=":", linewidth=1, zorder=0.8)
