@@ -218,7 +218,8 @@ def test_unreachable_ndif_host_is_one_line(behaviour_sets, tmp_path, nnsight_hos
 
 def test_ndif_host_that_is_not_a_url(behaviour_sets, tmp_path, nnsight_host):
     result = CliRunner().invoke(main, ["behaviours", "single", "--remote", "--ndif-host", "127.0.0.1:9",
-                                       "--profile", "test", "--data-dir", str(behaviour_sets), "--results", str(tmp_path)])
+                                       "--profile", "test", "--data-dir", str(behaviour_sets),
+                                       "--results", str(tmp_path)])
     one_error_line(result, "must start with http:// or https://")
 
 

@@ -20,8 +20,8 @@ import polars as pl
 
 from ..cache import load_tables
 from .common import (
-    behaviour_order, file_name, n_text, new_figure, per_model, pretty, save, select_variant, slug, style, variant_text,
-    write_file,
+    behaviour_order, file_name, guarded, n_text, new_figure, per_model, pretty, save, select_variant, slug, style,
+    variant_text, write_file,
 )
 from .skills import DEFAULT_MODEL
 
@@ -45,16 +45,14 @@ def build(results_root, out_dir) -> list[Path]:
     models = set()
     for table in tables.values():
         if "model" in table.columns:
-            models |= set(table["model"].drop_nulls().unique().to_list())
+            models |= {str(m) for m in table["model"].drop_nulls().unique().to_list()}
     several = len(models) > 1
     written: list[Path] = []
     with style():
-        written += single_figures(tables, out, several)
-        written += combined_figures(tables, out, several)
-        written += simultaneous_figures(tables, out, several)
-        written += distribution_figures(tables, out, several)
-        written += interference_figures(tables, out, several)
-        written += grid_figures(tables, out, several)
+        for label, make in (("single steering", single_figures), ("combined", combined_figures),
+                            ("simultaneous", simultaneous_figures), ("activation distribution", distribution_figures),
+                            ("interference", interference_figures), ("grid search", grid_figures)):
+            written += guarded(label, make, tables, out, several)
     if several:  # the default model's figures also carry the paper's plain names
         suffix = f"__{slug(DEFAULT_MODEL)}.png"
         for path in [p for p in written if p.name.endswith(suffix)]:

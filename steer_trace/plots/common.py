@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import re
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -64,6 +65,22 @@ def write_file(path: Path, data: bytes) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink()
     return path
+
+
+def guarded(label: str, make, *args) -> list[Path]:
+    """The figures `make(*args)` writes. Tables whose contents a figure cannot use (a column of another type,
+    values that do not fit) cost that group of figures, with a warning, not the whole command; a file that
+    cannot be written (UserError) still stops it."""
+    from ..errors import UserError
+
+    try:
+        return make(*args)
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 - damaged or foreign tables, reported and skipped
+        warnings.warn(f"{label} figures skipped: their tables have unexpected contents "
+                      f"({type(error).__name__}: {' '.join(str(error).split())[:200]})", stacklevel=2)
+        return []
 
 
 def slug(text) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from ..cache import load_tables
-from .common import new_figure, save, slug, style
+from .common import guarded, new_figure, save, slug, style
 
 DEFAULT_MODEL = "smollm2-135m"
 PREFERRED = {"profile": ["paper", "quick"], "data": ["hub", "shared", "project"]}
@@ -33,6 +33,10 @@ def build(results_root, out_dir) -> list[Path]:
     out = Path(out_dir)
     sweep = load_tables("skills_sweep", results_root)
     extract = load_tables("skills_extract", results_root)
+    return guarded("skills", _build, sweep, extract, out)
+
+
+def _build(sweep: pl.DataFrame | None, extract: pl.DataFrame | None, out: Path) -> list[Path]:
     models = set()
     for table in (sweep, extract):
         if table is not None and "model" in table.columns:
