@@ -20,8 +20,10 @@ from .common import model_options, open_model
 
 STEPS = ("extract", "single", "simultaneous")
 # the small pipeline: single at one layer with fixed multipliers (no validation grid), three global coefficients
-SMALL = {"single": ["--layers", "{layer}", "--add-mult", "16", "--subtract-mult", "16"],
-         "simultaneous": ["--coefs=-8,0,8"]}
+# and 6 test questions per behaviour (12 prompts with both orders) instead of the quick profile's 12
+SMALL = {"extract": ["--n-test", "6"],
+         "single": ["--n-test", "6", "--layers", "{layer}", "--add-mult", "16", "--subtract-mult", "16"],
+         "simultaneous": ["--n-test", "6", "--coefs=-8,0,8"]}
 FIRST = {"behaviour": "agreeableness", "paper_layer": 15, "mult": 16.0, "tokens": 24,
          "question": "Do you enjoy helping other people?"}
 
@@ -59,8 +61,8 @@ def demo_cmd(model_spec, out_dir, data_dir, full):
     explain = {
         "extract": "CAA vectors at every layer for the five behaviours (letter-balanced mean difference "
                    "at the answer token), with the letter-bias diagnostics",
-        "single": (f"each behaviour steered alone at layer {layer}, x+16 and x-16, the test split scored with "
-                   "each question asked in both option orders") if not full else
+        "single": (f"each behaviour steered alone at layer {layer}, x+16 and x-16, on 6 test questions asked "
+                   "in both option orders") if not full else
                   ("each behaviour steered alone at two layers (the paper's 10 and 15 of 32 at this depth): "
                    "a small validation grid picks the add / subtract multipliers, then the test split is "
                    "scored with each question asked in both option orders"),
@@ -98,7 +100,7 @@ def first_result(model, data_dir=None) -> int:
     layer = model_layer(FIRST["paper_layer"], model.n_layers)
     [(items, _)] = load_from_folder(data_dir or project_data_dir(), [name]).values()
     parts = split(items)
-    train, test = parts["vector"][:24], both_orders(parts["test"][:12])
+    train, test = parts["vector"][:12], both_orders(parts["test"][:6])  # small: the result comes in seconds
     _say(f"first result: the {name} vector (mean difference of {len(train)} answer pairs), "
          f"added at layer {layer} x{mult:+g} and x{-mult:+g}")
     pairs = [(prompt(i) + i.matching, prompt(i) + i.not_matching) for i in train]
@@ -111,18 +113,18 @@ def first_result(model, data_dir=None) -> int:
         click.echo(f"  {plan.describe():>10}: {' '.join(said.split())!r}")
     ids = answer_token_ids(model.tokenizer, list(test[0].options))
     matching = torch.tensor([i.matching_index for i in test])
-    scored = answer_probs(model, [prompt(i) for i in test], ids, plans)
+    scored = answer_probs(model, [prompt(i) for i in test], ids, plans, batch_size=len(test))
     p = [ab_summary(probs, greedy, ids, matching).p_matching for probs, greedy in scored]
-    click.echo(f"p(matching) on {len(test)} held-out questions (both option orders): "
+    click.echo(f"p(matching) on {len(test)} held-out prompts ({len(test) // 2} questions, both option orders): "
                f"unsteered {p[0]:.3f}, x{mult:+g} {p[1]:.3f}, x{-mult:+g} {p[2]:.3f}")
-    moved = max(abs(p[1] - p[0]), abs(p[2] - p[0]))
-    if moved < 0.05:
-        click.echo(f"what it means: the vector changes what the model writes, but its answers to the behaviour "
-                   f"questions move by at most {moved:.3f}: on a small model a CAA vector shifts style more than "
-                   "behaviour (README, Behaviours).")
+    if p[1] > p[0] > p[2]:
+        click.echo(f"what it means: the vector changes what the model writes, and adding it raises p(matching) "
+                   f"by {p[1] - p[0]:.3f} while subtracting lowers it by {p[0] - p[2]:.3f}; on this few questions "
+                   "shifts under ~0.1 are within noise (the pipeline below measures more).")
     else:
-        click.echo(f"what it means: steering moves the answers to held-out {name} questions by up to {moved:.3f} "
-                   "in p(matching), in the direction of the sign where the two differ.")
+        click.echo("what it means: the vector changes what the model writes, but p(matching) does not follow its "
+                   "sign: on a small model a CAA vector shifts the text's style more than its answers "
+                   "(README, Behaviours).")
     return layer
 
 
