@@ -206,3 +206,18 @@ def test_load_tables_never_deletes(tmp_path):
     with pytest.warns(UserWarning, match="damaged or unreadable"):
         assert cache.load_tables("exp", tmp_path) is None
     assert snapshot(tmp_path) == before
+
+
+def test_figures_skip_a_table_of_the_wrong_types_with_a_warning(tmp_path):
+    """A table whose columns exist but hold the wrong type (p_matching as text) costs its figures, not the run."""
+    root = tmp_path / "results"
+    small_results(root)
+    for path in (root / "behaviours_single").glob("*.parquet"):
+        frame = pl.read_parquet(path).with_columns(pl.col("p_matching").cast(pl.String))
+        cache._write_atomic(path, frame, {})  # a valid entry (checksummed) with foreign contents
+    before = snapshot(root)
+    with pytest.warns(UserWarning, match="single steering figures skipped: their tables have unexpected contents"):
+        result = figures(root, tmp_path / "figures")
+    assert result.exit_code == 0, result.output
+    assert "simultaneous_steering" in result.stdout  # the other table's figure is drawn
+    assert snapshot(root) == before
