@@ -20,10 +20,11 @@ from .common import model_options, open_model
 
 STEPS = ("extract", "single", "simultaneous")
 # the small pipeline: single at one layer with fixed multipliers (no validation grid), three global coefficients
-# and 6 test questions per behaviour (12 prompts with both orders) instead of the quick profile's 12
-SMALL = {"extract": ["--n-test", "6"],
-         "single": ["--n-test", "6", "--layers", "{layer}", "--add-mult", "16", "--subtract-mult", "16"],
-         "simultaneous": ["--n-test", "6", "--coefs=-8,0,8"]}
+# on every step: vectors from 12 pairs and 6 test questions per behaviour (12 prompts with both orders), where the
+# quick profile reads 20 / 12 on the project's sets
+SMALL_SIZES = ["--n-vector", "12", "--n-test", "6"]
+SMALL = {"single": ["--layers", "{layer}", "--add-mult", "16", "--subtract-mult", "16"],
+         "simultaneous": ["--coefs=-8,0,8"]}
 FIRST = {"behaviour": "agreeableness", "paper_layer": 15, "mult": 16.0, "tokens": 24,
          "question": "Do you enjoy helping other people?"}
 
@@ -59,8 +60,8 @@ def demo_cmd(model_spec, out_dir, data_dir, full):
     if data_dir:
         common += ["--data-dir", str(data_dir)]
     explain = {
-        "extract": "CAA vectors at every layer for the five behaviours (letter-balanced mean difference "
-                   "at the answer token), with the letter-bias diagnostics",
+        "extract": f"CAA vectors at every layer for the five behaviours (letter-balanced mean difference "
+                   f"at the answer token, {'20' if full else '12'} pairs each), with the letter-bias diagnostics",
         "single": (f"each behaviour steered alone at layer {layer}, x+16 and x-16, on 6 test questions asked "
                    "in both option orders") if not full else
                   ("each behaviour steered alone at two layers (the paper's 10 and 15 of 32 at this depth): "
@@ -75,7 +76,7 @@ def demo_cmd(model_spec, out_dir, data_dir, full):
         for step in STEPS:
             _say(f"{step}: {explain[step]}")
             command = behaviours.group.commands[step]
-            extra = [] if full else [a.format(layer=layer) for a in SMALL.get(step, [])]
+            extra = [] if full else SMALL_SIZES + [a.format(layer=layer) for a in SMALL.get(step, [])]
             ctx.invoke(command, **_parsed(command, common + extra))
     _say("figures: rebuilt from the cached tables, no model")
     figure_dir = out / "figures"
