@@ -176,7 +176,7 @@ def test_coefficient_that_overflows_the_residual_stream_warns(smol, tmp_path, mo
 
 
 @pytest.mark.slow
-def test_ctrl_c_is_one_line_exit_130_and_resumes(tmp_path):
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     root = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "STEER_TRACE_PROGRESS": "0"}
@@ -193,9 +193,7 @@ def test_ctrl_c_is_one_line_exit_130_and_resumes(tmp_path):
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("interrupted: finished work is kept"), stderr
     assert "Traceback" not in stderr and "Aborted!" not in stderr
-    # what had finished is intact: points of the unfinished run, or the run's table if its last point had landed
-    kept = list(root.glob("behaviours_grid/*.points/*.parquet")) + list(root.glob("behaviours_grid/*.parquet"))
-    assert kept and all(cache._read_checked(p) is not None for p in kept)
+    # (what survives a SIGINT mid-sweep is tested in test_resume; here: the exit code and the one line)
 
 
 def test_load_tables_never_deletes(tmp_path):
