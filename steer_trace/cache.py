@@ -9,13 +9,15 @@ Layout under the results root (default ``results/`` in the working folder):
 A run key hashes the config (model, revision, dataset content hash, options);
 a point key hashes the point's own parameters. Running the same command twice
 recomputes nothing; a killed run resumes from its finished points. A file whose
-checksum does not match is reported and recomputed.
+checksum does not match is reported and recomputed. Readers that only look (figures: `load_tables`)
+never write or delete: a damaged entry is reported and skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -48,18 +50,24 @@ def key_of(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _write_atomic(path: Path, frame: pl.DataFrame, config: dict) -> None:
     """Write to temporary names, then rename: a reader sees the old entry, the new one, or
-    (killed between the renames) a checksum mismatch that is recomputed, never a partial file."""
+    (killed between the renames) a checksum mismatch that is recomputed, never a partial file.
+
+    The parquet is built in memory and written by Python, so a full or failing disk is an OSError
+    (one `error:` line) rather than a polars exception."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     side_tmp = path.with_name(f".{path.stem}.{os.getpid()}.json.tmp")
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    data = buffer.getvalue()
     try:
-        frame.write_parquet(tmp)
-        side = {"config": config, "sha256": _sha256(tmp), "rows": frame.height}
+        tmp.write_bytes(data)
+        side = {"config": config, "sha256": _sha256(data), "rows": frame.height}
         side_tmp.write_text(json.dumps(side, indent=1, sort_keys=True, default=str))
         os.replace(tmp, path)  # parquet first: a sidecar never describes a missing file
         os.replace(side_tmp, path.with_suffix(".json"))
@@ -71,16 +79,24 @@ def _write_atomic(path: Path, frame: pl.DataFrame, config: dict) -> None:
                 leftover.unlink()
 
 
-def _read_checked(path: Path) -> pl.DataFrame | None:
+def _read_checked(path: Path, repair: bool = True) -> pl.DataFrame | None:
+    """The table at `path` if it and its sidecar agree; None when absent or damaged.
+
+    A damaged entry is reported; with `repair` (the commands that compute) it is deleted so that it is
+    recomputed, without (readers such as figures) it is only skipped."""
     side = path.with_suffix(".json")
-    if not path.exists() or not side.exists():
+    if not path.is_file() or not side.is_file():
         return None
     try:
         meta = json.loads(side.read_text())
-        if meta.get("sha256") != _sha256(path):
+        if not isinstance(meta, dict) or meta.get("sha256") != _sha256(path.read_bytes()):
             raise ValueError("checksum mismatch")
         return pl.read_parquet(path)
-    except Exception as error:  # corrupt sidecar or parquet: recompute
+    except Exception as error:  # noqa: BLE001 - corrupt sidecar or parquet, unreadable file: never trusted
+        if not repair:
+            warnings.warn(f"cache entry {path} is damaged or unreadable ({error}); skipped "
+                          "(re-run the command that made it to recompute)", stacklevel=2)
+            return None
         warnings.warn(f"cache entry {path} is corrupt ({error}); recomputing", stacklevel=2)
         path.unlink(missing_ok=True)
         side.unlink(missing_ok=True)
@@ -136,11 +152,17 @@ class Run:
 
 
 def load_tables(experiment: str, root: str | Path | None = None) -> pl.DataFrame | None:
-    """Every finished run of an experiment, concatenated (for figures)."""
+    """Every finished run of an experiment, concatenated (for figures). Only reads: a damaged entry, or
+    one whose columns do not fit the others, is reported and skipped, never deleted."""
     folder = results_root(root) / experiment
-    frames = []
+    table = None
     for path in sorted(folder.glob("*.parquet")):
-        frame = _read_checked(path)
-        if frame is not None and frame.height:
-            frames.append(frame)
-    return pl.concat(frames, how="diagonal_relaxed") if frames else None
+        frame = _read_checked(path, repair=False)
+        if frame is None or not frame.height:
+            continue
+        try:
+            table = frame if table is None else pl.concat([table, frame], how="diagonal_relaxed")
+        except Exception as error:  # noqa: BLE001 - columns of another kind than the other runs'
+            warnings.warn(f"cache entry {path} does not fit the other {experiment} tables ({error}); skipped",
+                          stacklevel=2)
+    return table

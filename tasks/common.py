@@ -79,6 +79,29 @@ def progress(total: int, label: str):
     return tqdm(total=total, desc=label, unit="item", disable=disable, leave=False)
 
 
+def warn_if_overflows(model, text: str, plan) -> bool:
+    """Warn (and return True) when `plan` overflows the residual stream on `text`: its mean square (what every
+    norm layer computes) or the logits are inf/NaN, or the logits are all equal. A coefficient that large shows
+    up otherwise only as empty or garbage text. One extra forward pass, once per command (never in a sweep)."""
+    import torch
+
+    from steer_trace.batching import encode
+    from steer_trace.plan import apply_plan
+
+    kwargs = {**model.last_logits_only(), **model.trace_kwargs()}
+    with torch.no_grad(), model.lm.trace(encode(model.tokenizer, [text]), **kwargs):
+        apply_plan(model, plan)
+        last = model.layers()[-1].output[:, -1, :].float()
+        residual_ok = torch.isfinite(last.pow(2).mean()).save()
+        logits = model.lm.output.logits[:, -1, :].float()
+        logits_ok = (torch.isfinite(logits).all() & (logits.max() > logits.min())).save()
+    if bool(residual_ok) and bool(logits_ok):
+        return False
+    warnings.warn(f"steering with {plan.describe()} overflows the residual stream (inf/NaN or constant logits): "
+                  "the steered text is meaningless; use a smaller --coef", stacklevel=2)
+    return True
+
+
 _USER_ERRNOS = {  # failures of the user's disk or paths, not of the program
     errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
     errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG,
@@ -104,9 +127,18 @@ def _explain(error: BaseException) -> str | None:
     return None
 
 
+EXIT_USER_ERROR = 2  # a mistake the user can fix: one `error:` line
+EXIT_INTERRUPTED = 130  # stopped by the user (Ctrl-C): the shell convention 128 + SIGINT
+
+
 def _fail(message: str):
     click.echo("error: " + " ".join(message.split()), err=True)
-    raise click.exceptions.Exit(2)
+    raise click.exceptions.Exit(EXIT_USER_ERROR)
+
+
+def _interrupted():
+    click.echo("\ninterrupted: finished work is kept; run the same command again to resume", err=True)
+    raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):
@@ -115,8 +147,8 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 
 class CleanErrors(click.Group):
     """Turn every mistake below (UserError, bad options, full or unwritable disk, unreachable
-    server, out of memory) into one line on stderr and exit code 2; anything else is a bug
-    and keeps its traceback."""
+    server, out of memory) into one line on stderr and exit code 2, and Ctrl-C into one line and
+    exit code 130; anything else is a bug and keeps its traceback."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
@@ -133,6 +165,8 @@ class CleanErrors(click.Group):
             return super().invoke(ctx)
         except click.exceptions.NoArgsIsHelpError:
             raise
+        except KeyboardInterrupt:
+            _interrupted()
         except Exception as error:  # noqa: BLE001 - re-raised unless the user can fix it
             message = _explain(error)
             if message is None:

@@ -8,7 +8,7 @@ import click
 
 from steer_trace.aggregators import DEFAULT_METHOD, METHODS
 
-from .common import model_options, open_model, progress, steering_options
+from .common import model_options, open_model, progress, steering_options, warn_if_overflows
 
 
 @click.command("models")
@@ -113,6 +113,8 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, c
 
     if (vector is None) != (layer is None):  # check options before the slow model load
         raise UserError("--vector and --layer go together: give both or neither")
+    if not prompt_text and not chat:
+        raise UserError("the prompt is empty: give some text (without --chat there is nothing to continue)")
     v = SteeringVector.load(vector) if vector else None
     model = open_model(model_spec)
     plan = steering.apply(Plan.single(v, model.check_layer(layer), coef)).check(model) if v else None
@@ -123,6 +125,7 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, c
     click.echo(f"unsteered: {steered_generate(model, [text], Plan.none(), max_new_tokens)[0]!r}")
     if plan:
         click.echo(f"steered ({plan.describe()}): {steered_generate(model, [text], plan, max_new_tokens)[0]!r}")
+        warn_if_overflows(model, text, plan)
 
 
 COMMANDS = [models_cmd, vectors_group, generate_cmd]

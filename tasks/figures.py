@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -13,19 +14,26 @@ import click
 @click.option("--out", "out_dir", default="figures", show_default=True, type=click.Path(),
               help="Folder for the PNG files.")
 def figures_cmd(results_dir, out_dir):
-    """Rebuild all figures (seaborn) from cached results; loads no model."""
+    """Rebuild all figures (seaborn) from cached results; loads no model and never writes into the results."""
     import matplotlib
 
     matplotlib.use("Agg")
     from steer_trace.cache import results_root
+    from steer_trace.errors import UserError
     from steer_trace.plots import behaviours, skills
 
     started = time.time()
+    root = results_root(results_dir)
+    if not root.is_dir():
+        raise UserError(f"results folder {root} does not exist: give --results DIR (or $STEER_TRACE_RESULTS), "
+                        "the folder a behaviours or skills command wrote")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for family in (behaviours, skills):
-        written += family.build(results_root(results_dir), out)
+        written += family.build(root, out)
+    if not written:
+        warnings.warn(f"no figures drawn: {root} holds no usable result tables "
+                      "(run a behaviours or skills command first, or give --results DIR)", stacklevel=1)
     for path in written:
         click.echo(f"wrote {path}")
     click.echo(f"{len(written)} figures in {time.time() - started:.1f}s")

@@ -9,6 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("STEER_TRACE_SHARED_DATA", REPO.parent / "shared" / "data"))
 PAPER_SETS = SHARED_DATA / "extending-activation-addition" / "data" / "datasets"
+PROJECT_DATA = REPO / "data"  # the project's own small sets: always there, also in a user's clone
 
 
 @pytest.fixture(scope="session")
@@ -20,14 +21,38 @@ def smol():
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The public sets (for tests about those files themselves); the skip says so."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"public datasets not found at {SHARED_DATA}")
+        pytest.skip(f"needs the public datasets (Anthropic evals, the paper's processed sets, WikiText-2, "
+                    f"HumanEval) at {SHARED_DATA}, or $STEER_TRACE_SHARED_DATA; not found")
     return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
 def paper_sets(shared_data) -> Path:
+    """The paper's processed behaviour sets (tests of their rows, sizes and prompts)."""
     return PAPER_SETS
+
+
+@pytest.fixture(scope="session")
+def behaviour_sets() -> Path:
+    """A folder with the five behaviour files, for tests that need *some* behaviour data: the paper's processed
+    sets when ../shared/data is there, else the project's own (data/behaviours). Files: `behaviour_file`."""
+    return PAPER_SETS if PAPER_SETS.is_dir() else PROJECT_DATA / "behaviours"
+
+
+@pytest.fixture(scope="session")
+def behaviour_file(behaviour_sets):
+    """behaviour_file("myopic") -> that behaviour's file in `behaviour_sets` (.json or .jsonl)."""
+    from steer_trace.experiments.behaviour_data import find_file
+
+    return lambda name: find_file(behaviour_sets, name)
+
+
+@pytest.fixture(scope="session")
+def skills_data_args() -> list[str]:
+    """`--data-dir` for the skills commands: the public corpora when there, else [] (the project's data/skills)."""
+    return ["--data-dir", str(SHARED_DATA)] if SHARED_DATA.is_dir() else []
 
 
 @pytest.fixture

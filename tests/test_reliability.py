@@ -33,7 +33,7 @@ LAYER = model_layer(10, 30)  # 9 on smollm2-135m, the test profile's report laye
 
 
 @pytest.fixture(scope="module")
-def behaviours(smol, paper_sets, tmp_path_factory):
+def behaviours(smol, behaviour_sets, tmp_path_factory):
     """`steer-trace behaviours ...` on the session's smollm2 (no reload), profile test, one small behaviour;
     the results root is shared by the module so the behaviour's vector is extracted once."""
     root = tmp_path_factory.mktemp("reliability") / "results"
@@ -43,7 +43,7 @@ def behaviours(smol, paper_sets, tmp_path_factory):
     def invoke(command, *args, data=True, results=None, behaviour="myopic"):
         argv = ["behaviours", command, "--profile", "test", "--n-test", "2", "--results", str(results or root), *args]
         if data:
-            argv += ["--data-dir", str(paper_sets), "--behaviours", behaviour]
+            argv += ["--data-dir", str(behaviour_sets), "--behaviours", behaviour]
         return CliRunner().invoke(main, argv)
 
     invoke.root = root
@@ -59,10 +59,10 @@ def test_layer_out_of_range_on_behaviours(behaviours):
                    "layer 99 is out of range", "0..29")
 
 
-def test_layer_out_of_range_on_skills(smol, shared_data, tmp_path, monkeypatch):
+def test_layer_out_of_range_on_skills(smol, skills_data_args, tmp_path, monkeypatch):
     monkeypatch.setattr("tasks.skills.open_model", lambda spec: smol)
     root = str(tmp_path / "results")
-    common = ["--data-dir", str(shared_data), "--results", root]
+    common = [*skills_data_args, "--results", root]
     extract = CliRunner().invoke(main, ["skills", "extract", *common, "--n-vector", "2", "--max-tokens", "16"])
     assert extract.exit_code == 0, extract.output
     result = CliRunner().invoke(main, ["skills", "sweep", *common, "--n-eval", "2", "--max-tokens", "16",
@@ -208,17 +208,18 @@ def nnsight_host(monkeypatch):
     CONFIG.API.HOST, CONFIG.API.APIKEY, CONFIG.APP.REMOTE_LOGGING = saved
 
 
-def test_unreachable_ndif_host_is_one_line(paper_sets, tmp_path, nnsight_host):
+def test_unreachable_ndif_host_is_one_line(behaviour_sets, tmp_path, nnsight_host):
     # --remote checks the host before any model is loaded
     result = CliRunner().invoke(main, ["behaviours", "single", "--remote", "--ndif-host", "http://127.0.0.1:9",
-                                       "--profile", "test", "--data-dir", str(paper_sets), "--behaviours",
+                                       "--profile", "test", "--data-dir", str(behaviour_sets), "--behaviours",
                                        "myopic", "--results", str(tmp_path)])
     one_error_line(result, "NDIF host http://127.0.0.1:9 unreachable")
 
 
-def test_ndif_host_that_is_not_a_url(paper_sets, tmp_path, nnsight_host):
+def test_ndif_host_that_is_not_a_url(behaviour_sets, tmp_path, nnsight_host):
     result = CliRunner().invoke(main, ["behaviours", "single", "--remote", "--ndif-host", "127.0.0.1:9",
-                                       "--profile", "test", "--data-dir", str(paper_sets), "--results", str(tmp_path)])
+                                       "--profile", "test", "--data-dir", str(behaviour_sets),
+                                       "--results", str(tmp_path)])
     one_error_line(result, "must start with http:// or https://")
 
 
@@ -226,13 +227,13 @@ def test_ndif_host_that_is_not_a_url(paper_sets, tmp_path, nnsight_host):
 
 
 @pytest.mark.slow
-def test_same_command_twice_gives_identical_tables(smol, paper_sets, tmp_path, monkeypatch):
+def test_same_command_twice_gives_identical_tables(smol, behaviour_sets, tmp_path, monkeypatch):
     monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
     tables = []
     for run in ("first", "second"):
         root = tmp_path / run
         result = CliRunner().invoke(main, [
-            "behaviours", "single", "--profile", "test", "--n-test", "2", "--data-dir", str(paper_sets),
+            "behaviours", "single", "--profile", "test", "--n-test", "2", "--data-dir", str(behaviour_sets),
             "--behaviours", "myopic,agreeableness", "--layers", str(LAYER), "--add-mult", "4",
             "--subtract-mult", "4", "--results", str(root)])
         assert result.exit_code == 0, result.output
@@ -380,11 +381,11 @@ def test_scoring_halves_a_batch_that_runs_out_of_memory(smol):
     assert torch.allclose(probs, expected, atol=1e-5) and torch.equal(greedy, greedy_expected)
 
 
-def test_cli_out_of_memory_even_at_batch_size_one_is_one_line(smol, paper_sets, tmp_path, monkeypatch):
+def test_cli_out_of_memory_even_at_batch_size_one_is_one_line(smol, behaviour_sets, tmp_path, monkeypatch):
     monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
     with BatchLimit(smol, 0) as limit:
         result = CliRunner().invoke(main, [
-            "behaviours", "extract", "--profile", "test", "--data-dir", str(paper_sets), "--behaviours", "myopic",
+            "behaviours", "extract", "--profile", "test", "--data-dir", str(behaviour_sets), "--behaviours", "myopic",
             "--results", str(tmp_path / "results"), "--batch-size", "4"])
     one_error_line(result, "out of memory", "--batch-size 1")
     assert limit.sizes[0] >= 2 and limit.sizes[-1] == 1  # halved down to one text before giving up

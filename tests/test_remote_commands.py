@@ -112,15 +112,15 @@ def sorted_table(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def local_sweep(run_cli, paper_sets, tmp_path_factory):
+def local_sweep(run_cli, behaviour_sets, tmp_path_factory):
     root = tmp_path_factory.mktemp("local") / "results"
-    result = run_cli(*sweep_args(root, paper_sets), "--model", "smollm2-135m")
+    result = run_cli(*sweep_args(root, behaviour_sets), "--model", "smollm2-135m")
     assert run_cli.opened[-1] is run_cli.smol
     return root, result
 
 
 @pytest.fixture(scope="module")
-def remote_sweep(run_cli, ndif_host, paper_sets, tmp_path_factory):  # noqa: F811
+def remote_sweep(run_cli, ndif_host, behaviour_sets, tmp_path_factory):  # noqa: F811
     """The same sweep on NDIF, with a unique NDIF_API_KEY in the environment (the local
     server does not check keys; the last test makes sure the key is written nowhere)."""
     from nnsight import CONFIG
@@ -133,7 +133,7 @@ def remote_sweep(run_cli, ndif_host, paper_sets, tmp_path_factory):  # noqa: F81
     patch.setenv("NDIF_API_KEY", secret)
     before = (CONFIG.API.HOST, CONFIG.API.APIKEY)
     try:
-        result = run_cli(*sweep_args(root, paper_sets), "--remote", "--ndif-host", ndif_host)
+        result = run_cli(*sweep_args(root, behaviour_sets), "--remote", "--ndif-host", ndif_host)
         assert CONFIG.API.APIKEY == secret  # the requests carried the key
     finally:
         CONFIG.API.HOST, CONFIG.API.APIKEY = before
@@ -189,11 +189,11 @@ def test_remote_sweep_equals_local_in_fewer_requests_than_points(local_sweep, re
 
 @pytest.mark.remote
 @pytest.mark.slow
-def test_remote_command_reads_the_local_cache_without_requests(run_cli, local_sweep, ndif_host, paper_sets):  # noqa: F811
+def test_remote_command_reads_the_local_cache_without_requests(run_cli, local_sweep, ndif_host, behaviour_sets):  # noqa: F811
     """Same model name, same run key: a remote run into a root with local results recomputes nothing."""
     root, _ = local_sweep
     before = snapshot(root)
-    result = run_cli(*sweep_args(root, paper_sets), "--remote", "--ndif-host", ndif_host)
+    result = run_cli(*sweep_args(root, behaviour_sets), "--remote", "--ndif-host", ndif_host)
     model = run_cli.opened[-1]
     assert model.remote is True
     assert computed(result) == 0 and model.extra.get("requests", 0) == 0
@@ -205,11 +205,11 @@ def test_remote_command_reads_the_local_cache_without_requests(run_cli, local_sw
 
 @pytest.mark.remote
 @pytest.mark.slow
-def test_unreachable_host_is_one_line_and_touches_no_result(run_cli, local_sweep, paper_sets):
+def test_unreachable_host_is_one_line_and_touches_no_result(run_cli, local_sweep, behaviour_sets):
     root, _ = local_sweep
     before = snapshot(root)
     started = time.time()
-    result = run_cli(*sweep_args(root, paper_sets), "--remote", "--ndif-host", "http://127.0.0.1:9", expect=2)
+    result = run_cli(*sweep_args(root, behaviour_sets), "--remote", "--ndif-host", "http://127.0.0.1:9", expect=2)
     elapsed = time.time() - started
     [line] = error_lines(result)
     assert "unreachable" in line and "127.0.0.1:9" in line
@@ -223,14 +223,14 @@ def test_unreachable_host_is_one_line_and_touches_no_result(run_cli, local_sweep
 
 @pytest.mark.remote
 @pytest.mark.slow
-def test_server_stopped_mid_sweep_keeps_finished_points(run_cli, ndif_stack, ndif_host, paper_sets, tmp_path):  # noqa: F811
+def test_server_stopped_mid_sweep_keeps_finished_points(run_cli, ndif_stack, ndif_host, behaviour_sets, tmp_path):  # noqa: F811
     """The API goes down right after the first behaviour's points land (the hook stops it
     before the second behaviour's request, so the failure is deterministic)."""
     import steer_trace.experiments.behaviours as exp
     from steer_trace.remote import configure
 
     root = tmp_path / "results"
-    argv = [*sweep_args(root, paper_sets, behaviours="myopic,sycophancy", layers="9"), "--remote",
+    argv = [*sweep_args(root, behaviour_sets, behaviours="myopic,sycophancy", layers="9"), "--remote",
             "--ndif-host", ndif_host]
     real_score_points = exp.score_points
     killed = {}

@@ -226,11 +226,13 @@ def test_write_is_atomic_when_the_writer_dies(tmp_path, monkeypatch):
     old = run.point({"p": 1}, Counter(1.0))
     path = _point_path(run, {"p": 1})
 
-    def dying_write(self, target, *args, **kwargs):
-        Path(target).write_bytes(b"PAR1 only half a file")
+    real_write = Path.write_bytes
+
+    def dying_write(self, data):  # the parquet is built in memory, then written: die half way through
+        real_write(self, data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pl.DataFrame, "write_parquet", dying_write)
+    monkeypatch.setattr(Path, "write_bytes", dying_write)
     with pytest.raises(UserError, match="cannot write results .*No space left"):
         cache._write_atomic(path, Counter(5.0)(), {"p": 1})
     monkeypatch.undo()

@@ -12,7 +12,6 @@ Files (one set per model; `__<model>` is appended to every name when the results
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import polars as pl
 
 from ..cache import load_tables
 from .common import (
-    behaviour_order, file_name, n_text, new_figure, per_model, pretty, save, select_variant, slug, style, variant_text,
+    behaviour_order, file_name, guarded, n_text, new_figure, per_model, pretty, save, select_variant, slug, style,
+    variant_text, write_file,
 )
 from .skills import DEFAULT_MODEL
 
@@ -45,21 +45,19 @@ def build(results_root, out_dir) -> list[Path]:
     models = set()
     for table in tables.values():
         if "model" in table.columns:
-            models |= set(table["model"].drop_nulls().unique().to_list())
+            models |= {str(m) for m in table["model"].drop_nulls().unique().to_list()}
     several = len(models) > 1
     written: list[Path] = []
     with style():
-        written += single_figures(tables, out, several)
-        written += combined_figures(tables, out, several)
-        written += simultaneous_figures(tables, out, several)
-        written += distribution_figures(tables, out, several)
-        written += interference_figures(tables, out, several)
-        written += grid_figures(tables, out, several)
+        for label, make in (("single steering", single_figures), ("combined", combined_figures),
+                            ("simultaneous", simultaneous_figures), ("activation distribution", distribution_figures),
+                            ("interference", interference_figures), ("grid search", grid_figures)):
+            written += guarded(label, make, tables, out, several)
     if several:  # the default model's figures also carry the paper's plain names
         suffix = f"__{slug(DEFAULT_MODEL)}.png"
         for path in [p for p in written if p.name.endswith(suffix)]:
             plain = path.with_name(path.name[: -len(suffix)] + ".png")
-            shutil.copyfile(path, plain)
+            write_file(plain, path.read_bytes())
             written.append(plain)
     return written
 
@@ -267,13 +265,13 @@ def _combined_panel(ax, rows, single_rows, layer, behaviours):
             ax.plot(span, [default["p_matching"]] * 2, color="#8a8a8a", linewidth=1.6,
                     label=None if "default" in labelled else "Default")
             labelled.add("default")
-        for direction, style in (("add", {"marker": "+", "linestyle": "none"}),
-                                 ("subtract", {"linestyle": (0, (4, 4))})):
+        for direction, line in (("add", {"marker": "+", "linestyle": "none"}),
+                                ("subtract", {"linestyle": (0, (4, 4))})):
             row = _row(single_at, behaviour=behaviour, direction=direction) if single_at is not None else None
             if row is None:
                 continue
             key = f"single {direction}"
-            ax.plot(xs, [row["p_matching"]] * len(xs), color="#8a8a8a", **style,
+            ax.plot(xs, [row["p_matching"]] * len(xs), color="#8a8a8a", **line,
                     label=None if key in labelled else f"Single vector, {direction}")
             labelled.add(key)
     ax.axhline(0.5, color="#777777", linestyle=":", linewidth=1, zorder=0.8)

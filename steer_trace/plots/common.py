@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import re
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -38,12 +41,46 @@ def new_figure(*args, **kwargs):
 
 
 def save(fig, path: Path, dpi: int = 110) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     for ax in fig.axes:  # annotations inside axes need no room of their own: skip them when laying out (faster)
         for text in ax.texts:
             text.set_in_layout(False)
-    fig.savefig(path, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
+    return write_file(path, buffer.getvalue())
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary name beside `path`, then rename: a full or read-only disk leaves the old
+    file or none, never a truncated one, and the error names the file."""
+    from ..errors import UserError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as error:
+        raise UserError(f"cannot write figure {path} ({error.strerror or error})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return path
+
+
+def guarded(label: str, make, *args) -> list[Path]:
+    """The figures `make(*args)` writes. Tables whose contents a figure cannot use (a column of another type,
+    values that do not fit) cost that group of figures, with a warning, not the whole command; a file that
+    cannot be written (UserError) still stops it."""
+    from ..errors import UserError
+
+    try:
+        return make(*args)
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 - damaged or foreign tables, reported and skipped
+        warnings.warn(f"{label} figures skipped: their tables have unexpected contents "
+                      f"({type(error).__name__}: {' '.join(str(error).split())[:200]})", stacklevel=2)
+        return []
 
 
 def slug(text) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from ..cache import load_tables
-from .common import new_figure, save, slug, style
+from .common import guarded, new_figure, save, slug, style
 
 DEFAULT_MODEL = "smollm2-135m"
 PREFERRED = {"profile": ["paper", "default", "quick"], "data": ["hub", "shared", "project"]}
@@ -40,6 +40,10 @@ def build(results_root, out_dir) -> list[Path]:
     out = Path(out_dir)
     sweep, languages = _sweep_tables(results_root)
     extract = load_tables("skills_extract", results_root)
+    return guarded("skills", _build, sweep, extract, out)
+
+
+def _build(sweep: pl.DataFrame | None, extract: pl.DataFrame | None, out: Path) -> list[Path]:
     models = set()
     for table in (sweep, extract):
         if table is not None and "model" in table.columns:
