@@ -7,12 +7,10 @@ from __future__ import annotations
 import ast
 import itertools
 import json
-import os
 import pickle
 import tracemalloc
 from pathlib import Path
 
-import polars as pl
 import pytest
 import torch
 from click.testing import CliRunner

@@ -40,10 +40,11 @@ def build(results_root, out_dir) -> list[Path]:
     out = Path(out_dir)
     sweep, languages = _sweep_tables(results_root)
     extract = load_tables("skills_extract", results_root)
-    return guarded("skills", _build, sweep, extract, out)
+    return guarded("skills", _build, sweep, languages, extract, out)
 
 
-def _build(sweep: pl.DataFrame | None, extract: pl.DataFrame | None, out: Path) -> list[Path]:
+def _build(sweep: pl.DataFrame | None, languages: pl.DataFrame | None, extract: pl.DataFrame | None,
+           out: Path) -> list[Path]:
     models = set()
     for table in (sweep, extract):
         if table is not None and "model" in table.columns:
