@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import polars as pl
 import pytest
@@ -12,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from steer_trace.cache import Run, load_tables
-from steer_trace.data import YES_NO, split
+from steer_trace.data import YES_NO, balanced_slice, split
 from steer_trace.errors import UserError
 from steer_trace.experiments import behaviour_data
 from steer_trace.experiments import behaviours as exp
@@ -77,11 +78,18 @@ def test_splits_follow_the_paper_and_never_overlap(smol, paper_sets):
     assert not rows["vector"] & rows["validation"] and not rows["vector"] & rows["test"]
     assert not rows["validation"] & rows["test"]
     full = split(s.items["myopic"], seed=13, sizes=(500, 200))  # the paper's rows 0-499 / 500-699 / 700+
-    assert parts["vector"] == full["vector"][:64] and parts["validation"] == full["validation"][:24]
-    assert parts["test"] == full["test"][:24] and len(full["test"]) == 300
+    assert parts["vector"] == full["vector"][:64] and len(full["test"]) == 300
+    # validation and test are label-balanced slices of the paper's parts, in the paper's order
+    assert parts["validation"] == balanced_slice(full["validation"], 24)
+    assert parts["test"] == balanced_slice(full["test"], 24)
+    for name in ("validation", "test"):
+        assert Counter(item.matching for item in parts[name]) == {"A": 12, "B": 12}
+    plain = open_study(smol, make_profile("quick"), ("myopic",), data_dir=paper_sets, slices="plain")
+    assert plain.part("myopic", "test") == full["test"][:24]  # the old slices, under the old result keys
+    assert "slices" not in plain.base_config() and s.base_config()["slices"] == "balanced"
     project = open_study(smol, make_profile("quick"), ("agreeableness",))  # the project's 40-row set
     sizes = [len(project.part("agreeableness", n)) for n in ("vector", "validation", "test")]
-    assert sizes == [20, 8, 12]
+    assert sizes == [20, 4, 10]  # balanced slices of the 8 / 12 rows shrink to the rarer label
 
 
 def test_both_orders_doubles_the_questions_and_relabels(smol, paper_sets):

@@ -40,7 +40,8 @@ def _model_folder(study) -> Path:
 def vector_config(study, name: str) -> dict:
     return {"model": study.model.name, "revision": study.model.revision, "behaviour": name,
             "data": content_hash(study.items[name]), "n_vector": study.profile.n_vector,
-            "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1}
+            "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1,
+            **({"split": study.split_rule} if study.split_rule != "seeded" else {})}
 
 
 def vector_path(study, name: str, answer: str | None = None) -> Path:
@@ -57,7 +58,8 @@ def extract(study, name: str, log: Log | None = None) -> tuple[SteeringVector, d
     prompts = [study.prompt(item) for item in rows]
     by_answer: dict[str, list[tuple[str, str]]] = {}
     for text, item in sorted(zip(prompts, rows), key=lambda pair: len(pair[0])):
-        by_answer.setdefault(item.matching, []).append((text + item.matching, text + item.not_matching))
+        for other in item.non_matching:  # many options: one pair per non-matching answer
+            by_answer.setdefault(item.matching, []).append((text + item.matching, text + other))
     common = {"name": name, "dataset": study.sources[name], "dataset_hash": content_hash(study.items[name]),
               "prompt_style": study.prompt_style, "key": key_of(vector_config(study, name))}
     groups = {answer: contrastive_vector(model, pairs, batch_size=study.profile.batch_size, balanced=False,
