@@ -194,6 +194,20 @@ def group():
     """
 
 
+def _extract_content(study) -> None:
+    from steer_trace.experiments.behaviour_sources import content_vector_path, study_vectors
+
+    vectors = study_vectors(study, _echo_err)
+    widths = (16, 5, 8, 9, 8)
+    click.echo(_row(("behaviour", "layer", "norm", "residual", "ratio"), widths))
+    for name, vector in vectors.items():
+        for L in study.layers(study.profile.report_layers):
+            residual = float(vector.meta["residual_norms"][str(L)])
+            click.echo(_row((name, L, float(vector[L].norm()), residual, float(vector[L].norm()) / residual), widths))
+    for name in study.names:
+        click.echo(f"content vector {name}: {content_vector_path(study, name)}")
+
+
 @group.command("extract")
 @model_options
 @study_options
@@ -203,6 +217,10 @@ def extract_cmd(model_spec, study_args):
 
     started = time.time()
     study = build_study(model_spec, study_args)
+    if study.vector_source == "content":
+        _extract_content(study)
+        _done(study, started)
+        return
     tables = run_extract(study, _echo_err)
     layers = study.layers(study.profile.report_layers)
     shown = tables["vectors"].filter(tables["vectors"]["layer"].is_in(layers)).sort(["behaviour", "layer"])
@@ -354,17 +372,38 @@ def tax_cmd(model_spec, study_args, vector_specs, layers, coefs):
     _done(study, started)
 
 
+def show_quality(table) -> None:
+    click.echo("vector quality (vector split pairs; null: each pair's labels swapped at random, 200 draws)")
+    widths = (16, 5, 7, 8, 15, 7, 9, 11, 7, 8)
+    click.echo(_row(("behaviour", "layer", "pairs", "norm", "null mean/95%", "p", "split-half", "null 95%", "p",
+                     "held-AUC"), widths))
+    for r in table.sort(["behaviour", "layer"]).iter_rows(named=True):
+        click.echo(_row((r["behaviour"], int(r["layer"]), int(r["n_pairs"]), r["norm"],
+                         f"{r['norm_null_mean']:.2f}/{r['norm_null_95']:.2f}", r["norm_p"], r["reliability"],
+                         r["reliability_null_95"], r["reliability_p"], r["heldout_auc"]), widths))
+
+
 @group.command("diagnose")
 @model_options
 @study_options
 @click.option("--layers", default=None, help="Layers to show: comma-separated or 'all' (default: paper's 10, 15).")
 def diagnose_cmd(model_spec, study_args, layers):
-    """Letter bias: per behaviour/layer the cosine of the A- and B-matching vectors, the vector's
-    norm against the residual norm, and the unsteered model's preference for the first answer."""
+    """Vector quality (split-half reliability, label-permutation null, held-out AUC), the order-consistency
+    precondition, and letter bias: per behaviour/layer the cosine of the A- and B-matching vectors, the
+    vector's norm against the residual norm, and the unsteered model's preference for the first answer."""
+    from steer_trace.experiments.behaviour_quality import run_precondition, run_quality
     from steer_trace.experiments.behaviour_vectors import run_extract, run_letter_bias
 
     started = time.time()
     study = build_study(model_spec, study_args)
+    report = _layers(study, None if layers == "all" else layers, study.profile.report_layers)
+    quality = run_quality(study, report, _echo_err)
+    show_quality(quality)
+    show_precondition(run_precondition(study, _echo_err))
+    two_options = all(len(i.options) == 2 for name in study.names for i in study.part(name, "test"))
+    if study.vector_source == "content" or not two_options:
+        _done(study, started)  # the letter-cosine and first-answer tables are for two-option letter vectors
+        return
     tables = run_extract(study, _echo_err)
     bias = run_letter_bias(study)
     shown = tables["vectors"]

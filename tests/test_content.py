@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from steer_trace.content import (answer_lengths, answer_logprobs, content_prompt, content_summary, pair_differences,
-                                 stem, texts)
+from steer_trace.content import (
+    answer_lengths,
+    answer_logprobs,
+    content_prompt,
+    content_summary,
+    pair_differences,
+    stem,
+    texts,
+)
 from steer_trace.data import ABItem, item_from_row
 from steer_trace.plan import Plan
 from steer_trace.vectors import SteeringVector

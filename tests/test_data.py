@@ -373,3 +373,30 @@ def test_balanced_slices_are_balanced():
         counts = Counter(i.matching for i in part)
         assert counts["Yes"] == counts["No"] and len(part) == min(n or 24, 24)
         assert part == [i for i in items if i in part]  # in the given order
+
+
+def test_paper_split_reproduces_the_papers_rows(paper_sets):
+    """The paper's loader: random.seed(13) once, then random.shuffle of each processed file in turn."""
+    import random
+
+    from steer_trace.data import PAPER_ORDER, paper_order
+
+    state = random.getstate()
+    try:
+        random.seed(13)
+        expected = {}
+        for name in PAPER_ORDER:
+            rows = json.loads((paper_sets / f"{name}.json").read_text())
+            random.shuffle(rows)
+            expected[name] = rows
+    finally:
+        random.setstate(state)
+    for name, rows in expected.items():
+        ours = paper_order(load_ab_file(paper_sets / f"{name}.json"), name)
+        raw = [json.loads((paper_sets / f"{name}.json").read_text())[item.row - 1] for item in ours]
+        assert raw[700:] == rows[700:] and raw[:500] == rows[:500], name
+    # the old per-behaviour Random(13) matches the paper for the first file only
+    wealth = load_ab_file(paper_sets / "wealth_seeking.json")
+    assert split(wealth)["test"] != paper_order(wealth, "wealth_seeking")[700:]
+    with pytest.raises(UserError, match="has 3 rows"):
+        paper_order(wealth[:3], "wealth_seeking")
