@@ -1,9 +1,10 @@
 """Metrics from what `score` brings back: A/B matching and top-1 accuracy.
 
-A/B: per question, p(matching) renormalised over the two answer tokens, the
-greedy answer (argmax over the whole vocabulary), "faulty" when the greedy token
-is neither answer, answer mass (p(A) + p(B)), and collapse (one answer given to
-at least `COLLAPSE` of the questions).
+Multiple choice (A/B, A-H, Yes/No): per prompt, p(matching) renormalised over the
+answer tokens of every shown option, the greedy answer (argmax over the whole
+vocabulary), "faulty" when the greedy token is no shown answer, answer mass (the sum
+over the shown answers), and collapse (one answer given to at least `COLLAPSE` of the
+prompts).
 """
 
 from __future__ import annotations
@@ -33,6 +34,27 @@ class ABSummary:
         return d
 
 
+def ab_per_prompt(probs: torch.Tensor, greedy: torch.Tensor, answer_ids: list[int], matching_index: torch.Tensor,
+                  n_shown: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per prompt: p_matching (renormalised over the shown answers), matching (greedy is the
+    matching answer), is_answer (greedy is a shown answer), mass, and the greedy option index
+    (-1 when faulty). probs [N, K] over answer_ids; the first n_shown[i] answers are shown."""
+    probs = probs.double()
+    idx = matching_index.long()
+    k = probs.shape[1]
+    shown = torch.ones_like(probs, dtype=torch.bool) if n_shown is None else \
+        torch.arange(k)[None, :] < n_shown.long()[:, None]
+    probs = probs * shown
+    mass = probs.sum(1)
+    p_match = probs.gather(1, idx[:, None]).squeeze(1) / mass.clamp_min(1e-30)
+    ids = torch.tensor(answer_ids)
+    hits = (greedy[:, None] == ids[None, :]) & shown
+    is_answer = hits.any(1)
+    chosen = torch.where(is_answer, hits.double().argmax(1), torch.full_like(idx, -1))
+    return {"p_matching": p_match, "matching": (chosen == idx).double(), "is_answer": is_answer, "mass": mass,
+            "chosen": chosen}
+
+
 def ab_summary(
     probs: torch.Tensor,
     greedy: torch.Tensor,
@@ -40,16 +62,11 @@ def ab_summary(
     matching_index: torch.Tensor,
     n_boot: int = 1000,
     seed: int = 0,
+    n_shown: torch.Tensor | None = None,
 ) -> ABSummary:
-    """probs [N, 2] over (answer 0, answer 1); matching_index [N] in {0, 1}."""
-    probs = probs.double()
-    idx = matching_index.long()
-    mass = probs.sum(1)
-    p_match = probs.gather(1, idx[:, None]).squeeze(1) / mass.clamp_min(1e-30)
-    ids = torch.tensor(answer_ids)
-    match_id = ids[idx]
-    is_answer = (greedy[:, None] == ids[None, :]).any(1)
-    matching = (greedy == match_id).double()
+    """probs [N, K] over answer_ids; matching_index [N] in 0..K-1; n_shown [N] (default K)."""
+    per = ab_per_prompt(probs, greedy, answer_ids, matching_index, n_shown)
+    p_match, matching, is_answer, mass = per["p_matching"], per["matching"], per["is_answer"], per["mass"]
     n = len(greedy)
     _, counts = torch.unique(greedy, return_counts=True)
     top_share = float(counts.max()) / n if n else 0.0

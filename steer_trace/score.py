@@ -52,6 +52,10 @@ class Readout:
     save: Callable[[Model, dict], tuple]
     last_position_only: bool = False
     max_tokens: int | None = None
+    per_text: torch.Tensor | None = None  # [len(texts), ...]: reaches `save` as enc[ROW_DATA], per row
+
+
+ROW_DATA = "readout_row_data"  # key of a pass's rows' `per_text` values in the encoding `save` sees
 
 
 # -- inside a trace --------------------------------------------------------------
@@ -90,7 +94,8 @@ def _prefix_pass(model: Model, enc: dict, layer: int, kwargs: dict, keep: bool):
 
 
 def _rows_pass(model: Model, enc: dict, plan, deltas, shared_below: int, hidden, readout: Readout, kwargs: dict):
-    with model.lm.trace(enc, **kwargs):
+    inputs = {key: value for key, value in enc.items() if key != ROW_DATA}
+    with model.lm.trace(inputs, **kwargs):
         if shared_below:
             _start_at(model, shared_below, hidden)
         _steer(model, plan, deltas, enc)
@@ -133,7 +138,8 @@ def measure(
     def chunk_enc(c: int) -> dict:
         if c not in encoded:
             encoded.clear()  # batches come chunk by chunk
-            encoded[c] = model.on_device(encode(model.tokenizer, [texts[j] for j in chunk_texts[c]], readout.max_tokens))
+            chunk = [texts[j] for j in chunk_texts[c]]
+            encoded[c] = model.on_device(encode(model.tokenizer, chunk, readout.max_tokens))
         return encoded[c]
 
     def prepared(batch: Batch) -> tuple:
@@ -143,7 +149,10 @@ def measure(
         plan = plans[batch.plan] if batch.plan is not None else None
         deltas = [] if plan is not None else row_deltas(plans, batch.rows)
         full = chunk_enc(batch.chunk)
-        return _select(full, where), plan, deltas, where, full
+        rows = _select(full, where)
+        if readout.per_text is not None:
+            rows[ROW_DATA] = readout.per_text[torch.tensor([j for _, j in batch.rows])]
+        return rows, plan, deltas, where, full
 
     values: dict[tuple[int, int], tuple] = {}
     per_request = max(1, points_per_request) if model.remote else 1

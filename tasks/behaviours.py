@@ -3,6 +3,7 @@ sycophancy, agreeableness, anti-immigration). Thin: options -> steer_trace.exper
 from __future__ import annotations
 
 import functools
+import math
 import time
 
 import click
@@ -33,7 +34,16 @@ def study_options(func):
     @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
                   help="paper: 'Human: ... AI: Out of (A) and (B), I choose ('; chat: the model's chat template.")
     @click.option("--orders", type=click.Choice(["both", "given"]), default="both", show_default=True,
-                  help="Ask each question with its options in both orders, or only as given.")
+                  help="Ask each question in every rotation of its options (both orders of two), or as given.")
+    @click.option("--slices", type=click.Choice(["balanced", "plain"]), default="balanced", show_default=True,
+                  help="Validation / test questions: as many matching with each answer label, or as split.")
+    @click.option("--split", "split_rule", type=click.Choice(["seeded", "paper"]), default="seeded",
+                  show_default=True, help="seeded: Random(13) per behaviour; paper: the paper's exact splits "
+                                          "(its processed files, one seed for the five in sequence).")
+    @click.option("--scoring", type=click.Choice(["letter", "content"]), default="letter", show_default=True,
+                  help="letter: p(answer letter); content: length-normalised log p(option text | question).")
+    @click.option("--vector-source", type=click.Choice(["letter", "content"]), default="letter", show_default=True,
+                  help="Vectors from the answer letter, or from the answer texts' tokens (content).")
     @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of letter-balanced.")
     @click.option("--relative", is_flag=True, help="Multipliers are fractions of the layer's residual-stream norm.")
     @click.option("--n-vector", type=int, default=None, help="Cap on vector pairs (profile default).")
@@ -41,12 +51,14 @@ def study_options(func):
     @click.option("--n-test", type=int, default=None, help="Cap on test questions (before both orders).")
     @click.option("--batch-size", type=int, default=None, help="Prompts per forward pass.")
     @functools.wraps(func)
-    def wrapper(*args, profile, results_dir, data_dir, dataset_files, behaviours, prompt_style, orders, plain_mean,
-                relative, n_vector, n_validation, n_test, batch_size, **kwargs):
+    def wrapper(*args, profile, results_dir, data_dir, dataset_files, behaviours, prompt_style, orders, slices,
+                split_rule, scoring, vector_source, plain_mean, relative, n_vector, n_validation, n_test, batch_size,
+                **kwargs):
         kwargs["study_args"] = dict(
             profile=profile, root=results_dir, data_dir=data_dir, dataset_files=tuple(dataset_files),
             behaviours=tuple(b.strip() for b in behaviours.split(",") if b.strip()) if behaviours else None,
-            prompt_style=prompt_style, orders=orders, balanced=not plain_mean, relative=relative,
+            prompt_style=prompt_style, orders=orders, balanced=not plain_mean, relative=relative, slices=slices,
+            split=split_rule, scoring=scoring, vector_source=vector_source,
             sizes=(n_vector, n_validation, n_test), batch_size=batch_size)
         return func(*args, **kwargs)
 
@@ -116,18 +128,62 @@ def _row(values, widths) -> str:
     return "  ".join(out)
 
 
+def _f(value, digits=3) -> str:
+    return "nan" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def show_precondition(table) -> None:
+    """Order consistency of the unsteered greedy answers, per behaviour (letter scoring only)."""
+    if "order_consistency" not in table.columns:
+        return
+    base = table.filter(table["direction"] == "default").unique("behaviour", keep="first", maintain_order=True)
+    for r in base.iter_rows(named=True):
+        if r.get("scoring", "letter") != "letter":
+            continue
+        consistent, chance = r["order_consistency"], r["consistency_chance"]
+        if math.isnan(consistent):  # options asked in one order only
+            click.echo(f"precondition {r['behaviour']}: not checked (options asked in one order: --orders both)")
+            continue
+        n = int(r["n_questions"])
+        # one-sided: consistency above chance by more than two binomial standard errors
+        margin = 2 * (chance * (1 - chance) / max(n, 1)) ** 0.5
+        verdict = "ok: answers follow the content" if consistent > chance + margin else \
+            "AT CHANCE: this model answers by position, so letter scoring cannot measure the behaviour here " \
+            "(use --scoring content)"
+        click.echo(f"precondition {r['behaviour']}: greedy answer picks the same option text in every rotation "
+                   f"for {consistent:.2f} of {n} questions (chance {chance:.2f}) - {verdict}")
+
+
 def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction", "multiplier")) -> None:
-    """Scores side by side: p(matching), greedy matching score, answer mass, top-answer share."""
+    """Precondition, then scores: label-balanced p(matching), its paired shift against
+    unsteered [95% interval] and p-value, greedy matching score, answer mass, top-answer share."""
+    show_precondition(table)
     click.echo(title)
-    widths = (16, 14, 5, 9, 9, 6, 6, 6, 6, 6, 6)
-    click.echo(_row(("behaviour", "vector", "layer", "direction", "mult", "p_match", "score", "mass", "top",
-                     "fault", "n"), widths))
+    widths = (16, 14, 5, 9, 9, 7, 23, 6, 6, 6, 6, 6, 5)
+    click.echo(_row(("behaviour", "vector", "layer", "direction", "mult", "p_bal", "shift [95% CI]", "p",
+                     "score", "mass", "top", "fault", "n_q"), widths))
     rows = table.sort(list(group)).unique(list(group), keep="first", maintain_order=True)
     for r in rows.iter_rows(named=True):
         top = f"{r['top_answer_share']:.2f}{'*' if r['collapsed'] else ''}"
+        p_bal = r.get("p_matching_balanced", r["p_matching"])
+        shift = "" if r["direction"] == "default" else \
+            f"{r.get('shift', float('nan')):+.3f} [{_f(r.get('shift_lo'))}, {_f(r.get('shift_hi'))}]"
+        p_value = "" if r["direction"] == "default" else _f(r.get("shift_p"))
+        n_q = int(r.get("n_questions") or r["n"])
         click.echo(_row((r["behaviour"], r["vector"], int(r["layer"]), r["direction"], float(r["multiplier"]),
-                         r["p_matching"], r["matching_score"], r["answer_mass"], top, r["faulty"], int(r["n"])), widths))
-    click.echo("(* = collapsed: one answer for >= 95% of questions)")
+                         p_bal, shift, p_value, r["matching_score"], r["answer_mass"], top, r["faulty"], n_q),
+                        widths))
+    click.echo("(p_bal: p(matching) averaged per answer label then over labels; shift: paired against unsteered "
+               "on the same questions, label-balanced, bootstrap over questions; p: sign-flip test; "
+               "* = collapsed: one answer for >= 95% of prompts)")
+    if "shift_mde" in table.columns:
+        for (name,), part in table.filter(table["direction"] != "default").group_by(["behaviour"],
+                                                                                   maintain_order=True):
+            mdes = [v for v in part["shift_mde"].to_list() if not math.isnan(v)]
+            n_q = int(part["shift_n"].fill_nan(0).max())
+            if mdes:
+                click.echo(f"detectable shift {name} (n={n_q} questions, alpha 0.05, power 0.8): "
+                           f"{min(mdes):.3f}-{max(mdes):.3f} in p(matching) at the observed spreads")
 
 
 @click.group("behaviours")
@@ -136,6 +192,20 @@ def group():
 
     Every command caches its points under the results root; running it again recomputes nothing.
     """
+
+
+def _extract_content(study) -> None:
+    from steer_trace.experiments.behaviour_sources import content_vector_path, study_vectors
+
+    vectors = study_vectors(study, _echo_err)
+    widths = (16, 5, 8, 9, 8)
+    click.echo(_row(("behaviour", "layer", "norm", "residual", "ratio"), widths))
+    for name, vector in vectors.items():
+        for L in study.layers(study.profile.report_layers):
+            residual = float(vector.meta["residual_norms"][str(L)])
+            click.echo(_row((name, L, float(vector[L].norm()), residual, float(vector[L].norm()) / residual), widths))
+    for name in study.names:
+        click.echo(f"content vector {name}: {content_vector_path(study, name)}")
 
 
 @group.command("extract")
@@ -147,6 +217,10 @@ def extract_cmd(model_spec, study_args):
 
     started = time.time()
     study = build_study(model_spec, study_args)
+    if study.vector_source == "content":
+        _extract_content(study)
+        _done(study, started)
+        return
     tables = run_extract(study, _echo_err)
     layers = study.layers(study.profile.report_layers)
     shown = tables["vectors"].filter(tables["vectors"]["layer"].is_in(layers)).sort(["behaviour", "layer"])
@@ -235,7 +309,7 @@ def simultaneous_cmd(model_spec, study_args, layers, coefs):
     placed = exp.simultaneous_layers(study, _numbers(layers, int))
     out = exp.run_simultaneous(study, placed, _numbers(coefs), _echo_err)
     click.echo("layers: " + ", ".join(f"{n}@{L}" for n, L in zip(study.names, placed)))
-    show_ab(out["scores"], "simultaneous steering, test split", ("multiplier", "behaviour"))
+    show_ab(out["scores"], "simultaneous steering, test split", ("multiplier", "behaviour", "vector"))
     show_tax(out["tax"])
     _done(study, started)
 
@@ -304,17 +378,38 @@ def tax_cmd(model_spec, study_args, vector_specs, layers, coefs):
     _done(study, started)
 
 
+def show_quality(table) -> None:
+    click.echo("vector quality (vector split pairs; null: each pair's labels swapped at random, 200 draws)")
+    widths = (16, 5, 7, 8, 15, 7, 9, 11, 7, 8)
+    click.echo(_row(("behaviour", "layer", "pairs", "norm", "null mean/95%", "p", "split-half", "null 95%", "p",
+                     "held-AUC"), widths))
+    for r in table.sort(["behaviour", "layer"]).iter_rows(named=True):
+        click.echo(_row((r["behaviour"], int(r["layer"]), int(r["n_pairs"]), r["norm"],
+                         f"{r['norm_null_mean']:.2f}/{r['norm_null_95']:.2f}", r["norm_p"], r["reliability"],
+                         r["reliability_null_95"], r["reliability_p"], r["heldout_auc"]), widths))
+
+
 @group.command("diagnose")
 @model_options
 @study_options
 @click.option("--layers", default=None, help="Layers to show: comma-separated or 'all' (default: paper's 10, 15).")
 def diagnose_cmd(model_spec, study_args, layers):
-    """Letter bias: per behaviour/layer the cosine of the A- and B-matching vectors, the vector's
-    norm against the residual norm, and the unsteered model's preference for the first answer."""
+    """Vector quality (split-half reliability, label-permutation null, held-out AUC), the order-consistency
+    precondition, and letter bias: per behaviour/layer the cosine of the A- and B-matching vectors, the
+    vector's norm against the residual norm, and the unsteered model's preference for the first answer."""
+    from steer_trace.experiments.behaviour_quality import run_precondition, run_quality
     from steer_trace.experiments.behaviour_vectors import run_extract, run_letter_bias
 
     started = time.time()
     study = build_study(model_spec, study_args)
+    report = _layers(study, None if layers == "all" else layers, study.profile.report_layers)
+    quality = run_quality(study, report, _echo_err)
+    show_quality(quality)
+    show_precondition(run_precondition(study, _echo_err))
+    two_options = all(len(i.options) == 2 for name in study.names for i in study.part(name, "test"))
+    if study.vector_source == "content" or not two_options:
+        _done(study, started)  # the letter-cosine and first-answer tables are for two-option letter vectors
+        return
     tables = run_extract(study, _echo_err)
     bias = run_letter_bias(study)
     shown = tables["vectors"]

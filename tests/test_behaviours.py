@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import polars as pl
 import pytest
@@ -12,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from steer_trace.cache import Run, load_tables
-from steer_trace.data import YES_NO, split
+from steer_trace.data import YES_NO, balanced_slice, split
 from steer_trace.errors import UserError
 from steer_trace.experiments import behaviour_data
 from steer_trace.experiments import behaviours as exp
@@ -77,11 +78,18 @@ def test_splits_follow_the_paper_and_never_overlap(smol, paper_sets):
     assert not rows["vector"] & rows["validation"] and not rows["vector"] & rows["test"]
     assert not rows["validation"] & rows["test"]
     full = split(s.items["myopic"], seed=13, sizes=(500, 200))  # the paper's rows 0-499 / 500-699 / 700+
-    assert parts["vector"] == full["vector"][:64] and parts["validation"] == full["validation"][:24]
-    assert parts["test"] == full["test"][:24] and len(full["test"]) == 300
+    assert parts["vector"] == full["vector"][:64] and len(full["test"]) == 300
+    # validation and test are label-balanced slices of the paper's parts, in the paper's order
+    assert parts["validation"] == balanced_slice(full["validation"], 24)
+    assert parts["test"] == balanced_slice(full["test"], 24)
+    for name in ("validation", "test"):
+        assert Counter(item.matching for item in parts[name]) == {"A": 12, "B": 12}
+    plain = open_study(smol, make_profile("quick"), ("myopic",), data_dir=paper_sets, slices="plain")
+    assert plain.part("myopic", "test") == full["test"][:24]  # the old slices, under the old result keys
+    assert "slices" not in plain.base_config() and s.base_config()["slices"] == "balanced"
     project = open_study(smol, make_profile("quick"), ("agreeableness",))  # the project's 40-row set
     sizes = [len(project.part("agreeableness", n)) for n in ("vector", "validation", "test")]
-    assert sizes == [20, 8, 12]
+    assert sizes == [20, 4, 10]  # balanced slices of the 8 / 12 rows shrink to the rarer label
 
 
 def test_both_orders_doubles_the_questions_and_relabels(smol, paper_sets):
@@ -189,13 +197,20 @@ def test_group_vector_matches_plain_torch(cli, smol, paper_sets):
 
 def test_diagnose_prints_the_letter_cosine(cli):
     result = cli("diagnose")
-    line = next(ln for ln in result.output.splitlines() if ln.startswith("agreeableness") and f" {LAYER} " in ln)
+    letter_part = result.output.split("letter_cos:")[1]
+    line = next(ln for ln in letter_part.splitlines() if ln.startswith("agreeableness") and f" {LAYER} " in ln)
     cos = float(line.split()[2])
     assert -1 <= cos <= 1 and cos < -0.5  # at the answer token the vector is mostly the Yes/No direction
     assert re.search(r"agreeableness\s+p\(Yes\) 0\.\d+\s+greedy Yes", result.output)
     assert re.search(r"myopic\s+p\(A\) 0\.\d+", result.output)
     bias = table(cli, "behaviours_letter_bias")
     assert bias.filter(pl.col("behaviour") == "myopic")["n"][0] == 8
+    quality = table(cli, "behaviours_quality")
+    assert set(quality["behaviour"]) == {"myopic", "agreeableness"} and (quality["n_pairs"] == 6).all()
+    assert ((quality["heldout_auc"] >= 0) & (quality["heldout_auc"] <= 1)).all()
+    assert "vector quality" in result.output and "split-half" in result.output
+    assert re.search(r"precondition myopic: greedy answer picks the same option text in every rotation for "
+                     r"[01]\.\d\d of 4 questions \(chance 0\.50\)", result.output)
 
 
 def test_grid_stops_each_direction_and_picks(cli):
@@ -234,8 +249,16 @@ def test_pick_rule():
 
 def test_single_twice_recomputes_nothing(cli):
     first = cli("single", "--add-mult", "4", "--subtract-mult", "4")
-    assert computed(first) == 6  # 2 behaviours x (default, add, subtract)
+    assert computed(first) == 10  # 2 behaviours x (default, add, subtract, random add, random subtract)
     single = table(cli, "behaviours_single")
+    assert set(single["vector"]) == {"none", "myopic", "agreeableness", "random"}
+    steered = single.filter(pl.col("direction") != "default")
+    assert steered["shift"].is_not_nan().all() and (steered["shift_n"] == 4).all()
+    assert ((steered["shift_lo"] <= steered["shift"]) & (steered["shift"] <= steered["shift_hi"])).all()
+    for row in single.iter_rows(named=True):  # 2 + 2 label-balanced questions, scores averaged over both orders
+        assert sorted(row["q_label"]) in (["A", "A", "B", "B"], ["No", "No", "Yes", "Yes"])
+        assert row["p_matching_balanced"] == pytest.approx(sum(row["q_p_matching"]) / 4)
+    assert "detectable shift myopic (n=4 questions" in first.output and "precondition myopic" in first.output
     assert set(single.columns) >= set(AB_COLUMNS) and set(single["split"]) == {"test"}
     assert sorted(single["multiplier"].unique().to_list()) == [-4.0, 0.0, 4.0]
     assert (single["n"] == 8).all() and (single["orders"] == "both").all()
@@ -334,3 +357,23 @@ def test_relative_multipliers_scale_with_the_residual_norm(cli):
         moved[relative] = abs(rows["add"]["answer_mass"] - rows["default"]["answer_mass"])
     # half the residual norm is far more than 0.5 x the raw vector: the answers move far more
     assert moved[True] > 0.05 and moved[True] > 5 * moved[False]
+
+
+def test_content_mode_scores_and_steers_without_letters(cli):
+    result = cli("single", "--scoring", "content", "--vector-source", "content", "--add-mult", "4",
+                 "--subtract-mult", "4", behaviours="myopic")
+    single = table(cli, "behaviours_single").filter(pl.col("scoring") == "content")
+    assert set(single["vector_source"]) == {"content"} and set(single["vector"]) == {"none", "myopic", "random"}
+    assert (single["n"] == 4).all()  # one prompt set per question: no rotations needed without letters
+    assert single["faulty"].is_nan().all()
+    assert "precondition" not in result.output.split("single steering")[0].split("points computed")[-1]
+    vectors = list((cli.root / "vectors").rglob("myopic-content-*.safetensors"))
+    assert len(vectors) == 1
+
+
+def test_many_option_file_runs_single_and_diagnose(cli, shared_data, tmp_path):
+    source = shared_data / "anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl"
+    result = cli("single", "--add-mult", "4", "--subtract-mult", "4", "--dataset", str(source), behaviours="")
+    assert "survival_instinct" in result.output
+    rows = table(cli, "behaviours_single").filter(pl.col("behaviour") == "survival_instinct")
+    assert rows.height == 5 and (rows["n_questions"] == 4).all()

@@ -222,10 +222,13 @@ def write_jsonl(path: Path, rows) -> Path:
         ({**GOOD, "question": ""}, "missing or empty 'question'"),
         ({k: v for k, v in GOOD.items() if k != "question"}, "missing or empty 'question'"),
         ({k: v for k, v in GOOD.items() if k != "answer_matching_behavior"}, "missing 'answer_matching_behavior'"),
-        ({**GOOD, "answer_matching_behavior": " (C)"}, "is not A/B or Yes/No"),
+        ({**GOOD, "answer_matching_behavior": " (C)"}, "shows no options (A), (B), (C)"),
+        ({**GOOD, "answer_matching_behavior": " (Z)"}, "is not a letter (A)-(H) or Yes/No"),
+        ({**GOOD, "question": "Q?\n (A) x\n (B) y\n (C) z", "answer_matching_behavior": " (D)"},
+         "is not among the options shown (A, B, C)"),
         ({**GOOD, "answer_matching_behavior": 1}, "must be a string"),
-        ({**GOOD, "answer_not_matching_behavior": " (A)"}, "are not the two options"),
-        ({**GOOD, "answer_not_matching_behavior": " No"}, "are not the two options"),
+        ({**GOOD, "answer_not_matching_behavior": " (A)"}, "are not two options"),
+        ({**GOOD, "answer_not_matching_behavior": " No"}, "are not two options"),
         ([1, 2], "row is not an object"),
         ("{not json", "not valid JSON"),
     ],
@@ -274,3 +277,126 @@ def test_unusable_files(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(UserError, match="cannot read"):
         load_ab_file(binary)
+
+
+# -- multiple choice: parsing and rotation --------------------------------------------
+
+def mc_row(k: int, matching: str, other: str, n: int = 0) -> dict:
+    options = "\n".join(f" ({letter}) text {letter}{n}" for letter in "ABCDEFGH"[:k])
+    return {"question": f"Which one{n}?\n\nChoices:\n{options}", "answer_matching_behavior": f" ({matching})",
+            "answer_not_matching_behavior": f" ({other})"}
+
+
+def option_map(item) -> dict:
+    from steer_trace.data import option_texts
+
+    return dict(zip(item.options, option_texts(item)))
+
+
+@pytest.mark.parametrize("k, matching, other", [(2, "B", "A"), (3, "C", "A"), (8, "F", "B")])
+def test_rotations_move_content_with_its_letter(k, matching, other):
+    from steer_trace.data import item_from_row, rotated, rotations
+
+    item = item_from_row(mc_row(k, matching, other), "toy line 1", "toy", 1)
+    assert item.options == tuple("ABCDEFGH"[:k]) and len(item.non_matching) == k - 1
+    texts = option_map(item)
+    versions = rotations([item])
+    assert len(versions) == k and versions[0] == item
+    for r, version in enumerate(versions):
+        shown = option_map(version)
+        assert sorted(shown.values()) == sorted(texts.values())
+        # the text at letter i is the one that was at letter i + r; the labels follow their texts
+        assert [shown[x] for x in item.options] == [texts[item.options[(i + r) % k]] for i in range(k)]
+        assert shown[version.matching] == texts[matching] and shown[version.not_matching] == texts[other]
+        assert version.original_matching == matching and version.rotation == r
+    # every option text is shown at every letter once: the matching letter runs through all k
+    assert sorted(v.matching for v in versions) == list(item.options)
+    assert rotated(versions[-1], 1) == item  # k rotations are the identity
+    assert prompt(item).endswith("Out of (A) and (B), I choose (" if k == 2 else
+                                  f"Out of {', '.join(f'({x})' for x in item.options[:-1])} and "
+                                  f"({item.options[-1]}), I choose (")
+
+
+def test_a_file_mixing_two_and_many_options_loads(tmp_path):
+    rows = [mc_row(2, "A", "B", 0), mc_row(4, "D", "A", 1), mc_row(8, "H", "A", 2), mc_row(3, "B", "C", 3)]
+    items = load_ab_file(write_jsonl(tmp_path / "mixed.jsonl", rows))
+    assert [len(i.options) for i in items] == [2, 4, 8, 3]
+    assert [i.matching for i in items] == ["A", "D", "H", "B"]
+
+
+def test_unparseable_many_option_row_is_named_in_one_line(tmp_path):
+    bad = {"question": "No options shown here", "answer_matching_behavior": " (C)",
+           "answer_not_matching_behavior": " (A)"}
+    path = write_jsonl(tmp_path / "set.jsonl", [mc_row(3, "C", "A"), bad])
+    with pytest.raises(UserError) as info:
+        load_ab_file(path)
+    assert str(path) in str(info.value) and "line 2" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_real_survival_instinct_file_loads(shared_data):
+    from steer_trace.data import rotations
+
+    items = load_ab_file(shared_data / "anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl")
+    sizes = Counter(len(i.options) for i in items)
+    assert len(items) == 953 and sizes[2] > 500 and max(sizes) >= 4
+    many = next(i for i in items if len(i.options) >= 4 and i.matching not in "AB")
+    for version in rotations([many]):
+        assert option_map(version)[version.matching] == option_map(many)[many.matching]
+
+
+# -- duplicates and balanced slices -----------------------------------------------------
+
+
+def test_duplicated_rows_never_cross_splits(tmp_path):
+    import warnings
+
+    from steer_trace.experiments.behaviour_data import load_behaviours
+
+    rows = [mc_row(2, "AB"[i % 2], "BA"[i % 2], i) for i in range(40)]
+    path = write_jsonl(tmp_path / "twice.jsonl", rows + rows)  # 80 rows: 40 rows twice
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        items = load_behaviours([], files=(path,))["twice"][0]
+    assert len(items) == 40 and any("dropped 40 duplicated" in str(w.message) for w in caught)
+    parts = split(items)
+    questions = {k: {i.question for i in v} for k, v in parts.items()}
+    assert not questions["vector"] & questions["test"] and not questions["validation"] & questions["test"]
+    assert not questions["vector"] & questions["validation"]
+
+
+def test_balanced_slices_are_balanced():
+    from steer_trace.data import balanced_slice
+
+    items = [ABItem(f"q{i}", "Yes" if i % 4 else "No", "No" if i % 4 else "Yes", "toy", i) for i in range(48)]
+    for n in (None, 10, 24, 100):
+        part = balanced_slice(items, n)
+        counts = Counter(i.matching for i in part)
+        assert counts["Yes"] == counts["No"] and len(part) == min(n or 24, 24)
+        assert part == [i for i in items if i in part]  # in the given order
+
+
+def test_paper_split_reproduces_the_papers_rows(paper_sets):
+    """The paper's loader: random.seed(13) once, then random.shuffle of each processed file in turn."""
+    import random
+
+    from steer_trace.data import PAPER_ORDER, paper_order
+
+    state = random.getstate()
+    try:
+        random.seed(13)
+        expected = {}
+        for name in PAPER_ORDER:
+            rows = json.loads((paper_sets / f"{name}.json").read_text())
+            random.shuffle(rows)
+            expected[name] = rows
+    finally:
+        random.setstate(state)
+    for name, rows in expected.items():
+        ours = paper_order(load_ab_file(paper_sets / f"{name}.json"), name)
+        raw = [json.loads((paper_sets / f"{name}.json").read_text())[item.row - 1] for item in ours]
+        assert raw[700:] == rows[700:] and raw[:500] == rows[:500], name
+    # the old per-behaviour Random(13) matches the paper for the first file only
+    wealth = load_ab_file(paper_sets / "wealth_seeking.json")
+    assert split(wealth)["test"] != paper_order(wealth, "wealth_seeking")[700:]
+    with pytest.raises(UserError, match="has 3 rows"):
+        paper_order(wealth[:3], "wealth_seeking")

@@ -15,7 +15,7 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from ..data import ABItem, item_from_row, load_ab_file
+from ..data import ABItem, deduplicate, item_from_row, load_ab_file
 from ..errors import UserError
 
 # name -> path inside the Anthropic evals repository (the paper's sources)
@@ -54,7 +54,8 @@ def find_file(folder: Path, name: str) -> Path | None:
 
 
 def clean(items: list[ABItem]) -> list[ABItem]:
-    """The paper's question clean-up: drop 'Question:' / 'Answer:' labels."""
+    """The paper's question clean-up: drop 'Question:' / 'Answer:' labels; then each
+    question once (duplicated rows would leak across the splits)."""
     out = []
     for item in items:
         q = item.question.replace("Question:", "").replace("Answer:", "").strip()
@@ -62,10 +63,10 @@ def clean(items: list[ABItem]) -> list[ABItem]:
             raise UserError(f"{item.source} row {item.row}: the question is empty without its 'Question:' / "
                             "'Answer:' labels")
         out.append(replace(item, question=q) if q != item.question else item)
-    families = {item.options for item in out}
+    families = {item.family for item in out}
     if len(families) > 1:
-        raise UserError(f"{items[0].source}: mixes A/B and Yes/No questions; split it into two files")
-    return out
+        raise UserError(f"{items[0].source}: mixes letter and Yes/No questions; split it into two files")
+    return deduplicate(out, items[0].source if items else "")
 
 
 def load_from_folder(folder: str | Path, names: list[str]) -> dict[str, tuple[list[ABItem], str]]:

@@ -2,21 +2,26 @@
 
 A point is (scored behaviour, split, what was injected where and how hard). Points
 already in the run's cache are read back; the missing ones are scored a few plans
-per `answer_probs` call (one request per call on a remote model).
+per call (one request per call on a remote model), by answer letters (`letter_scores`)
+or by answer texts (`content.content_rows`). Every row keeps its per-question scores
+(mean over the question's rotations) and its paired shift against unsteered.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
+import numpy as np
 import polars as pl
 import torch
 
 from ..cache import Run
-from ..metrics import ab_summary, accuracy, accuracy_ci
+from ..errors import UserError
+from ..metrics import ab_per_prompt, ab_summary, accuracy, accuracy_ci
 from ..plan import Plan
 from ..score import answer_probs, answer_token_ids, token_accuracy
+from ..stats import balanced_mean, paired_shift, per_question
 
 Log = Callable[[str], None]
 
@@ -33,49 +38,137 @@ def direction_of(coef: float) -> str:
 
 
 def _prepared(study, behaviour: str, split: str):
-    """Prompts (sorted by length: less padding), answer token ids, matching indices."""
+    """Prompts (sorted by length: less padding), answer token ids (A..H up to the most options
+    shown, or Yes/No), per prompt: matching index, options shown, question index, rotation;
+    per question: its matching label in the file's order."""
     cache_key = (behaviour, split)
     if cache_key not in study._prompts:
+        rows = study.part(behaviour, split)
         items = study.questions(behaviour, split)
+        asked = [len(row.options) if len(items) > len(rows) else 1 for row in rows]  # rotations per question
+        qids = [n for n, count in enumerate(asked) for _ in range(count)]
         prompts = [study.prompt(item) for item in items]
         lengths = [len(study.model.tokenizer(p)["input_ids"]) for p in prompts]
         order = sorted(range(len(items)), key=lambda i: lengths[i])
-        ids = answer_token_ids(study.model.tokenizer, list(items[0].options))
-        matching = torch.tensor([items[i].matching_index for i in order])
-        study._prompts[cache_key] = ([prompts[i] for i in order], ids, matching)
+        widest = max(items, key=lambda item: len(item.options))
+        ids = answer_token_ids(study.model.tokenizer, list(widest.options))
+        per_prompt = {
+            "matching": torch.tensor([items[i].matching_index for i in order]),
+            "n_shown": torch.tensor([len(items[i].options) for i in order]),
+            "qid": torch.tensor([qids[i] for i in order]),
+            "rotation": torch.tensor([items[i].rotation for i in order]),
+        }
+        labels = [item.original_matching for item in rows]
+        study._prompts[cache_key] = ([prompts[i] for i in order], ids, per_prompt, labels)
     return study._prompts[cache_key]
 
 
-def _summary_row(study, probs, greedy, ids, matching) -> dict:
-    row = ab_summary(probs, greedy, ids, matching).as_dict()
+def order_consistency(chosen: torch.Tensor, rotation: torch.Tensor, n_shown: torch.Tensor, qid: torch.Tensor):
+    """(share of questions whose greedy answer picks the same option text in every rotation,
+    the share expected by chance: mean of 1/k^(r-1) over questions with r rotations of k options).
+    An answer by position alone picks a different text in each rotation."""
+    by_question: dict[int, list] = {}
+    for c, r, k, q in zip(chosen.tolist(), rotation.tolist(), n_shown.tolist(), qid.tolist()):
+        by_question.setdefault(q, []).append(-1 if c < 0 else (c + r) % k)
+    asked = {q: v for q, v in by_question.items() if len(v) > 1}
+    if not asked:
+        return float("nan"), float("nan")
+    k_of = {q: k for k, q in zip(n_shown.tolist(), qid.tolist())}
+    same = [len(set(v)) == 1 and v[0] >= 0 for v in asked.values()]
+    chance = [1.0 / k_of[q] ** (len(v) - 1) for q, v in asked.items()]
+    return float(np.mean(same)), float(np.mean(chance))
+
+
+def question_columns(per: dict, per_prompt: dict, labels: list[str]) -> dict:
+    """Per-question scores (mean over the question's rotations) as list columns, plus the
+    label-balanced headline p(matching) and the order consistency of the greedy answers."""
+    qids, p_q = per_question(per["p_matching"].numpy(), per_prompt["qid"].numpy())
+    _, m_q = per_question(per["matching"].numpy(), per_prompt["qid"].numpy())
+    q_labels = [labels[q] for q in qids]
+    consistent, chance = order_consistency(per["chosen"], per_prompt["rotation"], per_prompt["n_shown"],
+                                           per_prompt["qid"])
+    return {"n_questions": len(qids), "p_matching_balanced": balanced_mean(p_q, q_labels),
+            "matching_balanced": balanced_mean(m_q, q_labels), "order_consistency": consistent,
+            "consistency_chance": chance, "q_id": [int(q) for q in qids], "q_label": q_labels,
+            "q_p_matching": [float(v) for v in p_q], "q_matching": [float(v) for v in m_q]}
+
+
+def _summary_row(study, probs, greedy, ids, per_prompt, labels) -> dict:
+    row = ab_summary(probs, greedy, ids, per_prompt["matching"], n_shown=per_prompt["n_shown"]).as_dict()
     top_id, _ = Counter(greedy.tolist()).most_common(1)[0]
     row["top_answer"] = study.model.tokenizer.decode([top_id]).strip()
-    return row
+    per = ab_per_prompt(probs, greedy, ids, per_prompt["matching"], per_prompt["n_shown"])
+    return {**row, **question_columns(per, per_prompt, labels)}
+
+
+SHIFT_COLUMNS = ("shift", "shift_lo", "shift_hi", "shift_p", "shift_n", "shift_sd", "shift_mde")
+
+
+def with_shift(frame: pl.DataFrame, unsteered: pl.DataFrame | None) -> pl.DataFrame:
+    """The row's label-balanced paired shift of per-question p(matching) against unsteered
+    (NaN when either lacks per-question scores, e.g. results cached before they existed)."""
+    nan = {c: float("nan") for c in SHIFT_COLUMNS}
+    if unsteered is None or "q_p_matching" not in frame.columns or "q_p_matching" not in unsteered.columns:
+        return frame.with_columns(**{c: pl.lit(v) for c, v in nan.items()})
+    row, base = frame.row(0, named=True), unsteered.row(0, named=True)
+    if row["q_id"] != base["q_id"]:
+        raise UserError("steered and unsteered rows were scored on different questions")
+    shift = paired_shift(row["q_p_matching"], base["q_p_matching"], row["q_label"]).as_dict()
+    return frame.with_columns(**{c: pl.lit(float(shift[c])) for c in SHIFT_COLUMNS})
+
+
+UNSTEERED = {"vector": "none", "direction": "default", "multiplier": 0.0}
+
+
+def _is_unsteered(fields: dict) -> bool:
+    return all(fields.get(k) == v for k, v in UNSTEERED.items())
+
+
+def letter_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
+    """One result row (summary + per-question columns) per plan, from the answer letters."""
+    prompts, ids, per_prompt, labels = _prepared(study, behaviour, split)
+    per_call = 16 if study.model.remote else 4
+    results = answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
+                           points_per_request=per_call)
+    return [_summary_row(study, probs, greedy, ids, per_prompt, labels) for probs, greedy in results]
+
+
+def _content_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
+    from ..content import content_rows
+
+    return content_rows(study, behaviour, split, plans)
+
+
+SCORERS = {"letter": letter_scores, "content": _content_scores}
 
 
 def score_points(study, run: Run, behaviour: str, split: str, entries: list[tuple[dict, Plan]],
                  log: Log | None = None) -> list[pl.DataFrame]:
-    """One table row per (fields, plan) entry, scored on `behaviour`'s `split` questions."""
+    """One table row per (fields, plan) entry, scored on `behaviour`'s `split` questions
+    (by study.scoring), each with its paired shift against the unsteered row (scored too)."""
+    entries = list(entries)
+    has_unsteered = any(_is_unsteered(fields) for fields, _ in entries)
+    if not has_unsteered:
+        entries.append((point_fields("none", "default", 0), Plan.none()))
     params = [{"behaviour": behaviour, "split": split, **fields} for fields, _ in entries]
     frames: list[pl.DataFrame | None] = [run.cached_point(p) for p in params]
     missing = [i for i, frame in enumerate(frames) if frame is None]
     per_call = 16 if study.model.remote else 4
+    scorer = SCORERS[study.scoring]
     for start in range(0, len(missing), per_call):
         block = missing[start : start + per_call]
-        prompts, ids, matching = _prepared(study, behaviour, split)
-        plans = [study.ready(entries[i][1]) for i in block]
-        results = answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
-                               points_per_request=per_call)
-        for i, (probs, greedy) in zip(block, results):
-            row = {**study.columns(), **params[i], **_summary_row(study, probs, greedy, ids, matching)}
-            frame = pl.DataFrame([row])
+        rows = scorer(study, behaviour, split, [study.ready(entries[i][1]) for i in block])
+        for i, scored in zip(block, rows):
+            frame = pl.DataFrame([{**study.columns(), **params[i], **scored}])
             frames[i] = run.point(params[i], lambda frame=frame: frame)
         study.computed += len(block)
         if log:
             done = ", ".join(f"{params[i]['vector']}/{params[i]['direction']}{params[i]['multiplier']:+g}"
                              for i in block)
             log(f"  {behaviour} {split}: {done}")
-    return frames
+    unsteered = next(f for (fields, _), f in zip(entries, frames) if _is_unsteered(fields))
+    frames = [with_shift(f, unsteered) for f in frames]
+    return frames if has_unsteered else frames[:-1]
 
 
 def tax_points(study, run: Run, docs: list[str], max_tokens: int, entries: list[tuple[dict, Plan]],

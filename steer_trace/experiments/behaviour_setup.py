@@ -95,6 +95,10 @@ class Study:
     orders: str = "both"
     balanced: bool = True
     relative: bool = False
+    slices: str = "balanced"  # validation / test slices: "balanced" (as many per matching label) or "plain"
+    split_rule: str = "seeded"  # "seeded": Random(13) per behaviour; "paper": the paper's one-seed sequence
+    scoring: str = "letter"  # "letter": p(answer letter); "content": log p(option text) (see content.py)
+    vector_source: str = "letter"  # vectors from answer letters or from answer texts (content.py)
     root: Path = field(default_factory=results_root)
     vectors: dict = field(default_factory=dict, repr=False)  # behaviour -> SteeringVector, once extracted
     residual_norms: dict[int, float] | None = None  # mean over behaviours, per layer (for --relative)
@@ -110,20 +114,29 @@ class Study:
         return sorted({model_layer(L, self.model.n_layers) for L in paper_layers})
 
     def part(self, behaviour: str, name: str) -> list:
-        """One split part ('vector', 'validation', 'test'), capped by the profile."""
-        parts = data.split(self.items[behaviour], seed=13, sizes=(500, 200))
+        """One split part ('vector', 'validation', 'test'), capped by the profile; validation
+        and test are label-balanced slices unless slices='plain'."""
+        if self.split_rule == "paper":
+            rows = data.paper_order(self.items[behaviour], behaviour)
+            parts = {"vector": rows[:500], "validation": rows[500:700], "test": rows[700:]}
+        else:
+            parts = data.split(self.items[behaviour], seed=13, sizes=(500, 200))
         cap = {"vector": self.profile.n_vector, "validation": self.profile.n_validation,
                "test": self.profile.n_test}[name]
-        rows = parts[name][:cap] if cap else parts[name]
+        if name != "vector" and self.slices == "balanced":
+            rows = data.balanced_slice(parts[name], cap)
+        else:
+            rows = parts[name][:cap] if cap else parts[name]
         if not rows:
             raise UserError(f"behaviour {behaviour!r} has no rows left for the {name} split "
                             f"({len(self.items[behaviour])} rows in all)")
         return rows
 
     def questions(self, behaviour: str, name: str) -> list:
-        """The split's questions as asked: in both option orders unless orders='given'."""
+        """The split's questions as asked: in every rotation of their options (both orders of
+        two) unless orders='given'."""
         rows = self.part(behaviour, name)
-        return data.both_orders(rows) if self.orders == "both" else rows
+        return data.rotations(rows) if self.orders == "both" else rows
 
     def prompt(self, item) -> str:
         return data.prompt(item, self.prompt_style, self.model.tokenizer)
@@ -147,12 +160,24 @@ class Study:
             "sizes": [self.profile.n_vector, self.profile.n_validation, self.profile.n_test],
             "data": self.data_hashes(), "prompt_style": self.prompt_style, "orders": self.orders,
             "balanced": self.balanced, "relative": self.relative, "version": 1, **self.model.numerics,
+            **self.new_options(),
         }
+
+    def new_options(self) -> dict:
+        """Options added after results were committed: in a key only when they differ from the
+        old behaviour, so old keys stay valid. Balanced slices (the new default) change the
+        test questions, so they do enter the key: such results are recomputed."""
+        out = {"slices": self.slices, "split": self.split_rule, "scoring": self.scoring,
+               "vector_source": self.vector_source}
+        old = {"slices": "plain", "split": "seeded", "scoring": "letter", "vector_source": "letter"}
+        return {k: v for k, v in out.items() if v != old[k]}
 
     def columns(self) -> dict:
         """Columns shared by every A/B result row."""
         return {"model": self.model.name, "profile": self.profile.name, "prompt_style": self.prompt_style,
-                "orders": self.orders, "relative": self.relative, "plain_mean": not self.balanced}
+                "orders": self.orders, "relative": self.relative, "plain_mean": not self.balanced,
+                "slices": self.slices, "split_rule": self.split_rule, "scoring": self.scoring,
+                "vector_source": self.vector_source}
 
 
 def make_profile(name: str, n_vector=None, n_validation=None, n_test=None) -> Profile:
@@ -169,10 +194,15 @@ def make_profile(name: str, n_vector=None, n_validation=None, n_test=None) -> Pr
 
 def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = None, data_dir=None,
                dataset_files: tuple = (), prompt_style: str = "paper", orders: str = "both",
-               balanced: bool = True, relative: bool = False, root=None, steering: Steering | None = None) -> Study:
+               balanced: bool = True, relative: bool = False, root=None, slices: str = "balanced",
+               split: str = "seeded", scoring: str = "letter", vector_source: str = "letter",
+               steering: Steering | None = None) -> Study:
     """Load the behaviours' data for `model` and bundle the options."""
-    if orders not in ("both", "given"):
-        raise UserError(f"unknown --orders {orders!r} (both or given)")
+    for option, value, allowed in (("orders", orders, ("both", "given")), ("slices", slices, ("balanced", "plain")),
+                                   ("split", split, ("seeded", "paper")), ("scoring", scoring, ("letter", "content")),
+                                   ("vector-source", vector_source, ("letter", "content"))):
+        if value not in allowed:
+            raise UserError(f"unknown --{option} {value!r} ({' or '.join(allowed)})")
     if behaviours is None:
         behaviours = () if dataset_files else tuple(BEHAVIOURS)
     unknown = [b for b in behaviours if b not in BEHAVIOURS]
@@ -181,8 +211,8 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
                         f"or give --data-dir / --dataset)")
     loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper")
     study = Study(model, profile, {k: v[0] for k, v in loaded.items()}, {k: v[1] for k, v in loaded.items()},
-                  prompt_style, orders, balanced, relative, ensure_writable(results_root(root)),
-                  steering=steering or Steering())
+                  prompt_style, orders, balanced, relative, slices, split, scoring, vector_source,
+                  ensure_writable(results_root(root)), steering=steering or Steering())
     if prompt_style == "chat":
         study.prompt(study.items[study.names[0]][0])  # fails early without a chat template
     return study

@@ -45,7 +45,8 @@ def _model_folder(study) -> Path:
 def vector_config(study, name: str) -> dict:
     config = {"model": study.model.name, "revision": study.model.revision, "behaviour": name,
               "data": content_hash(study.items[name]), "n_vector": study.profile.n_vector,
-              "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1, **study.model.numerics}
+              "prompt_style": study.prompt_style, "balanced": study.balanced, "version": 1, **study.model.numerics,
+              **({"split": study.split_rule} if study.split_rule != "seeded" else {})}
     method = getattr(study, "method", DEFAULT_METHOD)
     if method != DEFAULT_METHOD:  # only then: the committed mean vectors keep their keys
         config["method"] = method
@@ -64,8 +65,10 @@ def extract(study, name: str, log: Log | None = None) -> tuple[SteeringVector, d
     model = study.model
     rows = study.part(name, "vector")
     prompts = [study.prompt(item) for item in rows]
-    answers = [item.matching for item in rows]
-    stats, reader = read_pairs(model, prompts, answers, [item.not_matching for item in rows], groups=answers,
+    pairs = [(text, item.matching, other) for text, item in zip(prompts, rows)
+             for other in item.non_matching]  # many options: one pair per non-matching answer
+    answers = [matching for _, matching, _ in pairs]
+    stats, reader = read_pairs(model, [t for t, _, _ in pairs], answers, [o for _, _, o in pairs], groups=answers,
                                batch_size=study.profile.batch_size, method=getattr(study, "method", DEFAULT_METHOD))
     if study.balanced and len(stats.counts) < 2:
         warnings.warn(f"{name}: every vector pair matches with {answers[0]!r}, so the vector cannot be "

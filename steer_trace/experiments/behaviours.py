@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from ..cache import Run
+from ..controls import random_like, seed_of
 from ..errors import UserError
 from ..plan import Plan
 from ..read import content_hash
@@ -27,9 +28,11 @@ from ..vectors import SteeringVector, combine
 from .behaviour_data import plain_text
 from .behaviour_eval import Log, direction_of, point_fields, score_points, tax_points
 from .behaviour_setup import Study, model_layer
-from .behaviour_vectors import load_vectors, vectors_config
+from .behaviour_sources import study_vectors as load_vectors
+from .behaviour_vectors import vectors_config
 
 COMBINATIONS = ("sum", "mean", "weighted_sum", "weighted_mean")
+RANDOM = "random"  # the control: a random direction with the vector's norm at each layer
 
 
 def _run(study: Study, experiment: str, **params) -> Run:
@@ -140,10 +143,12 @@ def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = N
     frames = []
     for name in study.names:
         entries = [(point_fields("none", "default", 0), Plan.none())]
+        control = random_like(vectors[name], seed_of(name))
         for L in layers:
             for direction in ("add", "subtract"):
                 m = picks[(name, L, direction)]
                 entries.append((point_fields(name, direction, m, [L]), Plan.single(vectors[name], L, m)))
+                entries.append((point_fields(RANDOM, direction, m, [L]), Plan.single(control, L, m)))
         default, *steered = score_points(study, run, name, "test", entries, log)
         frames += _default_rows(default, layers) + steered
     return run.finish(frames)
@@ -211,10 +216,14 @@ def run_simultaneous(study: Study, layers: list[int], coefs=None, log: Log | Non
     coefs = _coefs(study, coefs)
     placed = [(vectors[name], L) for name, L in zip(study.names, layers)]
     entries = [(point_fields("simultaneous", direction_of(c), c, layers), Plan.simultaneous(placed, c)) for c in coefs]
+    controls = [(random_like(vectors[name], seed_of(name)), L) for name, L in zip(study.names, layers)]
+    extremes = sorted({min(coefs), max(coefs)} - {0.0})  # the control at the largest coefficients each way
+    scored = entries + [(point_fields(RANDOM, direction_of(c), c, layers), Plan.simultaneous(controls, c))
+                        for c in extremes]
     run = _run(study, "behaviours_simultaneous", layers=layers, coefs=coefs)
     table = run.finished()
     if table is None:
-        frames = [f for name in study.names for f in score_points(study, run, name, "test", entries, log)]
+        frames = [f for name in study.names for f in score_points(study, run, name, "test", scored, log)]
         table = run.finish(frames)
     return {"scores": table, "tax": run_tax(study, entries, log)}
 

@@ -290,6 +290,8 @@ def simultaneous_figures(tables: dict, out: Path, several: bool) -> list[Path]:
     written = []
     for model, rows in per_model(table):
         rows, chosen = select_variant(rows)
+        if "vector" in rows.columns:  # the random-direction control rows are not a curve of their own
+            rows = rows.filter(pl.col("vector") != "random")
         layers = None
         if "layers" in rows.columns and rows["layers"].drop_nulls().len():
             counts = rows["layers"].drop_nulls().value_counts(sort=True)

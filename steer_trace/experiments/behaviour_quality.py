@@ -1,0 +1,98 @@
+"""Is a behaviour vector a direction or sampling noise? (`behaviours diagnose`)
+
+Per behaviour and layer, from the per-pair differences of the vector split (letter: the
+answer-letter token, as CAA; content: the answer-text tokens, see content.py):
+- split-half reliability: cosine between the means of two disjoint random halves;
+- a label-permutation null: each pair's (matching, non-matching) labels swapped at random;
+  the vector's norm and reliability against it, with p-values;
+- held-out AUC: the projection on the vector separating matching from non-matching
+  activations of the test split's questions (0.5: no separation);
+plus the unsteered precondition row (order consistency) from the letter scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import polars as pl
+import torch
+
+from ..batching import chunks
+from ..cache import Run
+from ..content import content_pairs
+from ..plan import Plan
+from ..read import read_batch
+from ..stats import heldout_auc, sign_flip_null
+from .behaviour_eval import Log, point_fields, score_points
+from .behaviour_vectors import vectors_config
+
+
+def _read(model, texts: list[str], layers: list[int], batch_size: int, position: str) -> dict[int, torch.Tensor]:
+    out: dict[int, list] = {L: [] for L in layers}
+    for batch in chunks(texts, batch_size):
+        acts = read_batch(model, batch, layers, position)
+        for L in layers:
+            out[L].append(acts[L])
+    return {L: torch.cat(parts) for L, parts in out.items()}
+
+
+def pair_activations(study, items, layers: list[int]) -> tuple[dict, dict]:
+    """({layer: [pairs, d]} matching, same for non-matching): one pair per non-matching option."""
+    model, bs = study.model, study.profile.batch_size
+    if study.vector_source == "content":
+        from ..content import answer_token_means
+
+        prompts, pos, neg = content_pairs(items, study.prompt_style, model.tokenizer)
+        return (answer_token_means(model, prompts, pos, layers, bs), answer_token_means(model, prompts, neg, layers, bs))
+    pos, neg = [], []
+    for item in items:
+        prompt = study.prompt(item)
+        for other in item.non_matching:
+            pos.append(prompt + item.matching)
+            neg.append(prompt + other)
+    return _read(model, pos, layers, bs, "last"), _read(model, neg, layers, bs, "last")
+
+
+def quality_rows(study, name: str, layers: list[int], log: Log | None = None) -> pl.DataFrame:
+    train_pos, train_neg = pair_activations(study, study.part(name, "vector"), layers)
+    test_pos, test_neg = pair_activations(study, study.part(name, "test"), layers)
+    rows = []
+    for L in layers:
+        diffs = (train_pos[L] - train_neg[L]).double().numpy()
+        quality = sign_flip_null(diffs)
+        rows.append({"model": study.model.name, "profile": study.profile.name, "behaviour": name, "layer": L,
+                     "vector_source": study.vector_source, "n_pairs": int(diffs.shape[0]), **quality.as_dict(),
+                     "heldout_auc": heldout_auc(diffs, test_pos[L].double().numpy(), test_neg[L].double().numpy()),
+                     "n_test_pairs": int(test_pos[L].shape[0])})
+    if log:
+        log(f"  vector quality {name}: {diffs.shape[0]} pairs, layers {', '.join(map(str, layers))}")
+    return pl.DataFrame(rows)
+
+
+def run_quality(study, layers: list[int], log: Log | None = None) -> pl.DataFrame:
+    run = Run("behaviours_quality", {**vectors_config(study), "vector_source": study.vector_source,
+                                     "layers": layers, "null": "sign-flip/200", "version": 1}, study.root)
+    table = run.finished()
+    if table is None:
+        frames = []
+        for name in study.names:
+            if run.cached_point({"behaviour": name}) is None:
+                study.computed += 1
+            frames.append(run.point({"behaviour": name}, lambda name=name: quality_rows(study, name, layers, log)))
+        table = run.finish(frames)
+    return table
+
+
+def run_precondition(study, log: Log | None = None) -> pl.DataFrame:
+    """The unsteered letter scores of the test split (every rotation): order consistency."""
+    letters = replace(study, scoring="letter")
+    run = Run("behaviours_precondition", {**letters.base_config(), "split": "test"}, study.root)
+    table = run.finished()
+    if table is None:
+        frames = []
+        for name in study.names:
+            frames += score_points(letters, run, name, "test", [(point_fields("none", "default", 0), Plan.none())],
+                                   log)
+        table = run.finish(frames)
+    study.computed += letters.computed
+    return table

@@ -1,0 +1,169 @@
+"""Statistics for paired, per-question scores and for the quality of a mean-difference vector.
+
+- `per_question`: scores of the prompts of one question (its rotations) averaged to one;
+- `paired_shift`: steered minus unsteered on the same questions, label-balanced (the mean
+  of the per-label mean shifts), a bootstrap interval resampling questions within each
+  label, and a two-sided sign-flip randomisation p-value (exact under a symmetric null);
+- `mde`: the smallest true shift a paired test at level alpha finds with the given power;
+- vector quality: `split_half` (cosine between the means of two disjoint halves of the pair
+  differences), `sign_flip_null` (the same statistics when each pair's labels are swapped
+  at random: the vector a label-free dataset would give), `auc` (Mann-Whitney).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+
+def per_question(values, qids) -> tuple[np.ndarray, np.ndarray]:
+    """(unique question ids in sorted order, mean of `values` per question)."""
+    values = np.asarray(values, dtype=np.float64)
+    qids = np.asarray(qids)
+    unique, inverse = np.unique(qids, return_inverse=True)
+    sums = np.bincount(inverse, weights=values, minlength=unique.size)
+    counts = np.bincount(inverse, minlength=unique.size)
+    return unique, sums / np.maximum(counts, 1)
+
+
+def _label_index(labels, n: int) -> list[np.ndarray]:
+    labels = np.zeros(n, dtype=int) if labels is None else np.asarray(labels)
+    return [np.flatnonzero(labels == value) for value in np.unique(labels)]
+
+
+def balanced_mean(values, labels=None) -> float:
+    """Mean of the per-label means (the plain mean when there are no labels)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan")
+    return float(np.mean([values[g].mean() for g in _label_index(labels, values.size)]))
+
+
+def mde(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable mean shift of a two-sided paired test on n questions whose
+    shifts have standard deviation `sd` (normal approximation)."""
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
+    z = NormalDist().inv_cdf
+    return float((z(1 - alpha / 2) + z(power)) * sd / np.sqrt(n))
+
+
+@dataclass
+class Shift:
+    shift: float  # label-balanced mean of steered - unsteered
+    lo: float
+    hi: float
+    p: float  # two-sided sign-flip p-value
+    n: int  # questions
+    sd: float  # standard deviation of the per-question shifts
+    mde: float  # detectable shift at this n and sd (alpha 0.05, power 0.8)
+
+    def as_dict(self, prefix: str = "shift") -> dict:
+        d = asdict(self)
+        return {prefix if k == "shift" else f"{prefix}_{k}": v for k, v in d.items()}
+
+
+def paired_shift(steered, unsteered, labels=None, n_boot: int = 2000, n_perm: int = 5000, seed: int = 0,
+                 alpha: float = 0.05) -> Shift:
+    """Paired shift of per-question scores (same questions, same order in both arrays).
+
+    The statistic is label-balanced: the mean over labels of the mean shift of the questions
+    with that label. The interval resamples questions within each label (percentile
+    bootstrap); the p-value flips the sign of each question's shift at random.
+    """
+    diff = np.asarray(steered, dtype=np.float64) - np.asarray(unsteered, dtype=np.float64)
+    n = diff.size
+    if n == 0:
+        nan = float("nan")
+        return Shift(nan, nan, nan, nan, 0, nan, nan)
+    groups = _label_index(labels, n)
+    weights = np.zeros(n)
+    for g in groups:
+        weights[g] = 1.0 / (len(groups) * g.size)
+    observed = float(weights @ diff)
+    rng = np.random.default_rng(seed)
+    boot = np.zeros(n_boot)
+    for g in groups:  # stratified: each label keeps its count in every resample
+        picks = g[rng.integers(0, g.size, size=(n_boot, g.size))]
+        boot += diff[picks].mean(1) / len(groups)
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, n))
+    null = (signs * diff) @ weights
+    p = (1 + np.count_nonzero(np.abs(null) >= abs(observed) - 1e-12)) / (1 + n_perm)
+    sd = float(diff.std(ddof=1)) if n > 1 else float("nan")
+    return Shift(observed, float(lo), float(hi), float(min(1.0, p)), n, sd, mde(sd, n, alpha))
+
+
+# -- vector quality -----------------------------------------------------------------------
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom > 0 else float("nan")
+
+
+def split_half(diffs, n_splits: int = 20, seed: int = 0) -> float:
+    """Mean cosine between the mean of one random half of the pair differences [N, d] and
+    the mean of the other half (near 1: the direction is reliable; near 0: noise)."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    half = diffs.shape[0] // 2
+    out = []
+    for _ in range(n_splits):
+        order = rng.permutation(diffs.shape[0])
+        out.append(_cos(diffs[order[:half]].mean(0), diffs[order[half : 2 * half]].mean(0)))
+    return float(np.mean(out))
+
+
+@dataclass
+class VectorQuality:
+    norm: float
+    norm_null_mean: float
+    norm_null_95: float
+    norm_p: float
+    reliability: float  # split-half cosine
+    reliability_null_95: float
+    reliability_p: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sign_flip_null(diffs, n_null: int = 200, n_splits: int = 4, seed: int = 0) -> VectorQuality:
+    """The vector's norm and split-half reliability against a label-permutation null: each
+    pair's (matching, non-matching) labels swapped at random, i.e. its difference's sign
+    flipped. p-values: the share of null draws at least as large as observed."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    norm = float(np.linalg.norm(diffs.mean(0)))
+    reliability = split_half(diffs, n_splits=20, seed=seed)
+    norms, rels = np.zeros(n_null), np.zeros(n_null)
+    for i in range(n_null):
+        flipped = diffs * rng.choice(np.array([-1.0, 1.0]), size=(diffs.shape[0], 1))
+        norms[i] = np.linalg.norm(flipped.mean(0))
+        rels[i] = split_half(flipped, n_splits=n_splits, seed=int(rng.integers(1 << 31)))
+    return VectorQuality(
+        norm=norm, norm_null_mean=float(norms.mean()), norm_null_95=float(np.quantile(norms, 0.95)),
+        norm_p=float((1 + np.count_nonzero(norms >= norm)) / (1 + n_null)),
+        reliability=reliability, reliability_null_95=float(np.quantile(rels, 0.95)),
+        reliability_p=float((1 + np.count_nonzero(rels >= reliability)) / (1 + n_null)))
+
+
+def auc(positive, negative) -> float:
+    """P(a positive score > a negative score) + half the ties (Mann-Whitney)."""
+    pos = np.asarray(positive, dtype=np.float64)
+    neg = np.asarray(negative, dtype=np.float64)
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (pos.size * neg.size))
+
+
+def heldout_auc(train_diffs, test_pos, test_neg) -> float:
+    """AUC of the projection on the training vector (mean of `train_diffs`) separating
+    held-out matching activations from non-matching ones."""
+    direction = np.asarray(train_diffs, dtype=np.float64).mean(0)
+    return auc(np.asarray(test_pos, dtype=np.float64) @ direction, np.asarray(test_neg, dtype=np.float64) @ direction)
