@@ -22,7 +22,8 @@ FULL = {"score_prompts": 24, "score_batch": 8, "rounds": 3, "extract_rounds": 2,
         "sweep_k": 5, "sweep_n": 16, "sweep_batch": 8, "ppr": 4,
         "hetero_k": 8, "hetero_n": 3, "hetero_batch": 8,
         "prefix_k": 13, "prefix_n": 8, "prefix_batch": 8, "prefix_rounds": 2,
-        "pairs": 64, "extract_batch": 8, "mem_caps": (8, 4, 4), "mem_pairs": 32, "mem_prompts": 48, "mem_models": MODELS}
+        "pairs": 64, "extract_batch": 8, "mem_caps": (8, 4, 4), "mem_pairs": 32, "mem_prompts": 48,
+        "mem_models": MODELS}
 QUICK = {"score_prompts": 4, "score_batch": 2, "rounds": 1, "extract_rounds": 1,
          "sweep_k": 2, "sweep_n": 3, "sweep_batch": 2, "ppr": 2,
          "hetero_k": 3, "hetero_n": 2, "hetero_batch": 4,
@@ -83,7 +84,8 @@ def load_kwargs(device: str | None, dtype: str | None) -> dict:
 
 @click.command("bench", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--quick", is_flag=True, help="Tiny sizes, smollm2-135m only (a smoke test; ratios mean nothing).")
-@click.option("--only", "only", multiple=True, type=click.Choice(SECTIONS), help="Run only these sections (repeatable).")
+@click.option("--only", "only", multiple=True, type=click.Choice(SECTIONS),
+              help="Run only these sections (repeatable).")
 @click.option("--score-model", default=None, help="Model for the steering-overhead section [qwen2.5-coder-0.5b].")
 @click.option("--rounds", default=None, type=int, help="Repeats of every interleaved comparison [3].")
 @click.option("--remote-local/--no-remote-local", default=True, show_default=True,
@@ -139,7 +141,8 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
     dataset = dataset or str(OWN_DATA / "myopic.jsonl")  # the memory fallback's one file
     device_kwargs = load_kwargs(device, None)
     started = time.perf_counter()
-    report: dict = {"command": "steer-trace " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": quick, "sizes": {**size, "mem_models": list(size["mem_models"])}}
+    report: dict = {"command": "steer-trace " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "quick": quick, "sizes": {**size, "mem_models": list(size["mem_models"])}}
     info = bench.machine()
     report["machine"] = info
     _say(f"machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']} "
@@ -195,7 +198,8 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
                 remote_model = load_model("smollm2-135m", remote="local", **device_kwargs)
             except Exception as error:  # noqa: BLE001 - reported, not fatal
                 remote_error = f"remote='local' did not load ({type(error).__name__})"
-        _say(f"\n[2] sweep cost: {model.name}, K={k} multipliers x N={len(prompts)} prompts, batch {size['sweep_batch']}")
+        _say(f"\n[2] sweep cost: {model.name}, K={k} multipliers x N={len(prompts)} prompts, "
+             f"batch {size['sweep_batch']}")
         r = bench.sweep_cost(model, prompts, ids_for(model, prompts), multipliers, size["sweep_batch"], size["ppr"],
                              size["rounds"], remote_model)
         if remote_error:
@@ -203,14 +207,17 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
         del remote_model
         report["sweep"] = r
         checkpoint()
-        _say(f"    forward passes: batched {r['passes_batched']} (target ceil(K*N/B) + {r['prefix_passes']} prefix passes "
+        _say(f"    forward passes: batched {r['passes_batched']} "
+             f"(target ceil(K*N/B) + {r['prefix_passes']} prefix passes "
              f"= {r['passes_batched_target']}; one plan per pass would take {r['passes_one_plan_per_pass']}), "
              f"naive {r['passes_naive']} (K*N)")
-        _say(f"    wall time: naive/batched {r['speedup']:.2f}x  (median {r['seconds_naive']:.2f}s vs {r['seconds_batched']:.2f}s); "
+        _say(f"    wall time: naive/batched {r['speedup']:.2f}x  "
+             f"(median {r['seconds_naive']:.2f}s vs {r['seconds_batched']:.2f}s); "
              f"batched vs naive max|dp| {r['max_abs_dp_batched_vs_naive']:.1e}")
         measured = r["requests_measured"]
         _say(f"    remote requests at {r['points_per_request']} traces per request: "
-             f"{'measured ' + str(measured) if measured is not None else 'not measured'}, computed {r['requests_computed']}, "
+             f"{'measured ' + str(measured) if measured is not None else 'not measured'}, "
+             f"computed {r['requests_computed']}, "
              f"bound ceil(K*N/points) = {r['requests_bound']} — {r['remote_note']}")
 
     if "hetero" in sections:
@@ -236,7 +243,8 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
         n = model.n_layers
         layers = (n // 4, n // 2, 3 * n // 4)
         _say(f"\n[2c] layer-prefix sharing: {model.name} ({n} layers), K={size['prefix_k']}-point multiplier sweep "
-             f"x N={len(prompts)} prompts at layers {layers}, batch {size['prefix_batch']}, {size['prefix_rounds']} rounds")
+             f"x N={len(prompts)} prompts at layers {layers}, batch {size['prefix_batch']}, "
+             f"{size['prefix_rounds']} rounds")
         r = bench.prefix_sharing(model, prompts, ids_for(model, prompts), size["prefix_k"], layers,
                                  size["prefix_batch"], size["prefix_rounds"])
         report["prefix"] = r
@@ -250,7 +258,8 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
         items = _ab_items(pool, OFFSETS["extract"], size["pairs"], data_name)
         model = model_named("smollm2-135m")
         prompts = [prompt(i) for i in items]
-        _say(f"\n[3] extraction: {model.name}, {len(items)} pairs, all {model.n_layers} layers, batch {size['extract_batch']}, "
+        _say(f"\n[3] extraction: {model.name}, {len(items)} pairs, all {model.n_layers} layers, "
+             f"batch {size['extract_batch']}, "
              f"{size['extract_rounds']} interleaved rounds")
         r = bench.extraction(model, prompts, [i.matching for i in items], [i.not_matching for i in items],
                              [i.matching for i in items], size["extract_batch"], size["extract_rounds"])
@@ -258,11 +267,13 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
         checkpoint()
         for label, seconds in r["seconds"].items():
             _say(f"    {label:<20} median {seconds:6.2f}s  ({r['passes'][label]} forward passes)")
-        _say(f"    shared-prompt / steering-vectors time {r['ratio_shared_vs_sv']:.2f}; contrastive_vector / steering-vectors "
+        _say(f"    shared-prompt / steering-vectors time {r['ratio_shared_vs_sv']:.2f}; "
+             "contrastive_vector / steering-vectors "
              f"{r['ratio_full_vs_sv']:.2f}; steering-vectors / plain forward {r['ratio_sv_vs_plain']:.2f}")
         _say(f"    what `vectors extract` runs ({r['command_reader']}) / steering-vectors time "
              f"{r['ratio_command_vs_sv']:.2f}, cosine {r['cos_command_vs_sv']:.6f}")
-        _say(f"    cosine shared vs steering-vectors {r['cos_shared_vs_sv']:.6f} (max|d| {r['maxdiff_shared_vs_sv']:.1e}); "
+        _say(f"    cosine shared vs steering-vectors {r['cos_shared_vs_sv']:.6f} "
+             f"(max|d| {r['maxdiff_shared_vs_sv']:.1e}); "
              f"vs contrastive_vector {r['cos_shared_vs_full']:.7f} (max|d| {r['maxdiff_shared_vs_full']:.1e}); "
              f"largest component {r['max_abs_component']:.1f}")
 
@@ -291,7 +302,8 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
         report["figures"] = {"results": str(root), "parquet_tables": n_tables, "figures": written,
                              "wall_s_first": first["wall_s"], "wall_s_warm": second["wall_s"],
                              "returncode": second["returncode"]}
-        _say(f"\n[5] figures: {root} ({n_tables} parquet tables) -> {written} figures; wall {first['wall_s']:.1f}s first, "
+        _say(f"\n[5] figures: {root} ({n_tables} parquet tables) -> {written} figures; "
+             f"wall {first['wall_s']:.1f}s first, "
              f"{second['wall_s']:.1f}s warm (exit {second['returncode']})")
 
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -312,22 +324,29 @@ def summary(report: dict) -> list[str]:
     s = report.get("steer")
     if s:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in s["ratio"].items())
-        lines.append(f"steered/plain throughput ratio: {s['headline']:.2f}  ({parts}; {s['model']}, batch {s['batch_size']}, "
+        lines.append(f"steered/plain throughput ratio: {s['headline']:.2f}  "
+                     f"({parts}; {s['model']}, batch {s['batch_size']}, "
                      f"median of {s['paired_samples']} paired batches; target >= 0.95: {_ok(s['headline'] >= 0.95)})")
     else:
         lines.append("steered/plain throughput ratio: n/a (section not run)")
     w = report.get("sweep")
     if w:
-        lines.append(f"sweep K={w['multipliers']} x N={w['prompts']}: {w['passes_batched']} passes (target {w['passes_batched_target']}: "
+        lines.append(f"sweep K={w['multipliers']} x N={w['prompts']}: {w['passes_batched']} passes "
+                     f"(target {w['passes_batched_target']}: "
                      f"{_ok(w['passes_batched'] <= w['passes_batched_target'])}) vs naive {w['passes_naive']}; "
                      f"naive/batched wall {w['speedup']:.2f}x; remote requests "
-                     f"{w['requests_measured'] if w['requests_measured'] is not None else str(w['requests_computed']) + ' (computed)'}"
-                     f" <= {w['requests_bound']}: {_ok((w['requests_measured'] if w['requests_measured'] is not None else w['requests_computed']) <= w['requests_bound'])}")
+                     + (f"{w['requests_measured']}" if w['requests_measured'] is not None
+                        else str(w['requests_computed']) + ' (computed)')
+                     + f" <= {w['requests_bound']}: "
+                     + _ok((w['requests_measured'] if w['requests_measured'] is not None else w['requests_computed'])
+                           <= w['requests_bound']))
     h = report.get("hetero")
     if h:
         lines.append(f"heterogeneous batches K={h['plans']} x N={h['prompts']}, batch {h['batch_size']}: "
-                     f"{h['passes']['mixed']} passes vs {h['passes']['separate']}; time mixed/separate {h['ratio']:.2f} "
-                     f"(ideal {h['ideal_time_per_pass']:.2f} per-pass cost, {h['ideal_time_per_row']:.2f} per-row cost); "
+                     f"{h['passes']['mixed']} passes vs {h['passes']['separate']}; "
+                     f"time mixed/separate {h['ratio']:.2f} "
+                     f"(ideal {h['ideal_time_per_pass']:.2f} per-pass cost, "
+                     f"{h['ideal_time_per_row']:.2f} per-row cost); "
                      f"max|dp| {h['max_abs_dp']:.0e}")
     p = report.get("prefix")
     if p:
@@ -338,7 +357,8 @@ def summary(report: dict) -> list[str]:
     if e:
         lines.append(f"extraction shared-prompt/steering-vectors time: {e['ratio_shared_vs_sv']:.2f} (target <= 0.6: "
                      f"{_ok(e['ratio_shared_vs_sv'] <= 0.6)}); cosine {e['cos_shared_vs_sv']:.6f} (target >= 0.9999: "
-                     f"{_ok(e['cos_shared_vs_sv'] >= 0.9999)}); vs contrastive_vector cos {e['cos_shared_vs_full']:.7f}; "
+                     f"{_ok(e['cos_shared_vs_sv'] >= 0.9999)}); "
+                     f"vs contrastive_vector cos {e['cos_shared_vs_full']:.7f}; "
                      f"`vectors extract` ({e['command_reader']}) {e['ratio_command_vs_sv']:.2f}")
     m = report.get("memory")
     if m:
@@ -346,11 +366,13 @@ def summary(report: dict) -> list[str]:
             f"{k} {v['peak_rss_mb']:.0f} MB" if v.get("peak_rss_mb") else f"{k} failed" for k, v in m.items()))
     f = report.get("figures")
     if f:
-        lines.append(f"figures: {f['wall_s_warm']:.1f}s warm for {f['figures']} figures from {f['parquet_tables']} tables "
+        lines.append(f"figures: {f['wall_s_warm']:.1f}s warm for {f['figures']} figures "
+                     f"from {f['parquet_tables']} tables "
                      f"(target < 30 s: {_ok(f['wall_s_warm'] < 30 and f['returncode'] == 0)})")
     mach = report["machine"]
     lines.append(f"machine: {mach['cpu']}, {mach['cores']} cores, torch threads {mach['torch_threads']}, "
-                 f"load {mach['load_average'][0]:.1f} -> {mach['load_average_end'][0]:.1f}; total {report['wall_s']:.0f}s")
+                 f"load {mach['load_average'][0]:.1f} -> {mach['load_average_end'][0]:.1f}; "
+                 f"total {report['wall_s']:.0f}s")
     return lines
 
 
@@ -377,7 +399,8 @@ def _memory_of_behaviour_run(name: str, caps, dataset: str, size: dict) -> dict:
     fallback = bench.peak_of_command([sys.executable, "-m", "benchmarks.harness", "memory", name, dataset,
                                       str(size["mem_pairs"]), str(size["mem_prompts"])])
     ok = fallback["returncode"] == 0 and fallback["peak_rss_mb"]
-    return {"workload": f"library workload: extract {size['mem_pairs']} pairs + score {size['mem_prompts']} prompts x 3 "
+    return {"workload": f"library workload: extract {size['mem_pairs']} pairs + "
+                        f"score {size['mem_prompts']} prompts x 3 "
                         f"plans (behaviours commands failed: {error[:120]})",
             "peak_rss_mb": fallback["peak_rss_mb"] if ok else None, "wall_s": fallback["wall_s"],
             "returncode": fallback["returncode"],

@@ -175,7 +175,9 @@ def steering_plans(model: Model) -> dict[str, Plan]:
     }
 
 
-def steering_overhead(model: Model, prompts: Sequence[str], answer_ids: Sequence[int], batch_size: int, repeats: int) -> dict:
+def steering_overhead(
+    model: Model, prompts: Sequence[str], answer_ids: Sequence[int], batch_size: int, repeats: int
+) -> dict:
     """Per batch, interleaved: plain forward (same forward options as score), plain
     forward with default options (all-position logits), and answer_probs per plan."""
     forward_kwargs = model.last_logits_only()  # what answer_probs passes to the forward
@@ -280,7 +282,9 @@ def sweep_cost(
             out["remote_note"] = "measured with remote='local'"
         except Exception as error:  # noqa: BLE001 - the remote path is reported, not fatal
             first = (str(error).strip().splitlines() or [""])[-1][:160]
-            out["remote_note"] = f"remote='local' failed ({type(error).__name__}: {first}); count computed from score's packing"
+            out["remote_note"] = (
+                f"remote='local' failed ({type(error).__name__}: {first}); count computed from score's packing"
+            )
     else:
         out["remote_note"] = "remote not run; count computed from score's packing"
     return out
@@ -378,7 +382,9 @@ def extraction(model: Model, prompts: Sequence[str], pos: Sequence[str], neg: Se
         return contrastive_vector(model, pairs, groups=groups, batch_size=batch_size, balanced=False)
 
     def shared():
-        return contrastive_vector_shared_prompt(model, prompts, pos, neg, groups=groups, batch_size=batch_size, balanced=False)
+        return contrastive_vector_shared_prompt(
+            model, prompts, pos, neg, groups=groups, batch_size=batch_size, balanced=False
+        )
 
     command_label, command_reader = command_extractor()
 

@@ -230,7 +230,9 @@ def to_vector(stats: PairDifferences, model, layers: Sequence[int], balanced: bo
         raise UserError("no contrastive pairs to read")
     method = stats.method if method is None else method_of(method)
     if method.keeps_rows and not stats.method.keeps_rows:
-        raise UserError(f"method {method.name!r} needs the differences, which a {stats.method.name!r} read did not keep")
+        raise UserError(
+            f"method {method.name!r} needs the differences, which a {stats.method.name!r} read did not keep"
+        )
     vector = {L: method.direction(stats, L, balanced) for L in layers}
     info = {
         "method": method.label + ("-balanced" if balanced else ""),

@@ -65,7 +65,8 @@ def shared_prompt_batch(
     enc = model.on_device(encode(model.tokenizer, prompts))
     mask = enc["attention_mask"]
     rows = 2 * len(prompts)
-    answer_ids = torch.tensor([[t] for pair in zip(pos_ids, neg_ids) for t in pair], device=mask.device)  # pos0, neg0, ..
+    # pos0, neg0, ..
+    answer_ids = torch.tensor([[t] for pair in zip(pos_ids, neg_ids) for t in pair], device=mask.device)
     ones = torch.ones(rows, 1, dtype=mask.dtype, device=mask.device)
     answer_mask = torch.cat([mask.repeat_interleave(2, dim=0), ones], dim=1)
     answer_pos = mask.sum(dim=1).repeat_interleave(2).unsqueeze(1)  # next position after each real prompt

@@ -30,7 +30,9 @@ def _layers_arg(model: Model, layers: Iterable[int] | None) -> list[int]:
     return sorted({model.check_layer(L) for L in layers})
 
 
-def read_batch(model: Model, texts: Sequence[str], layers: list[int], position: str = "last", max_tokens: int | None = None):
+def read_batch(
+    model: Model, texts: Sequence[str], layers: list[int], position: str = "last", max_tokens: int | None = None
+):
     """{layer: [B, d_model]} for one batch of texts (one nnsight trace)."""
     if position not in POSITIONS:
         raise UserError(f"unknown position rule {position!r} (one of {', '.join(POSITIONS)})")
@@ -125,7 +127,9 @@ def read_full_text(model: Model, pairs: Sequence[tuple[str, str]], groups: Seque
             progress(k)
 
 
-def residual_norms(model: Model, texts: Sequence[str], layers: Iterable[int] | None = None, batch_size: int = 8) -> dict[int, float]:
+def residual_norms(
+    model: Model, texts: Sequence[str], layers: Iterable[int] | None = None, batch_size: int = 8
+) -> dict[int, float]:
     """Mean L2 norm of the residual stream per layer (over last tokens of `texts`)."""
     layers = _layers_arg(model, layers)
     sums = {L: 0.0 for L in layers}

@@ -205,7 +205,9 @@ def _deadline_backend_class():
             except websocket.WebSocketBadStatusException as error:
                 raise translate(f"{error.status_code} {error}", self.host, self.model_key) from None
             except (OSError, websocket.WebSocketException) as error:
-                raise UserError(f"NDIF host {self.host} unreachable: {_first_line(error) or type(error).__name__}") from None
+                raise UserError(
+                    f"NDIF host {self.host} unreachable: {_first_line(error) or type(error).__name__}"
+                ) from None
             try:
                 connection.settimeout(min(left(), REACH_TIMEOUT_S))
                 request.session_id = json.loads(connection.recv())["session_id"]
@@ -244,7 +246,9 @@ def _deadline_backend_class():
             try:
                 return super().download_result(url)
             except Exception as error:  # httpx errors, a vanished object store
-                raise UserError(f"could not download the result from NDIF host {self.host}: {_first_line(error)}") from None
+                raise UserError(
+                    f"could not download the result from NDIF host {self.host}: {_first_line(error)}"
+                ) from None
 
     return DeadlineBackend
 

@@ -49,7 +49,9 @@ class SteeringVector:
         """Same components in a seeded random order per layer: a control with equal norm."""
         gen = torch.Generator().manual_seed(seed)
         out = {L: v[torch.randperm(v.numel(), generator=gen)] for L, v in self.layers.items()}
-        return SteeringVector(out, {**self.meta, "method": f"{self.meta.get('method', '?')}+permuted", "permute_seed": seed})
+        return SteeringVector(
+            out, {**self.meta, "method": f"{self.meta.get('method', '?')}+permuted", "permute_seed": seed}
+        )
 
     # -- files ---------------------------------------------------------------
 

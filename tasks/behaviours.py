@@ -26,7 +26,8 @@ def study_options(func):
                   help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
     @click.option("--data-dir", default=None, type=click.Path(),
                   help="Folder with the behaviour files (paper's processed sets, Anthropic evals layout, or "
-                       "<name>.jsonl); default $STEER_TRACE_DATA, else the project's small sets (quick) or the hub (paper).")
+                       "<name>.jsonl); default $STEER_TRACE_DATA, else the project's small sets (quick) "
+                       "or the hub (paper).")
     @click.option("--dataset", "dataset_files", multiple=True, type=click.Path(),
                   help="A custom behaviour file (Anthropic JSONL / CAA JSON); repeatable. Named by its file stem.")
     @click.option("--behaviours", default=None,
@@ -341,7 +342,8 @@ def interference_cmd(model_spec, study_args, vector_specs, layers, multipliers):
     mults = _numbers(multipliers) or study.profile.interference_multipliers
     table = exp.run_interference(study, vectors, chosen, mults, _echo_err)
     click.echo("change in p(matching) of each scored behaviour (columns) by vector x layer x multiplier (rows)")
-    default = {r["behaviour"]: r["p_matching"] for r in table.filter(table["direction"] == "default").iter_rows(named=True)}
+    default = {r["behaviour"]: r["p_matching"]
+               for r in table.filter(table["direction"] == "default").iter_rows(named=True)}
     click.echo(" " * 34 + "".join(f"{n[:12]:>13}" for n in study.names))
     steered = table.filter(table["direction"] != "default")
     for (vec, L, m), part in steered.group_by(["vector", "layer", "multiplier"], maintain_order=True):

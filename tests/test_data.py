@@ -336,7 +336,9 @@ def test_unparseable_many_option_row_is_named_in_one_line(tmp_path):
 def test_real_survival_instinct_file_loads(shared_data):
     from steer_trace.data import rotations
 
-    items = load_ab_file(shared_data / "anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl")
+    items = load_ab_file(
+        shared_data / "anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl"
+    )
     sizes = Counter(len(i.options) for i in items)
     assert len(items) == 953 and sizes[2] > 500 and max(sizes) >= 4
     many = next(i for i in items if len(i.options) >= 4 and i.matching not in "AB")

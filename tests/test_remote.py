@@ -192,7 +192,8 @@ def test_key_comes_from_the_environment_and_is_never_echoed(monkeypatch):
 @pytest.mark.parametrize(
     "message, expected",
     [
-        ("Failed to send request: Missing or invalid API key. Please visit https://login.ndif.us/", "rejected the API key"),
+        ("Failed to send request: Missing or invalid API key. Please visit https://login.ndif.us/",
+         "rejected the API key"),
         ("Failed to send request: Invalid API key.", "rejected the API key"),
         ("Failed to send request: Client nnsight version 0.8.1 is below the minimum supported 0.9.0. Please "
          "`pip install --upgrade nnsight`.", "version mismatch"),
@@ -200,7 +201,8 @@ def test_key_comes_from_the_environment_and_is_never_echoed(monkeypatch):
         ("Failed to send request: Service temporarily unavailable: compute backend is reconnecting.", "not serving"),
         ("Could not deploy this model. Repository not found for url ...", "is not hosted"),
         ("Error starting model. Please try again later. Sorry for the inconvenience.", "is not hosted"),
-        ("Traceback (most recent call last):\n  File \"x\", line 1\nIndexError: index 9 is out of bounds", "server error"),
+        ("Traceback (most recent call last):\n  File \"x\", line 1\nIndexError: index 9 is out of bounds",
+         "server error"),
     ],
 )
 def test_server_messages_become_one_line_user_errors(message, expected):

@@ -356,8 +356,12 @@ def test_extract_and_sweep_tiny_slice_then_resume(cli, shared_data, results_dir,
     c30 = sweep.filter(pl.col("coef") == 30)
     assert int(c30["n_tokens"].sum()) == int(steered[0][3].sum())
     # intervals on every point; c = 0 is the baseline, exactly 1 relative
-    assert ((sweep["accuracy_lo"] <= sweep["accuracy"] + 1e-9) & (sweep["accuracy"] <= sweep["accuracy_hi"] + 1e-9)).all()
-    assert ((sweep["relative_lo"] <= sweep["relative"] + 1e-9) & (sweep["relative"] <= sweep["relative_hi"] + 1e-9)).all()
+    assert (
+        (sweep["accuracy_lo"] <= sweep["accuracy"] + 1e-9) & (sweep["accuracy"] <= sweep["accuracy_hi"] + 1e-9)
+    ).all()
+    assert (
+        (sweep["relative_lo"] <= sweep["relative"] + 1e-9) & (sweep["relative"] <= sweep["relative_hi"] + 1e-9)
+    ).all()
     assert (sweep.filter(pl.col("coef") == 0)["relative"] == 1.0).all()
     assert (sweep.filter(pl.col("coef") == 30)["relative"] < 0.5).all()
 

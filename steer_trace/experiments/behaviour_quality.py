@@ -43,7 +43,10 @@ def pair_activations(study, items, layers: list[int]) -> tuple[dict, dict]:
         from ..content import answer_token_means
 
         prompts, pos, neg = content_pairs(items, study.prompt_style, model.tokenizer)
-        return (answer_token_means(model, prompts, pos, layers, bs), answer_token_means(model, prompts, neg, layers, bs))
+        return (
+            answer_token_means(model, prompts, pos, layers, bs),
+            answer_token_means(model, prompts, neg, layers, bs),
+        )
     pos, neg = [], []
     for item in items:
         prompt = study.prompt(item)

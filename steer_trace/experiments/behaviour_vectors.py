@@ -98,7 +98,9 @@ def load_or_extract(study, name: str, log: Log | None = None) -> tuple[SteeringV
         try:
             vector = SteeringVector.load(path)
             paths = {a: vector_path(study, name, a) for a in vector.meta.get("groups", {})}
-            if vector.meta.get("key") == key_of(vector_config(study, name)) and all(p.is_file() for p in paths.values()):
+            if vector.meta.get("key") == key_of(vector_config(study, name)) and all(
+                p.is_file() for p in paths.values()
+            ):
                 return vector, {a: SteeringVector.load(p) for a, p in paths.items()}
         except UserError as error:  # a damaged cached file: never blocks a command, it is recomputed
             warnings.warn(f"{error}; recomputing it", stacklevel=2)

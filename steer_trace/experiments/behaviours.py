@@ -291,4 +291,6 @@ def tax_entries(study: Study, vectors: dict[str, SteeringVector], layers: list[i
         raise UserError(f"--layers needs one layer, or one per vector ({len(vectors)})")
     placed = [(v, L) for v, L in zip(vectors.values(), layers)]
     label = next(iter(vectors)) if len(vectors) == 1 else "simultaneous"
-    return [(point_fields(label, direction_of(c), c, layers), Plan.simultaneous(placed, c)) for c in _coefs(study, coefs)]
+    return [
+        (point_fields(label, direction_of(c), c, layers), Plan.simultaneous(placed, c)) for c in _coefs(study, coefs)
+    ]

@@ -13,7 +13,8 @@ sweep tables of the earlier format (one `permuted` flag: the norm-matched contro
 
 As in the paper's figures, the target skill is on x and text on y: one curve per layer (points in
 coefficient order, from (100, 100) at c = 0 towards the origin) plus both permuted controls
-(dashed: permuted components, norm-matched; dotted: the paper's permuted means), and the diagonal. A curve above the diagonal removes the skill more than it removes text.
+(dashed: permuted components, norm-matched; dotted: the paper's permuted means), and the diagonal. \
+A curve above the diagonal removes the skill more than it removes text.
 """
 
 from __future__ import annotations
