@@ -293,6 +293,8 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
 
     if "figures" in sections:
         root = results_root(results_dir)
+        if not Path(root).is_dir():  # nothing cached there (yet): time the repository's committed results
+            root = Path(__file__).resolve().parent.parent / "results"
         n_tables = len(list(Path(root).rglob("*.parquet"))) if Path(root).exists() else 0
         with tempfile.TemporaryDirectory(prefix="steer-trace-bench-") as out:
             cmd = [sys.executable, "-m", "tasks.cli", "figures", "--results", str(root), "--out", out]

@@ -140,10 +140,10 @@ GOOD_ROW = {"question": "Pick one?\n\nChoices:\n (A) yes\n (B) no", "answer_matc
                                                "answer_not_matching_behavior": " (B)"}),
      "line 2: missing or empty 'question'"),
     (json.dumps(GOOD_ROW) + "\n" + json.dumps({**GOOD_ROW, "answer_matching_behavior": " (C)"}),
-     "line 2: answer ' (C)' is not A/B or Yes/No"),
+     "line 2: answer (C) but the question shows no options"),
     (json.dumps([GOOD_ROW, {**GOOD_ROW, "answer_not_matching_behavior": "Maybe"}]),
-     "item 2: answer 'Maybe' is not A/B or Yes/No"),
-    (json.dumps({**GOOD_ROW, "answer_not_matching_behavior": " No"}), "are not the two options of one question"),
+     "item 2: answer 'Maybe' is not a letter (A)-(H) or Yes/No"),
+    (json.dumps({**GOOD_ROW, "answer_not_matching_behavior": " No"}), "are not two options of one question"),
 ])
 def test_bad_dataset_files(behaviours, tmp_path, content, needle):
     path = tmp_path / "custom.jsonl"

@@ -306,7 +306,7 @@ def test_vectors_extract_refuses_a_file_mixing_answer_families(tmp_path):
     from cli_checks import one_error_line
 
     one_error_line(cli("vectors", "extract", "--dataset", path, "--out", tmp_path / "v.safetensors"),
-                   "mixes A/B and Yes/No")
+                   "mixes letter and Yes/No")
     assert not (tmp_path / "v.safetensors").exists()
 
 
