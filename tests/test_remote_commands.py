@@ -154,9 +154,9 @@ def test_remote_sweep_equals_local_in_fewer_requests_than_points(local_sweep, re
     local = sorted_table(load_tables("behaviours_single", local_root))
     remote = sorted_table(load_tables("behaviours_single", remote_root))
 
-    points = 1 + 2 * len(LAYERS.split(","))  # default + add / subtract per layer
+    points = 1 + 4 * len(LAYERS.split(","))  # default + add / subtract per layer, for the vector and its random control
     assert computed(local_result) == computed(remote_result) == points + 1  # + the extracted vector
-    assert remote.height == local.height == 3 * len(LAYERS.split(","))  # the default row repeated per layer
+    assert remote.height == local.height == 5 * len(LAYERS.split(","))  # the default row repeated per layer
     assert remote.select(KEY_COLUMNS).equals(local.select(KEY_COLUMNS))
     for column in SCORE_COLUMNS:
         gap = (remote[column] - local[column]).abs().max()
@@ -255,16 +255,16 @@ def test_server_stopped_mid_sweep_keeps_finished_points(run_cli, ndif_stack, ndi
     points_dirs = list((root / "behaviours_single").glob("*.points"))
     assert len(points_dirs) == 1 and not list((root / "behaviours_single").glob("*.parquet"))
     landed = {p.name: pl.read_parquet(p) for p in points_dirs[0].glob("*.parquet")}
-    assert len(landed) == 3  # myopic: default, add, subtract
+    assert len(landed) == 5  # myopic: default, add, subtract, and the random control's add, subtract
     assert {f["behaviour"][0] for f in landed.values()} == {"myopic"}
 
     # ndif's replica may still be busy with what it was given; as test_remote.py does, let it settle
     time.sleep(max(0.0, killed["at"] + 12 - time.time()))
     resumed = run_cli(*argv)
-    assert computed(resumed) == 3  # sycophancy's three points, nothing else (vectors were saved)
+    assert computed(resumed) == 5  # sycophancy's five points, nothing else (vectors were saved)
     assert run_cli.opened[-1].extra["requests"] == 1
     table = load_tables("behaviours_single", root)
-    assert table.height == 6 and not points_dirs[0].exists()
+    assert table.height == 10 and not points_dirs[0].exists()
     for frame in landed.values():
         row = frame.row(0, named=True)
         match = table.filter((pl.col("behaviour") == row["behaviour"]) & (pl.col("direction") == row["direction"]))
