@@ -238,7 +238,7 @@ def test_same_command_twice_gives_identical_tables(smol, behaviour_sets, tmp_pat
         assert "points computed" in result.stderr
         tables.append(load_tables("behaviours_single", root))
     first, second = tables
-    assert first is not None and first.height == 2 * 5  # behaviours x (default, add, subtract, random add, random subtract)
+    assert first is not None and first.height == 2 * 5  # behaviours x (default, ±vector, ±random)
     assert first["p_matching"].n_unique() > 1  # steering changed something: the comparison is not vacuous
     assert first.equals(second)
 
