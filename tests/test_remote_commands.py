@@ -169,9 +169,12 @@ def test_remote_sweep_equals_local_in_fewer_requests_than_points(local_sweep, re
 
     model = remote_sweep["model"]
     assert model.extra["requests"] == 1 < points  # every scoring point in one session
-    # + the extraction's traces: each answer group's pairs, 4 pairs (8 texts) a trace, and the residual norms
+    # + the extraction's requests: the shared-prompt reader's batches of prompts (one session each), and the norms
+    from steer_trace.experiments.behaviour_setup import PROFILES
+
     vector = SteeringVector.load(next((remote_root / "vectors").glob("*/myopic-*.safetensors")))
-    extraction = sum(math.ceil(n / 4) for n in vector.meta["groups"].values()) + 1
+    assert vector.meta["reader"].startswith("shared-prompt")
+    extraction = math.ceil(sum(vector.meta["groups"].values()) / PROFILES["test"].batch_size) + 1
     assert remote_sweep["requests"] == 1 + extraction < points
 
     # the remote model keeps the local name: vectors (and run keys) are shared by name, each root has its own
@@ -267,7 +270,8 @@ def test_server_stopped_mid_sweep_keeps_finished_points(run_cli, ndif_stack, ndi
     assert table.height == 10 and not points_dirs[0].exists()
     for frame in landed.values():
         row = frame.row(0, named=True)
-        match = table.filter((pl.col("behaviour") == row["behaviour"]) & (pl.col("direction") == row["direction"]))
+        match = table.filter((pl.col("behaviour") == row["behaviour"]) & (pl.col("direction") == row["direction"])
+                             & (pl.col("vector") == row["vector"]))
         assert match["p_matching"][0] == row["p_matching"]
 
 
