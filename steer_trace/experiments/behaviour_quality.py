@@ -24,7 +24,7 @@ from ..plan import Plan
 from ..read import read_batch
 from ..stats import heldout_auc, sign_flip_null
 from .behaviour_eval import Log, point_fields, score_points
-from .behaviour_vectors import vectors_config
+from .behaviour_vectors import per_behaviour_table, vectors_config
 
 
 def _read(model, texts: list[str], layers: list[int], batch_size: int, position: str) -> dict[int, torch.Tensor]:
@@ -75,15 +75,7 @@ def quality_rows(study, name: str, layers: list[int], log: Log | None = None) ->
 def run_quality(study, layers: list[int], log: Log | None = None) -> pl.DataFrame:
     run = Run("behaviours_quality", {**vectors_config(study), "vector_source": study.vector_source,
                                      "layers": layers, "null": "sign-flip/200", "version": 1}, study.root)
-    table = run.finished()
-    if table is None:
-        frames = []
-        for name in study.names:
-            if run.cached_point({"behaviour": name}) is None:
-                study.computed += 1
-            frames.append(run.point({"behaviour": name}, lambda name=name: quality_rows(study, name, layers, log)))
-        table = run.finish(frames)
-    return table
+    return per_behaviour_table(study, run, lambda study, name: quality_rows(study, name, layers, log))
 
 
 def run_precondition(study, log: Log | None = None) -> pl.DataFrame:

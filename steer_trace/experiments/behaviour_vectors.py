@@ -190,13 +190,17 @@ def _letter_bias_row(study, name: str) -> pl.DataFrame:
 def run_letter_bias(study) -> pl.DataFrame:
     """The unsteered model's preference for the first answer (A / Yes) on the test questions."""
     config = {**study.base_config(), "split": "test"}
-    run = Run("behaviours_letter_bias", config, study.root)
+    return per_behaviour_table(study, Run("behaviours_letter_bias", config, study.root), _letter_bias_row)
+
+
+def per_behaviour_table(study, run: Run, rows) -> pl.DataFrame:
+    """The finished table of `run`, or one cached point per behaviour (`rows(study, name)`), then finished."""
     table = run.finished()
     if table is None:
         frames = []
         for name in study.names:
             if run.cached_point({"behaviour": name}) is None:
                 study.computed += 1
-            frames.append(run.point({"behaviour": name}, lambda name=name: _letter_bias_row(study, name)))
+            frames.append(run.point({"behaviour": name}, lambda name=name: rows(study, name)))
         table = run.finish(frames)
     return table
