@@ -282,7 +282,7 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
         report["memory"] = {}
         caps = size["mem_caps"]
         _say(f"\n[4] peak memory (subprocess per command): quick behaviour run — `behaviours extract` then "
-             f"`behaviours single`, --profile quick capped at {caps[0]}/{caps[1]}/{caps[2]} questions, myopic")
+             f"`behaviours single` (×±4), --profile quick capped at {caps[0]}/{caps[1]}/{caps[2]} questions, myopic")
         for name in size["mem_models"]:
             report["memory"][name] = _memory_of_behaviour_run(name, caps, dataset, size)
             got = report["memory"][name]
@@ -389,8 +389,9 @@ def _memory_of_behaviour_run(name: str, caps, dataset: str, size: dict) -> dict:
               "--n-test", str(caps[2]), "--behaviours", "myopic"]
     runs = []
     with tempfile.TemporaryDirectory(prefix="steer-trace-bench-") as results:
-        for step in ("extract", "single"):
-            runs.append(bench.peak_of_command(cli + [step, *common, "--results", results]))
+        for step in ("extract", "single"):  # single at fixed multipliers: the grid adds time, not memory
+            fixed = ["--add-mult", "4", "--subtract-mult", "4"] if step == "single" else []
+            runs.append(bench.peak_of_command(cli + [step, *common, *fixed, "--results", results]))
             if runs[-1]["returncode"] != 0:
                 break
     if all(r["returncode"] == 0 and r["peak_rss_mb"] for r in runs):

@@ -8,6 +8,8 @@ import time
 
 import click
 
+from steer_trace.aggregators import DEFAULT_METHOD, METHODS
+
 from .common import model_options, open_model, steering_options
 
 PROFILES = ("quick", "paper", "test")
@@ -46,21 +48,26 @@ def study_options(func):
     @click.option("--vector-source", type=click.Choice(["letter", "content"]), default="letter", show_default=True,
                   help="Vectors from the answer letter, or from the answer texts' tokens (content).")
     @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of letter-balanced.")
+    @click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True,
+                  help="Extraction method of letter vectors: mean difference, or pca / pca-center / pca-diff "
+                       "(README 'Extraction methods'); results of a non-default method get their own keys.")
     @click.option("--relative", is_flag=True, help="Multipliers are fractions of the layer's residual-stream norm.")
     @click.option("--n-vector", type=int, default=None, help="Cap on vector pairs (profile default).")
     @click.option("--n-validation", type=int, default=None, help="Cap on validation questions.")
     @click.option("--n-test", type=int, default=None, help="Cap on test questions (before both orders).")
     @click.option("--batch-size", type=int, default=None, help="Prompts per forward pass.")
+    @click.option("--tax-docs", type=click.IntRange(min=1), default=None,
+                  help="Plain-text documents for the alignment tax (profile default; paper: 200).")
     @functools.wraps(func)
     def wrapper(*args, profile, results_dir, data_dir, dataset_files, behaviours, prompt_style, orders, slices,
-                split_rule, scoring, vector_source, plain_mean, relative, n_vector, n_validation, n_test, batch_size,
-                **kwargs):
+                split_rule, scoring, vector_source, plain_mean, method, relative, n_vector, n_validation, n_test,
+                batch_size, tax_docs, **kwargs):
         kwargs["study_args"] = dict(
             profile=profile, root=results_dir, data_dir=data_dir, dataset_files=tuple(dataset_files),
             behaviours=tuple(b.strip() for b in behaviours.split(",") if b.strip()) if behaviours else None,
             prompt_style=prompt_style, orders=orders, balanced=not plain_mean, relative=relative, slices=slices,
-            split=split_rule, scoring=scoring, vector_source=vector_source,
-            sizes=(n_vector, n_validation, n_test), batch_size=batch_size)
+            split=split_rule, scoring=scoring, vector_source=vector_source, method=method,
+            sizes=(n_vector, n_validation, n_test), batch_size=batch_size, tax_docs=tax_docs)
         return func(*args, **kwargs)
 
     return wrapper
@@ -73,9 +80,11 @@ def build_study(model_spec: dict, study_args: dict):
 
     args = dict(study_args)
     profile = make_profile(args.pop("profile"), *args.pop("sizes"))
-    batch_size = args.pop("batch_size")
+    batch_size, tax_docs = args.pop("batch_size"), args.pop("tax_docs")
     if batch_size:
         profile = replace(profile, batch_size=max(1, batch_size))
+    if tax_docs:
+        profile = replace(profile, tax_docs=tax_docs)
     model = open_model(model_spec)
     return open_study(model, profile, **args)
 
@@ -102,14 +111,15 @@ def _done(study, started: float) -> None:
               f"results under {study.root}")
 
 
-def _picks(study, layers, add_mult, subtract_mult, grid_multipliers):
+def _picks(study, layers, add_mult, subtract_mult, grid_multipliers, grid_layers=None):
     from steer_trace.experiments import behaviours as exp
 
     if add_mult is not None or subtract_mult is not None:
         if add_mult is None or subtract_mult is None:
             raise click.UsageError("give both --add-mult and --subtract-mult, or neither (grid picks)")
         return exp.fixed_picks(study, layers, add_mult, subtract_mult)
-    return exp.grid_picks(study, layers, _numbers(grid_multipliers), _echo_err)
+    searched = [study.model.check_layer(L) for L in _numbers(grid_layers, int) or ()]
+    return exp.grid_picks(study, layers, _numbers(grid_multipliers), _echo_err, grid_layers=searched)
 
 
 def picks_options(func):
@@ -118,6 +128,9 @@ def picks_options(func):
     func = click.option("--subtract-mult", type=float, default=None, help="Fixed subtract multiplier.")(func)
     func = click.option("--grid-multipliers", default=None,
                         help="Multipliers for the grid that picks them (profile default).")(func)
+    func = click.option("--grid-layers", default=None,
+                        help="Layers the grid searches besides --layers (model numbers; default: the "
+                             "profile's grid layers).")(func)
     return func
 
 
@@ -134,12 +147,16 @@ def _f(value, digits=3) -> str:
 
 
 def show_precondition(table) -> None:
-    """Order consistency of the unsteered greedy answers, per behaviour (letter scoring only)."""
+    """Order consistency of the unsteered greedy answers, per behaviour (letter scoring; content
+    scoring has no positions and says so)."""
     if "order_consistency" not in table.columns:
         return
     base = table.filter(table["direction"] == "default").unique("behaviour", keep="first", maintain_order=True)
     for r in base.iter_rows(named=True):
         if r.get("scoring", "letter") != "letter":
+            click.echo(f"precondition {r['behaviour']}: not needed - content scoring reads each option's text "
+                       "after the question stem alone (no option list, no letters, so no position to answer by); "
+                       "compare each shift with its random-direction row")
             continue
         consistent, chance = r["order_consistency"], r["consistency_chance"]
         if math.isnan(consistent):  # options asked in one order only
@@ -262,14 +279,14 @@ def grid_cmd(model_spec, study_args, layers, multipliers):
 @steering_options
 @layers_option("Layers (default: the paper's 10 and 15 of 32 at this depth).")
 @picks_options
-def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers):
+def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers):
     """Each behaviour alone at a layer: default / add / subtract on the test split."""
     from steer_trace.experiments import behaviours as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.report_layers)
-    picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers)
+    picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers, grid_layers)
     table = exp.run_single(study, chosen, picks, _echo_err)
     show_ab(table, f"single steering, test split ({study.orders} orders)")
     _done(study, started)
@@ -282,14 +299,14 @@ def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_mul
 @layers_option("Layers (default: the paper's 10 and 15 of 32 at this depth).")
 @picks_options
 @click.option("--coefs", default="1", show_default=True, help="Coefficients applied to each combined vector (±).")
-def combined_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, coefs):
+def combined_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers, coefs):
     """The behaviours' vectors combined at one layer (sum, mean, weighted sum, weighted mean), ±."""
     from steer_trace.experiments import behaviours as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.report_layers)
-    picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers)
+    picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers, grid_layers)
     table = exp.run_combined(study, chosen, picks, _numbers(coefs) or (1.0,), _echo_err)
     show_ab(table, "combined vectors, test split")
     _done(study, started)

@@ -231,6 +231,29 @@ def test_grid_stops_each_direction_and_picks(cli):
     assert picks.height == 4 and set(picks["direction"]) == {"add", "subtract"}
 
 
+def test_grid_layers_option_limits_the_search(cli):
+    cli("single", "--layers", "14", "--grid-layers", "14", "--grid-multipliers", "4", behaviours="myopic")
+    grid = table(cli, "behaviours_grid").filter(pl.col("multiplier").abs() == 4)
+    assert set(grid["layer"]) == {14}  # the profile's grid layer (9) is not searched
+    single = table(cli, "behaviours_single").filter(pl.col("layer") == 14)
+    assert set(single.filter(pl.col("vector") == "myopic")["multiplier"]) == {4.0, -4.0}
+
+
+def test_method_option_extracts_and_steers_with_its_own_vector(cli):
+    cli("extract", "--method", "pca", behaviours="myopic")
+    vectors = {SteeringVector.load(p).meta["method"]: p for p in (cli.root / "vectors").rglob("myopic-*.safetensors")
+               if "groups" not in p.parts}
+    assert any(m.startswith("pca") for m in vectors) and any(m.startswith("mean") for m in vectors)
+    pca = SteeringVector.load(next(p for m, p in vectors.items() if m.startswith("pca")))
+    mean = SteeringVector.load(next(p for m, p in vectors.items() if m.startswith("mean")))
+    assert not torch.allclose(pca.layers[LAYER], mean.layers[LAYER])
+    cli("single", "--method", "pca", "--add-mult", "2", "--subtract-mult", "2", behaviours="myopic")
+    single = table(cli, "behaviours_single")
+    assert "method" in single.columns and set(single.filter(pl.col("method") == "pca")["vector"]) >= {"myopic"}
+    result = cli("extract", "--method", "pca", "--vector-source", "content", behaviours="myopic", expect=2)
+    assert result.output.startswith("error:") and "letter vectors" in result.output
+
+
 def test_pick_rule():
     def row(direction, m, score, p, collapsed=False, faulty=0.0):
         return {"model": "m", "profile": "test", "behaviour": "b", "layer": 3, "direction": direction,
@@ -295,8 +318,14 @@ def test_combined_scores_every_behaviour(cli):
     combined = table(cli, "behaviours_combined")
     assert set(combined.columns) >= set(AB_COLUMNS)
     steered = combined.filter(pl.col("direction") != "default")
-    assert set(steered["vector"]) == set(exp.COMBINATIONS)
-    assert steered.height == 2 * 4 * 2  # behaviours x combinations x directions
+    controls = {f"random:{how}" for how in exp.COMBINATIONS}
+    assert set(steered["vector"]) == set(exp.COMBINATIONS) | controls
+    assert steered.height == 2 * 4 * 2 * 2  # behaviours x combinations x directions x (vector, its control)
+    # each control is scored at its combination's coefficient, on the same questions
+    for r in steered.filter(pl.col("vector").is_in(list(controls))).iter_rows(named=True):
+        twin = steered.filter((pl.col("vector") == r["vector"].split(":")[1]) & (pl.col("behaviour") == r["behaviour"])
+                              & (pl.col("multiplier") == r["multiplier"]))
+        assert twin.height == 1 and twin["q_id"].to_list() == [r["q_id"]]
     assert set(steered["multiplier"]) == {1.0, -1.0}
     p = {(r["behaviour"], r["vector"], r["direction"]): r["p_matching"] for r in steered.iter_rows(named=True)}
     # with two vectors and weights (2, 2) the weighted mean is the plain sum
@@ -334,7 +363,8 @@ def test_interference_table(cli):
     assert set(inter.columns) >= set(AB_COLUMNS)
     steered = inter.filter(pl.col("direction") != "default")
     assert {(r["vector"], r["behaviour"]) for r in steered.iter_rows(named=True)} == {
-        (v, b) for v in ("myopic", "agreeableness") for b in ("myopic", "agreeableness")}
+        (v, b) for v in ("myopic", "agreeableness", "random:myopic", "random:agreeableness")
+        for b in ("myopic", "agreeableness")}
     assert "change in p(matching)" in result.output
 
 
@@ -367,7 +397,8 @@ def test_content_mode_scores_and_steers_without_letters(cli):
     assert set(single["vector_source"]) == {"content"} and set(single["vector"]) == {"none", "myopic", "random"}
     assert (single["n"] == 4).all()  # one prompt set per question: no rotations needed without letters
     assert single["faulty"].is_nan().all()
-    assert "precondition" not in result.output.split("single steering")[0].split("points computed")[-1]
+    assert "precondition myopic: not needed - content scoring" in result.output
+    assert "order consistency" not in result.output and "AT CHANCE" not in result.output
     vectors = list((cli.root / "vectors").rglob("myopic-content-*.safetensors"))
     assert len(vectors) == 1
 

@@ -214,6 +214,17 @@ def test_interference_deltas_against_the_default():
     assert deltas["clear"].to_list() == [True, False]
 
 
+def test_interference_clear_means_the_paired_interval_excludes_zero():
+    rows = pl.DataFrame([
+        ab_row("m", "myopic", "none", 15, "default", 0, 0.30),
+        ab_row("m", "myopic", "sycophancy", 15, "add", 2, 0.32, n=300),  # tiny unpaired CI, paired spans 0
+        ab_row("m", "myopic", "myopic", 15, "add", 2, 0.33, n=10),       # wide unpaired CI, paired excludes 0
+    ]).with_columns(shift_lo=pl.Series([float("nan"), -0.01, 0.01]), shift_hi=pl.Series([float("nan"), 0.05, 0.05]))
+    deltas = plots.interference_deltas(rows, plots.defaults_at(rows)).sort("vector")
+    assert deltas["vector"].to_list() == ["myopic", "sycophancy"]
+    assert deltas["clear"].to_list() == [True, False]
+
+
 def test_missing_required_column_skips_with_a_warning(tmp_path, no_model):
     root = tmp_path / "results"
     write(root, "behaviours_single", [{"model": "m", "behaviour": "myopic", "direction": "add"}])

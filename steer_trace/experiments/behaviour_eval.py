@@ -25,6 +25,10 @@ from ..stats import balanced_mean, paired_shift, per_question
 
 Log = Callable[[str], None]
 
+# Plans scored per call: one request remotely; locally the rows of a call share their passes
+# and, where the plans first differ at layer L, the layers below L (row_plans.py).
+POINTS_PER_CALL = 16
+
 
 def point_fields(vector: str, direction: str, multiplier: float, layers=(), **extra) -> dict:
     """The steering columns of a result row (`layer` is the first injection layer, -1 for none)."""
@@ -127,7 +131,7 @@ def _is_unsteered(fields: dict) -> bool:
 def letter_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
     """One result row (summary + per-question columns) per plan, from the answer letters."""
     prompts, ids, per_prompt, labels = _prepared(study, behaviour, split)
-    per_call = 16 if study.model.remote else 4
+    per_call = POINTS_PER_CALL
     results = answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
                            points_per_request=per_call)
     return [_summary_row(study, probs, greedy, ids, per_prompt, labels) for probs, greedy in results]
@@ -153,7 +157,7 @@ def score_points(study, run: Run, behaviour: str, split: str, entries: list[tupl
     params = [{"behaviour": behaviour, "split": split, **fields} for fields, _ in entries]
     frames: list[pl.DataFrame | None] = [run.cached_point(p) for p in params]
     missing = [i for i, frame in enumerate(frames) if frame is None]
-    per_call = 16 if study.model.remote else 4
+    per_call = POINTS_PER_CALL
     scorer = SCORERS[study.scoring]
     for start in range(0, len(missing), per_call):
         block = missing[start : start + per_call]
@@ -176,7 +180,7 @@ def tax_points(study, run: Run, docs: list[str], max_tokens: int, entries: list[
     """Top-1 next-token accuracy on plain text, one cached point per plan."""
     frames = [run.cached_point(fields) for fields, _ in entries]
     missing = [i for i, frame in enumerate(frames) if frame is None]
-    per_call = 16 if study.model.remote else 4
+    per_call = POINTS_PER_CALL
     for start in range(0, len(missing), per_call):
         block = missing[start : start + per_call]
         plans = [study.ready(entries[i][1]) for i in block]

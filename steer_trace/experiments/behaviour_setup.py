@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import data
+from ..aggregators import DEFAULT_METHOD, METHODS
 from ..cache import ensure_writable, results_root
 from ..errors import UserError
 from ..plan import Steering
@@ -104,6 +105,7 @@ class Study:
     residual_norms: dict[int, float] | None = None  # mean over behaviours, per layer (for --relative)
     computed: int = 0  # points and vectors computed (not read from the cache) by this study
     steering: Steering = field(default_factory=Steering)  # --op / --scope for every plan
+    method: str = DEFAULT_METHOD  # extraction method of letter vectors (aggregators.METHODS)
     _prompts: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -168,8 +170,9 @@ class Study:
         old behaviour, so old keys stay valid. Balanced slices (the new default) change the
         test questions, so they do enter the key: such results are recomputed."""
         out = {"slices": self.slices, "split": self.split_rule, "scoring": self.scoring,
-               "vector_source": self.vector_source}
-        old = {"slices": "plain", "split": "seeded", "scoring": "letter", "vector_source": "letter"}
+               "vector_source": self.vector_source, "method": self.method}
+        old = {"slices": "plain", "split": "seeded", "scoring": "letter", "vector_source": "letter",
+               "method": DEFAULT_METHOD}
         return {k: v for k, v in out.items() if v != old[k]}
 
     def columns(self) -> dict:
@@ -177,7 +180,8 @@ class Study:
         return {"model": self.model.name, "profile": self.profile.name, "prompt_style": self.prompt_style,
                 "orders": self.orders, "relative": self.relative, "plain_mean": not self.balanced,
                 "slices": self.slices, "split_rule": self.split_rule, "scoring": self.scoring,
-                "vector_source": self.vector_source}
+                "vector_source": self.vector_source,
+                **({"method": self.method} if self.method != DEFAULT_METHOD else {})}
 
 
 def make_profile(name: str, n_vector=None, n_validation=None, n_test=None) -> Profile:
@@ -196,13 +200,17 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
                dataset_files: tuple = (), prompt_style: str = "paper", orders: str = "both",
                balanced: bool = True, relative: bool = False, root=None, slices: str = "balanced",
                split: str = "seeded", scoring: str = "letter", vector_source: str = "letter",
-               steering: Steering | None = None) -> Study:
+               steering: Steering | None = None, method: str = DEFAULT_METHOD) -> Study:
     """Load the behaviours' data for `model` and bundle the options."""
     for option, value, allowed in (("orders", orders, ("both", "given")), ("slices", slices, ("balanced", "plain")),
                                    ("split", split, ("seeded", "paper")), ("scoring", scoring, ("letter", "content")),
                                    ("vector-source", vector_source, ("letter", "content"))):
         if value not in allowed:
             raise UserError(f"unknown --{option} {value!r} ({' or '.join(allowed)})")
+    if method not in METHODS:
+        raise UserError(f"unknown --method {method!r} (one of {', '.join(METHODS)})")
+    if method != DEFAULT_METHOD and vector_source != "letter":
+        raise UserError(f"--method {method} applies to letter vectors; content vectors are mean differences")
     if behaviours is None:
         behaviours = () if dataset_files else tuple(BEHAVIOURS)
     unknown = [b for b in behaviours if b not in BEHAVIOURS]
@@ -212,7 +220,7 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
     loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper")
     study = Study(model, profile, {k: v[0] for k, v in loaded.items()}, {k: v[1] for k, v in loaded.items()},
                   prompt_style, orders, balanced, relative, slices, split, scoring, vector_source,
-                  ensure_writable(results_root(root)), steering=steering or Steering())
+                  ensure_writable(results_root(root)), steering=steering or Steering(), method=method)
     if prompt_style == "chat":
         study.prompt(study.items[study.names[0]][0])  # fails early without a chat template
     return study

@@ -5,8 +5,9 @@
   add / subtract multiplier per behaviour and layer;
 - single: each behaviour alone at a layer, default / add / subtract on the test split;
 - combined: the five vectors combined at one layer (sum, mean, weighted sum, weighted mean);
+  each combination beside a random direction of its norm ("random:<combination>");
 - simultaneous: each vector at its own layer, one global coefficient, plus the alignment tax;
-- interference: any vectors x any behaviours;
+- interference: any vectors x any behaviours, each vector beside a random direction of its norm;
 - tax: top-1 next-token accuracy on plain text under a plan.
 
 Each function returns a polars table written through `cache.Run` (see the table
@@ -110,10 +111,12 @@ def pick_multipliers(grid: pl.DataFrame, max_faulty: float) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def grid_picks(study: Study, layers: list[int], multipliers=None, log: Log | None = None) -> dict:
-    """{(behaviour, layer, direction): multiplier} from the grid over the profile's layers
-    and `layers` (the grid's table and a behaviours_picks table are cached)."""
-    grid_layers = sorted(set(study.layers(study.profile.grid_layers)) | set(layers))
+def grid_picks(study: Study, layers: list[int], multipliers=None, log: Log | None = None,
+               grid_layers=None) -> dict:
+    """{(behaviour, layer, direction): multiplier} from the grid over `grid_layers` (default: the
+    profile's) and `layers` (the grid's table and a behaviours_picks table are cached)."""
+    searched = grid_layers if grid_layers else study.layers(study.profile.grid_layers)
+    grid_layers = sorted(set(searched) | set(layers))
     grid = run_grid(study, grid_layers, multipliers, log)
     multipliers = _grid_multipliers(study, multipliers)
     run = _run(study, "behaviours_picks", layers=grid_layers, multipliers=multipliers,
@@ -179,9 +182,11 @@ def run_combined(study: Study, layers: list[int], picks: dict, coefs=(1.0,), log
     plans = []
     for L in layers:
         for (how, direction), vector in combined_vectors(study, L, picks).items():
+            control = random_like(vector, seed_of(f"{how}|{direction}|{L}"))
             for c in coefs:
                 coef = c if direction == "add" else -c
                 plans.append((point_fields(how, direction, coef, [L]), Plan.single(vector, L, coef)))
+                plans.append((point_fields(f"{RANDOM}:{how}", direction, coef, [L]), Plan.single(control, L, coef)))
     frames = []
     for name in study.names:
         default, *steered = score_points(study, run, name, "test",
@@ -257,8 +262,13 @@ def run_interference(study: Study, vectors: dict[str, SteeringVector], layers: l
     table = run.finished()
     if table is not None:
         return table
-    plans = [(point_fields(name, direction_of(m), m, [L]), Plan.single(v, L, m))
-             for name, v in vectors.items() for L in layers for m in multipliers]
+    plans = []
+    for name, v in vectors.items():
+        control = random_like(v, seed_of(name))
+        for L in layers:
+            for m in multipliers:
+                plans.append((point_fields(name, direction_of(m), m, [L]), Plan.single(v, L, m)))
+                plans.append((point_fields(f"{RANDOM}:{name}", direction_of(m), m, [L]), Plan.single(control, L, m)))
     frames = []
     for name in study.names:
         default, *steered = score_points(study, run, name, "test",

@@ -414,9 +414,13 @@ def distribution_figures(tables: dict, out: Path, several: bool) -> list[Path]:
 
 def interference_deltas(rows: pl.DataFrame, defaults: pl.DataFrame) -> pl.DataFrame:
     """Per steered row: delta = p_matching - default p_matching of the scored behaviour; `clear` when the
-    default lies outside the steered row's bootstrap CI."""
+    paired shift's interval excludes 0 (tables without it: the default outside the row's bootstrap CI)."""
     base = defaults.select("behaviour", pl.col("p_matching").alias("p_default"))
     moved = steered(rows).join(base, on="behaviour", how="inner")
+    if "shift_lo" in moved.columns:
+        paired = (pl.col("shift_lo") > 0) | (pl.col("shift_hi") < 0)
+        return moved.with_columns((pl.col("p_matching") - pl.col("p_default")).alias("delta"),
+                                  paired.fill_null(False).alias("clear"))
     lo = pl.col("p_matching_lo") if "p_matching_lo" in moved.columns else pl.col("p_matching")
     hi = pl.col("p_matching_hi") if "p_matching_hi" in moved.columns else pl.col("p_matching")
     return moved.with_columns(
@@ -482,7 +486,7 @@ def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
                 ax.set_xlabel("behaviour scored")
                 ax.set_ylabel("vector injected" if c == 0 else "")
         fig.suptitle(_title("Interference: Δ p(matching) (steered − default)", model, rows, chosen) + "\n"
-                     "* default outside the 95 % bootstrap CI; C collapsed; F faulty ≥ 5 %", fontsize=9.5)
+                     "* paired 95 % interval of the shift excludes 0; C collapsed; F faulty ≥ 5 %", fontsize=9.5)
         written.append(save(fig, out / file_name("interference", model, several)))
     return written
 
