@@ -448,4 +448,27 @@ def diagnose_cmd(model_spec, study_args, layers):
     _done(study, started)
 
 
+
+@group.command("report")
+@click.option("--results", "results_dir", default=None, type=click.Path(),
+              help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
+@click.option("--out", "out_dir", default=None, type=click.Path(),
+              help="Where the tables go (default: <results>/behaviours_report).")
+@click.option("--profile", type=click.Choice(PROFILES), default="paper", show_default=True,
+              help="Which runs to report: their profile.")
+@click.option("--split", "split_rule", type=click.Choice(["seeded", "paper"]), default="paper", show_default=True,
+              help="Which runs to report: their split rule.")
+def report_cmd(results_dir, out_dir, profile, split_rule):
+    """Markdown tables from the cached results, no model: precondition, vector quality, single,
+    simultaneous (+ tax) and combined, every steered row with its paired shift, its random
+    control, the vector-minus-random difference, the detectable shift and a verdict."""
+    from steer_trace.experiments import behaviour_report
+
+    written = behaviour_report.write(results_dir, out_dir, profile, split_rule)
+    for path in written:
+        click.echo(f"wrote {path}")
+    if not written:
+        click.echo(f"no behaviour results with per-question scores for profile {profile}, split {split_rule}")
+
+
 COMMANDS = [group]

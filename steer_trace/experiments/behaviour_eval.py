@@ -190,7 +190,8 @@ def tax_points(study, run: Run, docs: list[str], max_tokens: int, entries: list[
             fields = entries[i][0]
             lo, hi = accuracy_ci(correct.numpy(), counts.numpy())
             row = {"model": study.model.name, "profile": study.profile.name, "relative": study.relative,
-                   "plain_mean": not study.balanced, **fields, "accuracy": accuracy(correct.numpy(), counts.numpy()),
+                   "plain_mean": not study.balanced, "vector_source": study.vector_source,
+                   "split_rule": study.split_rule, **fields, "accuracy": accuracy(correct.numpy(), counts.numpy()),
                    "accuracy_lo": lo, "accuracy_hi": hi, "n_tokens": int(counts.sum()), "n_docs": len(docs)}
             frames[i] = run.point(fields, lambda frame=pl.DataFrame([row]): frame)
         study.computed += len(block)

@@ -1,0 +1,315 @@
+"""Tables of the behaviour experiments from the cached results, each finding with its evidence.
+
+`write(root)` reads the cached behaviours tables (no model) and writes per model and scoring
+mode `<out>/<model>.md`: the precondition, vector quality, single steering, simultaneous
+steering (with the alignment tax) and combined vectors. Every steered row carries its paired
+shift against unsteered, the same for the equal-norm random direction, the vector-minus-random
+paired difference, the detectable shift, and a verdict:
+
+- "not testable": letter scoring where the precondition fails (the model answers by position);
+- "moves" / "moves, wrong way": the vector beats its random control (paired interval excludes 0),
+  in the sign the steering direction asks for / in the other one;
+- "no effect beyond control": otherwise, with the detectable shift stated.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import polars as pl
+
+from ..cache import load_tables, results_root
+from ..stats import paired_shift
+from .behaviour_data import BEHAVIOURS
+
+# the paper's test matching scores, Llama-2-7B-chat (shared/reference/paper_notes.md): default / add / subtract
+PAPER_SINGLE = {
+    10: {"myopic": (0.283, 0.510, 0.250), "wealth_seeking": (0.495, 0.621, 0.228),
+         "sycophancy": (0.583, 0.593, 0.557), "agreeableness": (0.923, 0.980, 0.570),
+         "anti_immigration": (0.167, 0.540, 0.050)},
+    15: {"myopic": (0.283, 0.863, 0.173), "wealth_seeking": (0.495, 0.561, 0.365),
+         "sycophancy": (0.583, 0.583, 0.590), "agreeableness": (0.923, 0.970, 0.620),
+         "anti_immigration": (0.167, 0.373, 0.047)},
+}
+PAPER_SIMULTANEOUS = {  # coefficient -> myopia, wealth, sycophancy, agreeableness, anti-immigration
+    0.0: (0.277, 0.509, 0.587, 0.910, 0.187), 0.5: (0.867, 0.723, 0.557, 0.943, 0.083),
+    -0.5: (0.123, 0.232, 0.623, 0.597, 0.473),
+}
+MODE_COLUMNS = ("scoring", "vector_source", "relative")
+
+
+def _f(value, digits: int = 3, sign: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _interval(shift) -> str:
+    return f"{_f(shift.shift, sign=True)} [{_f(shift.lo, sign=True)}, {_f(shift.hi, sign=True)}]"
+
+
+def _p(value: float) -> str:
+    return "—" if math.isnan(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
+    for column, value in (("scoring", "letter"), ("vector_source", "letter"), ("relative", False),
+                          ("split_rule", "seeded"), ("slices", "plain")):
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(value).alias(column))
+    return frame
+
+
+def _selected(root: Path, experiment: str, profile: str, split: str) -> pl.DataFrame | None:
+    frame = load_tables(experiment, root)
+    if frame is None or "q_p_matching" not in frame.columns:
+        return None
+    frame = _with_defaults(frame).filter((pl.col("profile") == profile) & (pl.col("split_rule") == split)
+                                         & pl.col("q_p_matching").is_not_null())
+    return frame if frame.height else None
+
+
+def _mode_name(scoring: str, source: str, relative: bool) -> str:
+    return (f"{scoring} scoring, {source} vectors" + (", multipliers relative to the residual norm" if relative
+                                                     else ", absolute multipliers"))
+
+
+def precondition(root: Path, model: str, profile: str, split: str) -> dict[str, dict]:
+    """behaviour -> the unsteered letter scores' order consistency (from `behaviours diagnose` or any
+    letter-scored table)."""
+    out: dict[str, dict] = {}
+    for experiment in ("behaviours_precondition", "behaviours_single", "behaviours_simultaneous"):
+        frame = _selected(root, experiment, profile, split)
+        if frame is None or "order_consistency" not in frame.columns:
+            continue
+        base = frame.filter((pl.col("model") == model) & (pl.col("scoring") == "letter")
+                            & (pl.col("direction") == "default") & (pl.col("split") == "test"))
+        for r in base.iter_rows(named=True):
+            out.setdefault(r["behaviour"], r)
+    return out
+
+
+def passes(row: dict) -> bool | None:
+    """Order consistency above chance by more than two binomial standard errors (None: not measured)."""
+    consistent, chance, n = row.get("order_consistency"), row.get("consistency_chance"), row.get("n_questions")
+    if consistent is None or chance is None or math.isnan(consistent) or not n:
+        return None
+    return consistent > chance + 2 * math.sqrt(chance * (1 - chance) / n)
+
+
+def verdict(direction: str, against_random, testable: bool | None) -> str:
+    if testable is False:
+        return "not testable (answers by position)"
+    if against_random.lo > 0 or against_random.hi < 0:
+        up = against_random.lo > 0
+        return "moves" if up == (direction == "add") else "moves, wrong way"
+    return f"no effect beyond control (detectable {_f(against_random.mde, 2)})"
+
+
+def _row_of(frame: pl.DataFrame, **where) -> dict | None:
+    for column, value in where.items():
+        frame = frame.filter(pl.col(column) == value)
+    return frame.row(0, named=True) if frame.height else None
+
+
+def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str, layer: int,
+                 testable: bool | None, default: dict) -> list[dict]:
+    """Every steered row of `vector` on `behaviour` at `layer`, with its control row and statistics."""
+    out = []
+    rows = frame.filter((pl.col("behaviour") == behaviour) & (pl.col("vector") == vector) & (pl.col("layer") == layer))
+    for r in rows.sort(pl.col("multiplier")).iter_rows(named=True):
+        random = _row_of(frame, behaviour=behaviour, vector=control, layer=layer, multiplier=r["multiplier"])
+        labels = r["q_label"]
+        shift = paired_shift(r["q_p_matching"], default["q_p_matching"], labels)
+        entry = {"row": r, "shift": shift, "random": None, "against": None}
+        if random is not None and random["q_id"] == r["q_id"]:
+            entry["random"] = paired_shift(random["q_p_matching"], default["q_p_matching"], labels)
+            entry["against"] = paired_shift(r["q_p_matching"], random["q_p_matching"], labels)
+        entry["verdict"] = verdict(r["direction"], entry["against"], testable) if entry["against"] else \
+            ("not testable (answers by position)" if testable is False else "no control scored")
+        out.append(entry)
+    return out
+
+
+def paper_layers(layers) -> dict[int, int | None]:
+    """Model layer -> the paper's layer it stands for: with two report layers, the lower is the
+    paper's 10 and the upper its 15 (same relative depth); otherwise unknown."""
+    layers = sorted(L for L in set(layers) if L >= 0)
+    return dict(zip(layers, (10, 15))) if len(layers) == 2 else {L: None for L in layers}
+
+
+def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
+    lines = []
+    for L, paper_layer in paper_layers(frame["layer"].to_list()).items():
+        rows = []
+        for behaviour in BEHAVIOURS:
+            default = _row_of(frame, behaviour=behaviour, direction="default")
+            if default is None:
+                continue
+            testable = passes(pre[behaviour]) if letter and behaviour in pre else None
+            paper = PAPER_SINGLE.get(paper_layer, {}).get(behaviour)
+            for e in steered_rows(frame, behaviour, behaviour, "random", L, testable, default):
+                r = e["row"]
+                paper_value = "—" if paper is None else \
+                    f"{paper[0]:.2f} → {paper[1 if r['direction'] == 'add' else 2]:.2f}"
+                rows.append([behaviour, f"{r['multiplier']:+g}", _f(default["p_matching_balanced"]),
+                             _f(r["p_matching_balanced"]), _interval(e["shift"]), _p(e["shift"].p),
+                             _interval(e["random"]) if e["random"] else "—",
+                             _interval(e["against"]) if e["against"] else "—",
+                             _p(e["against"].p) if e["against"] else "—", _f(e["shift"].mde, 2),
+                             str(e["shift"].n), e["verdict"], paper_value])
+        if rows:
+            lines += [f"Layer {L}" + (f" (the paper's {paper_layer}):" if paper_layer else ":"), ""]
+            lines += _table(["behaviour", "×", "p_bal unsteered", "p_bal steered", "shift [95% CI]", "p",
+                             "random, same norm: shift", "vector − random", "p", "detectable", "n_q", "verdict",
+                             "paper: matching score"], rows)
+            lines.append("")
+    return lines
+
+
+def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None, pre: dict, letter: bool) -> list[str]:
+    names = [b for b in BEHAVIOURS if b in set(frame["behaviour"].to_list())]
+    coefs = sorted(frame.filter(pl.col("vector") == "simultaneous")["multiplier"].unique().to_list())
+    rows = []
+    for c in coefs:
+        cells = []
+        for name in names:
+            default = _row_of(frame, behaviour=name, direction="default")
+            row = default if c == 0 else _row_of(frame, behaviour=name, vector="simultaneous", multiplier=c)
+            if row is None or default is None:
+                cells.append("—")
+                continue
+            if c == 0:
+                cells.append(_f(row["p_matching_balanced"]))
+                continue
+            s = paired_shift(row["q_p_matching"], default["q_p_matching"], row["q_label"])
+            star = "*" if s.lo > 0 or s.hi < 0 else ""
+            cells.append(f"{_f(row['p_matching_balanced'])} ({_f(s.shift, 2, sign=True)}{star})")
+        accuracy = "—"
+        if tax is not None:
+            t = _row_of(tax, multiplier=c)
+            if t is not None:
+                accuracy = f"{t['accuracy']:.3f} [{t['accuracy_lo']:.3f}, {t['accuracy_hi']:.3f}]"
+        paper = PAPER_SIMULTANEOUS.get(c)
+        rows.append([f"{c:+g}", *cells, accuracy, " / ".join(f"{v:.2f}" for v in paper) if paper else ""])
+    lines = _table(["coef", *names, "next-token accuracy (tax)", "paper (absolute coef)"], rows) + [""]
+    controls = []
+    for c in sorted(frame.filter(pl.col("vector") == "random")["multiplier"].unique().to_list()):
+        cells = []
+        for name in names:
+            default = _row_of(frame, behaviour=name, direction="default")
+            row = _row_of(frame, behaviour=name, vector="random", multiplier=c)
+            vec = _row_of(frame, behaviour=name, vector="simultaneous", multiplier=c)
+            if row is None or default is None:
+                cells.append("—")
+                continue
+            s = paired_shift(row["q_p_matching"], default["q_p_matching"], row["q_label"])
+            against = paired_shift(vec["q_p_matching"], row["q_p_matching"], row["q_label"]) if vec else None
+            cells.append(f"{_f(s.shift, 2, sign=True)}; vector − random {_interval(against) if against else '—'}")
+        controls.append([f"{c:+g}", *cells])
+    if controls:
+        lines += ["Random directions of the same norms at the same layers (shift against unsteered; the "
+                  "vectors' shift minus the random one's, paired):", ""]
+        lines += _table(["coef", *names], controls) + [""]
+    return lines
+
+
+def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
+    rows = []
+    for L in sorted(x for x in frame["layer"].unique().to_list() if x >= 0):
+        for behaviour in BEHAVIOURS:
+            default = _row_of(frame, behaviour=behaviour, direction="default")
+            if default is None:
+                continue
+            testable = passes(pre[behaviour]) if letter and behaviour in pre else None
+            for how in ("sum", "mean", "weighted_sum", "weighted_mean"):
+                for e in steered_rows(frame, behaviour, how, f"random:{how}", L, testable, default):
+                    r = e["row"]
+                    rows.append([str(L), behaviour, how, f"{r['multiplier']:+g}", _interval(e["shift"]),
+                                 _interval(e["against"]) if e["against"] else "—", _f(e["shift"].mde, 2),
+                                 e["verdict"]])
+    return (_table(["layer", "behaviour scored", "combination", "×", "shift [95% CI]", "vector − random",
+                    "detectable", "verdict"], rows) + [""]) if rows else []
+
+
+def quality_section(root: Path, model: str, profile: str, source: str) -> list[str]:
+    frame = load_tables("behaviours_quality", root)
+    if frame is None:
+        return []
+    frame = frame.filter((pl.col("model") == model) & (pl.col("profile") == profile)
+                         & (pl.col("vector_source") == source))
+    if not frame.height:
+        return []
+    rows = [[r["behaviour"], str(r["layer"]), str(r["n_pairs"]), f"{r['norm']:.2f}",
+             f"{r['norm_null_95']:.2f}", _p(r["norm_p"]), f"{r['reliability']:.2f}", f"{r['reliability_null_95']:.2f}",
+             _p(r["reliability_p"]), f"{r['heldout_auc']:.2f}"]
+            for r in frame.unique(["behaviour", "layer", "n_pairs"], keep="last").sort("behaviour", "layer")
+            .iter_rows(named=True)]
+    return _table(["behaviour", "layer", "pairs", "norm", "null 95%", "p", "split-half cos", "null 95%", "p",
+                   "held-out AUC"], rows) + [""]
+
+
+def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
+    pre = precondition(root, model, profile, split)
+    lines = [f"# Behaviours on {model} (profile {profile}, split {split})", "",
+             "Written by `steer-trace behaviours report` from the cached tables. Shifts are label-balanced, paired "
+             "per question against unsteered (bootstrap over questions within each answer label, sign-flip p); "
+             "'vector − random' pairs the vector's row with the equal-norm random direction's on the same "
+             "questions; 'detectable' is the shift this n and spread detects (alpha 0.05, power 0.8).", ""]
+    if pre:
+        lines += ["## Precondition (letter scoring): does the greedy answer follow the content when the options "
+                  "rotate?", ""]
+        lines += _table(["behaviour", "same text in every rotation", "chance", "questions", "verdict"],
+                        [[b, _f(r["order_consistency"], 2), _f(r["consistency_chance"], 2), str(r["n_questions"]),
+                          {True: "ok", False: "AT CHANCE: letter scoring cannot measure the behaviour",
+                           None: "not measured"}[passes(r)]] for b, r in pre.items()]) + [""]
+    tax_table = load_tables("behaviours_tax", root)
+    for experiment, title in (("behaviours_single", "Single steering"), ("behaviours_simultaneous",
+                                                                         "Simultaneous steering"),
+                              ("behaviours_combined", "Combined vectors")):
+        frame = _selected(root, experiment, profile, split)
+        if frame is None:
+            continue
+        frame = frame.filter(pl.col("model") == model)
+        for (scoring, source, relative), part in frame.group_by(list(MODE_COLUMNS), maintain_order=True):
+            letter = scoring == "letter"
+            lines += [f"## {title} — {_mode_name(scoring, source, relative)}", ""]
+            if experiment == "behaviours_single":
+                quality = quality_section(root, model, profile, source)
+                if quality:
+                    lines += [f"Vector quality ({source} vectors; null: pair labels flipped at random, 200 draws):",
+                              "", *quality]
+                lines += single_section(part, pre, letter)
+            elif experiment == "behaviours_simultaneous":
+                tax = None
+                if tax_table is not None and "vector" in tax_table.columns:
+                    tax = _with_defaults(tax_table).filter(
+                        (pl.col("model") == model) & (pl.col("profile") == profile) & (pl.col("split_rule") == split)
+                        & (pl.col("vector") == "simultaneous") & (pl.col("relative") == relative)
+                        & (pl.col("vector_source") == source))
+                lines += simultaneous_section(part, tax if tax is not None and tax.height else None, pre, letter)
+            else:
+                lines += combined_section(part, pre, letter)
+    return lines
+
+
+def write(root=None, out=None, profile: str = "paper", split: str = "paper") -> list[Path]:
+    root = results_root(root)
+    out = Path(out) if out else root / "behaviours_report"
+    models = set()
+    for experiment in ("behaviours_single", "behaviours_simultaneous", "behaviours_combined"):
+        frame = _selected(root, experiment, profile, split)
+        if frame is not None:
+            models |= set(frame["model"].to_list())
+    written = []
+    for model in sorted(models):
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{Path(model).name.replace('/', '__')}.md"
+        path.write_text("\n".join(model_report(root, model, profile, split)) + "\n")
+        written.append(path)
+    return written

@@ -1,0 +1,83 @@
+"""`behaviours report`: verdicts from cached per-question scores, no model. A planted shift beyond
+the random control is found, a null is not, and a letter table whose precondition fails is
+'not testable'."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from click.testing import CliRunner
+
+from steer_trace.cache import Run
+from steer_trace.experiments import behaviour_report as report
+from tasks.cli import main
+
+N = 60
+
+
+def _row(behaviour, vector, direction, mult, scores, labels, scoring="content", layer=14, **extra):
+    return {"model": "tiny", "profile": "paper", "split_rule": "paper", "scoring": scoring,
+            "vector_source": scoring, "relative": True, "behaviour": behaviour, "vector": vector, "layer": layer,
+            "layers": str(layer), "direction": direction, "multiplier": float(mult), "split": "test",
+            "q_id": list(range(N)), "q_label": labels, "q_p_matching": [float(v) for v in scores],
+            "p_matching_balanced": float(np.mean(scores)), "n_questions": N, **extra}
+
+
+def _tables(root):
+    rng = np.random.default_rng(0)
+    labels = ["A", "B"] * (N // 2)
+    base = rng.uniform(0.2, 0.6, N)
+    rows = []
+    for behaviour, planted in (("myopic", 0.2), ("sycophancy", 0.0)):
+        rows.append(_row(behaviour, "none", "default", 0, base, labels))
+        for layer in (9, 14):
+            rows.append(_row(behaviour, behaviour, "add", 1, base + planted + rng.normal(0, 0.05, N), labels,
+                             layer=layer))
+            rows.append(_row(behaviour, "random", "add", 1, base + rng.normal(0, 0.05, N), labels, layer=layer))
+    # letter scoring on a model that answers by position: greedy text changes with every rotation
+    chance = {"order_consistency": 0.45, "consistency_chance": 0.5}
+    rows.append(_row("agreeableness", "none", "default", 0, base, labels, scoring="letter", **chance))
+    rows.append(_row("agreeableness", "agreeableness", "add", 1, base + 0.3, labels, scoring="letter", **chance))
+    rows.append(_row("agreeableness", "random", "add", 1, base, labels, scoring="letter", **chance))
+    Run("behaviours_single", {"synthetic": 1}, root).finish([pl.DataFrame(rows)])
+
+
+def _verdicts(text: str) -> dict:
+    out = {}
+    mode = None
+    for line in text.splitlines():
+        if line.startswith("## Single steering"):
+            mode = "letter" if "letter scoring" in line else "content"
+        if line.startswith("Layer "):
+            layer = int(line.split()[1].rstrip(":"))
+        if line.startswith("| ") and not line.startswith("| behaviour") and mode:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            out[(mode, layer, cells[0])] = cells[11]
+    return out
+
+
+def test_report_finds_the_planted_shift_and_not_the_null(tmp_path):
+    root = tmp_path / "results"
+    _tables(root)
+    [path] = report.write(root, tmp_path / "out")
+    verdicts = _verdicts(path.read_text())
+    assert verdicts[("content", 14, "myopic")] == "moves"
+    assert verdicts[("content", 9, "myopic")] == "moves"
+    assert verdicts[("content", 14, "sycophancy")].startswith("no effect beyond control (detectable")
+    assert verdicts[("letter", 14, "agreeableness")] == "not testable (answers by position)"
+    assert "Layer 9 (the paper's 10)" in path.read_text() and "Layer 14 (the paper's 15)" in path.read_text()
+
+
+def test_verdict_signs():
+    from steer_trace.stats import Shift
+
+    up, down, none = (Shift(0.1, 0.05, 0.15, 0.001, 50, 0.1, 0.04), Shift(-0.1, -0.15, -0.05, 0.001, 50, 0.1, 0.04),
+                      Shift(0.0, -0.02, 0.02, 0.9, 50, 0.1, 0.04))
+    assert report.verdict("add", up, True) == "moves" and report.verdict("subtract", down, None) == "moves"
+    assert report.verdict("add", down, True) == "moves, wrong way"
+    assert report.verdict("add", none, True) == "no effect beyond control (detectable 0.04)"
+    assert report.verdict("add", up, False).startswith("not testable")
+
+
+def test_report_command_without_results_says_so(tmp_path):
+    result = CliRunner().invoke(main, ["behaviours", "report", "--results", str(tmp_path / "results")])
+    assert result.exit_code == 0 and "no behaviour results" in result.output
