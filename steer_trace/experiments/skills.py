@@ -11,6 +11,8 @@ sweep: for each curve (target, layer at the paper's relative depths, control) an
   held-out text, code and Python. Every point scores >= `sweep_tokens` per domain; the headline points
   (middle layer, layer 0, both controls, c in 1-2) >= `headline_tokens`. Summaries carry paired
   document-bootstrap intervals of accuracy and of accuracy relative to the unsteered baseline.
+  The curves of one layer run in lockstep: each schedule step scores all their next points in one
+  `token_accuracy` call per evaluation-set size, so the layers below are shared (`score.measure`).
 
 Both are cached point by point (`cache.Run`): a rerun computes nothing, a killed
 run resumes; sweep points do not depend on the grid, so sweeps over other layers or
@@ -22,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -138,24 +140,38 @@ def middle_layer(n_layers: int) -> int:
     return relative_layer(PAPER_MIDDLE_LAYER, n_layers)
 
 
+class CoefficientSteps:
+    """The paper's adaptive rule over one curve, a step at a time: `next_coef()` is the coefficient to run
+    next (None once the curve is over), `record(score)` takes its relative accuracy and picks the next one.
+
+    Under `stop_below` the curve ends; under `skip_below` it jumps `skip` places ahead (skip - 1 values
+    are not run); otherwise the next value follows. `done`: the coefficients run, in order."""
+
+    def __init__(self, coefs, skip_below: float = SKIP_BELOW, stop_below: float = STOP_BELOW, skip: int = SKIP):
+        self.coefs = list(coefs)
+        self.skip_below, self.stop_below, self.skip = skip_below, stop_below, skip
+        self.done: list[float] = []
+        self._index = 0
+
+    def next_coef(self) -> float | None:
+        return self.coefs[self._index] if self._index < len(self.coefs) else None
+
+    def record(self, value: float) -> None:
+        self.done.append(self.coefs[self._index])
+        if value < self.stop_below:
+            self._index = len(self.coefs)
+        else:
+            self._index += self.skip if value < self.skip_below else 1
+
+
 def coefficient_schedule(coefs, score: Callable[[float], float], skip_below: float = SKIP_BELOW,
                          stop_below: float = STOP_BELOW, skip: int = SKIP) -> list[float]:
-    """The coefficients actually run, in order (the paper's adaptive rule).
-
-    After each coefficient, `score(c)` (a relative accuracy) decides: under
-    `stop_below` the curve ends; under `skip_below` the run jumps `skip` places
-    ahead (skip - 1 values are not run); otherwise the next value follows.
-    """
-    done = []
-    i = 0
-    coefs = list(coefs)
-    while i < len(coefs):
-        value = score(coefs[i])
-        done.append(coefs[i])
-        if value < stop_below:
-            break
-        i += skip if value < skip_below else 1
-    return done
+    """The coefficients actually run, in order: `score(c)` (a relative accuracy) after each decides
+    what comes next (`CoefficientSteps`)."""
+    steps = CoefficientSteps(coefs, skip_below, stop_below, skip)
+    while (coef := steps.next_coef()) is not None:
+        steps.record(score(coef))
+    return steps.done
 
 
 def is_headline(layer: int, coef: float, control: str, n_layers: int) -> bool:
@@ -464,12 +480,91 @@ def points_config(model: LazyModel, corpus: Corpus, profile: Profile, sets: dict
             **model.numerics}
 
 
+@dataclass
+class Curve:
+    """One (target, layer, control) curve of a sweep and the points it has visited, in order."""
+    target: str
+    layer: int
+    control: str
+    steps: CoefficientSteps
+    visited: list[tuple[dict, pl.DataFrame]] = field(default_factory=list)
+
+
+def lockstep_groups(curves: list[Curve], lockstep: bool = True) -> list[list[Curve]]:
+    """The curves that advance together: all curves of one layer (layers in their first curve's order),
+    or each curve alone (`lockstep=False`: one plan per scoring call)."""
+    if not lockstep:
+        return [[curve] for curve in curves]
+    by_layer: dict[int, list[Curve]] = {}
+    for curve in curves:
+        by_layer.setdefault(curve.layer, []).append(curve)
+    return list(by_layer.values())
+
+
+def _documents_frame(eset: EvalSet, correct, counts) -> pl.DataFrame:
+    return pl.DataFrame({"doc": list(range(len(eset.texts))), "domain": eset.domains, "language": eset.languages,
+                         "correct": correct.tolist(), "count": counts.tolist()},
+                        schema={"doc": pl.Int32, "domain": pl.Utf8, "language": pl.Utf8, "correct": pl.Int64,
+                                "count": pl.Int64})
+
+
+class PointStore:
+    """A sweep's points: cached ones are read back, the missing ones of a step are scored together
+    (one `token_accuracy` call per evaluation-set size) and written one by one."""
+
+    def __init__(self, store: Run, sets: dict[str, EvalSet], model: LazyModel, profile: Profile, log: Log,
+                 progress: Callable[[int], None] | None = None):
+        self.store, self.sets, self.model, self.profile = store, sets, model, profile
+        self.log, self.progress = log, progress
+        self.cached = 0
+
+    def get(self, wanted: list[tuple[dict, Callable]]) -> list[pl.DataFrame]:
+        """The frame of each (params, plan maker); a plan is made only for a point that is not cached."""
+        frames: list[pl.DataFrame | None] = []
+        missing: dict[str, list[int]] = {}  # size -> positions in `wanted`
+        for i, (params, _) in enumerate(wanted):
+            frames.append(self.store.cached_point(params))
+            if frames[-1] is None:
+                missing.setdefault(params["size"], []).append(i)
+            else:
+                self.cached += 1
+        for size, positions in missing.items():
+            for i, frame in zip(positions, self._score(size, [wanted[i] for i in positions])):
+                frames[i] = frame
+        return frames
+
+    def _score(self, size: str, wanted: list[tuple[dict, Callable]]) -> list[pl.DataFrame]:
+        from .. import score as scoring
+
+        started = time.time()
+        eset = self.sets[size]
+        results = scoring.token_accuracy(self.model(), eset.texts, [make() for _, make in wanted],
+                                         self.profile.batch_size, self.profile.eval_tokens, progress=self.progress)
+        seconds = time.time() - started
+        shared = f" for {len(wanted)} points" if len(wanted) > 1 else ""
+        frames = []
+        for (params, _), (correct, counts) in zip(wanted, results):
+            frame = self.store.point(params, lambda c=correct, n=counts: _documents_frame(eset, c, n))
+            accs = ", ".join(f"{d} {a:.3f}" for d, a in _domain_accuracy(frame).items())
+            self.log(f"{_describe(params)}: {accs} ({int(frame['count'].sum())} tokens, {seconds:.0f}s{shared})")
+            frames.append(frame)
+        return frames
+
+
+def _relative(frame: pl.DataFrame, baseline: dict[str, float]) -> dict[str, float]:
+    acc = _domain_accuracy(frame)
+    return {d: acc[d] / baseline[d] if baseline[d] else 0.0 for d in acc}
+
+
 def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, root=None, layers=None,
           targets=TARGETS, permuted_control: bool = True, seed: int = 13, log: Log | None = None,
-          progress: Callable[[int], None] | None = None, steering=None) -> Swept:
+          progress: Callable[[int], None] | None = None, steering=None, lockstep: bool = True) -> Swept:
     """Accuracy on held-out text/code/Python for every (target, layer, control, coefficient) the schedule visits.
-    `steering` (plan.Steering): the operator and token scope of every plan (default: add everywhere)."""
-    from ..plan import Steering
+    `steering` (plan.Steering): the operator and token scope of every plan (default: add everywhere).
+    The curves of one layer advance in lockstep: each step scores their next points in one call, which shares
+    the layers below (`score.measure`); `lockstep=False` runs one curve, and one plan per call, at a time.
+    Either way the same points are visited and cached, and the tables come out in the same order."""
+    from ..plan import Plan, Steering
 
     log = log or (lambda _m: None)
     steering = steering or Steering()
@@ -492,60 +587,51 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
     if finished is not None:
         docs = load_points(root, store.key)
         return Swept(finished, docs, 0, finished.select(*POINT_KEYS).unique().height, time.time() - started)
-    cached = 0
 
-    def score(eset: EvalSet, plan) -> pl.DataFrame:
-        from .. import score as scoring
-
-        (correct, counts), = scoring.token_accuracy(model(), eset.texts, [plan], profile.batch_size,
-                                                    profile.eval_tokens, progress=progress)
-        return pl.DataFrame({"doc": list(range(len(eset.texts))), "domain": eset.domains,
-                             "language": eset.languages, "correct": correct.tolist(), "count": counts.tolist()},
-                            schema={"doc": pl.Int32, "domain": pl.Utf8, "language": pl.Utf8, "correct": pl.Int64,
-                                    "count": pl.Int64})
-
-    def point(params: dict, plan_fn) -> pl.DataFrame:
-        nonlocal cached
-        frame = store.cached_point(params)
-        if frame is not None:
-            cached += 1
-            return frame
-        t0 = time.time()
-        frame = store.point(params, lambda: score(sets[params["size"]], plan_fn()))
-        accs = ", ".join(f"{d} {a:.3f}" for d, a in _domain_accuracy(frame).items())
-        log(f"{_describe(params)}: {accs} ({int(frame['count'].sum())} tokens, {time.time() - t0:.0f}s)")
-        return frame
-
-    from ..plan import Plan
-
-    baselines = {size: point({"kind": "baseline", "size": size}, Plan.none) for size in sets}
+    points = PointStore(store, sets, model, profile, log, progress)
+    baseline_params = [{"kind": "baseline", "size": size} for size in sets]
+    baselines = dict(zip(sets, points.get([(params, Plan.none) for params in baseline_params])))
     base_acc = {size: _domain_accuracy(frame) for size, frame in baselines.items()}
-    visited = [({"kind": "baseline", "size": size}, frame) for size, frame in baselines.items()]
     rule = STEP_RULES[profile.rule]
-    for target, layer, control in curve_order(layers, targets, n_layers, permuted_control):
-        vec = vectors[(target, control)]
 
-        def rel_score(coef, target=target, layer=layer, control=control, vec=vec):
-            size = "headline" if "headline" in sets and is_headline(layer, coef, control, n_layers) else "sweep"
-            params = {"kind": "steered", "target": target, "layer": layer, "coef": float(coef), "control": control,
-                      "size": size}
-            if coef == 0 and steering.is_default:  # project-out at 0 still acts
-                frame = baselines[size]
-            else:
-                frame = point(params, lambda: steering.apply(_plan(vec, layer, coef)))
-            visited.append((params, frame))
-            acc = _domain_accuracy(frame)
-            relative = {d: acc[d] / base_acc[size][d] if base_acc[size][d] else 0.0 for d in acc}
-            return rule(relative, target)
+    def size_of(curve: Curve, coef: float) -> str:
+        headline = "headline" in sets and is_headline(curve.layer, coef, curve.control, n_layers)
+        return "headline" if headline else "sweep"
 
-        coefficient_schedule(profile.coefs, rel_score)
+    def params_of(curve: Curve, coef: float) -> dict:
+        return {"kind": "steered", "target": curve.target, "layer": curve.layer, "coef": float(coef),
+                "control": curve.control, "size": size_of(curve, coef)}
+
+    def plan_maker(curve: Curve, coef: float) -> Callable:
+        vec = vectors[(curve.target, curve.control)]
+        return lambda: steering.apply(_plan(vec, curve.layer, coef))
+
+    def step(group: list[Curve]) -> None:
+        """Each curve's next point (cached, scored together with the others', or the baseline at c = 0),
+        then each curve's rule picks its next coefficient."""
+        asked = [(curve, curve.steps.next_coef()) for curve in group]
+        reuses_baseline = [coef == 0 and steering.is_default for _, coef in asked]  # project-out at 0 still acts
+        scored = iter(points.get([(params_of(curve, coef), plan_maker(curve, coef))
+                                  for (curve, coef), reuse in zip(asked, reuses_baseline) if not reuse]))
+        for (curve, coef), reuse in zip(asked, reuses_baseline):
+            params = params_of(curve, coef)
+            frame = baselines[params["size"]] if reuse else next(scored)
+            curve.visited.append((params, frame))
+            curve.steps.record(rule(_relative(frame, base_acc[params["size"]]), curve.target))
+
+    curves = [Curve(target, layer, control, CoefficientSteps(profile.coefs))
+              for target, layer, control in curve_order(layers, targets, n_layers, permuted_control)]
+    for group in lockstep_groups(curves, lockstep):
+        while active := [curve for curve in group if curve.steps.next_coef() is not None]:
+            step(active)
+    visited = [*zip(baseline_params, baselines.values()), *(point for curve in curves for point in curve.visited)]
     documents = points_frame(visited)
     table = summarise(documents, profile.n_boot, seed).with_columns(
         pl.lit(model.name).alias("model"), pl.lit(profile.name).alias("profile"),
         pl.lit(corpus.origin).alias("data"), pl.lit(summary_run.key).alias("run"))
     computed = store.computed_points
     summary_run.finish([table])
-    return Swept(table, documents, computed, cached, time.time() - started)
+    return Swept(table, documents, computed, points.cached, time.time() - started)
 
 
 POINT_KEYS = ("target", "control", "layer", "coef", "size")
