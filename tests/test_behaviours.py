@@ -247,7 +247,7 @@ def test_method_option_extracts_and_steers_with_its_own_vector(cli):
     pca = SteeringVector.load(next(p for m, p in vectors.items() if m.startswith("pca")))
     mean = SteeringVector.load(next(p for m, p in vectors.items() if m.startswith("mean")))
     assert not torch.allclose(pca.layers[LAYER], mean.layers[LAYER])
-    cli("single", "--method", "pca", "--add-mult", "2", "--subtract-mult", "2", behaviours="myopic")
+    cli("single", "--method", "pca", "--add-mult", "4", "--subtract-mult", "4", behaviours="myopic")
     single = table(cli, "behaviours_single")
     assert "method" in single.columns and set(single.filter(pl.col("method") == "pca")["vector"]) >= {"myopic"}
     result = cli("extract", "--method", "pca", "--vector-source", "content", behaviours="myopic", expect=2)

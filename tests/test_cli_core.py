@@ -32,7 +32,7 @@ TOKENS = 4
 GROUPS = ("models", "vectors", "generate", "behaviours", "skills", "figures", "bench", "demo")
 # commands that never run a model (bench compares fixed embedded models and names them with --score-model)
 NO_MODEL = {("figures",), ("models",), ("vectors", "info"), ("vectors", "export"), ("vectors", "import"), ("bench",),
-            ("skills", "report")}
+            ("skills", "report"), ("behaviours", "report")}
 
 
 def run(*argv):
