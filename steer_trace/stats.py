@@ -3,7 +3,10 @@
 - `per_question`: scores of the prompts of one question (its rotations) averaged to one;
 - `paired_shift`: steered minus unsteered on the same questions, label-balanced (the mean
   of the per-label mean shifts), a bootstrap interval resampling questions within each
-  label, and a two-sided sign-flip randomisation p-value (exact under a symmetric null);
+  label, and a two-sided p-value from the same resamples (how often the resampled shift
+  strays from the observed one by as much as the observed one from 0). Resampling within
+  labels keeps a push on one answer label (+x on Yes-, -x on No-matching questions) out of
+  the uncertainty of the balanced shift, where a sign-flip test would count it as noise;
 - `mde`: the smallest true shift a paired test at level alpha finds with the given power;
 - vector quality: `split_half` (cosine between the means of two disjoint halves of the pair
   differences), `sign_flip_null` (the same statistics when each pair's labels are swapped
@@ -55,9 +58,9 @@ class Shift:
     shift: float  # label-balanced mean of steered - unsteered
     lo: float
     hi: float
-    p: float  # two-sided sign-flip p-value
+    p: float  # two-sided, from the stratified bootstrap
     n: int  # questions
-    sd: float  # standard deviation of the per-question shifts
+    sd: float  # per-question spread of the balanced shift: its standard error x sqrt(n)
     mde: float  # detectable shift at this n and sd (alpha 0.05, power 0.8)
 
     def as_dict(self, prefix: str = "shift") -> dict:
@@ -71,7 +74,10 @@ def paired_shift(steered, unsteered, labels=None, n_boot: int = 2000, n_perm: in
 
     The statistic is label-balanced: the mean over labels of the mean shift of the questions
     with that label. The interval resamples questions within each label (percentile
-    bootstrap); the p-value flips the sign of each question's shift at random.
+    bootstrap); the p-value is the share of resamples at least |shift| away from the shift
+    (the resampled distribution moved to 0: a test of "balanced shift = 0"). The spread and
+    the detectable shift use the stratified standard error, sqrt(sum_g var_g / n_g) / G.
+    `n_perm` is kept for callers and unused.
     """
     diff = np.asarray(steered, dtype=np.float64) - np.asarray(unsteered, dtype=np.float64)
     n = diff.size
@@ -89,10 +95,10 @@ def paired_shift(steered, unsteered, labels=None, n_boot: int = 2000, n_perm: in
         picks = g[rng.integers(0, g.size, size=(n_boot, g.size))]
         boot += diff[picks].mean(1) / len(groups)
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, n))
-    null = (signs * diff) @ weights
-    p = (1 + np.count_nonzero(np.abs(null) >= abs(observed) - 1e-12)) / (1 + n_perm)
-    sd = float(diff.std(ddof=1)) if n > 1 else float("nan")
+    p = (1 + np.count_nonzero(np.abs(boot - observed) >= abs(observed) - 1e-12)) / (1 + n_boot)
+    variances = [diff[g].var(ddof=1) if g.size > 1 else np.nan for g in groups]
+    se = float(np.sqrt(sum(v / g.size for v, g in zip(variances, groups))) / len(groups))
+    sd = se * np.sqrt(n) if n > 1 else float("nan")
     return Shift(observed, float(lo), float(hi), float(min(1.0, p)), n, sd, mde(sd, n, alpha))
 
 

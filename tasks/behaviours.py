@@ -192,7 +192,8 @@ def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction
                          p_bal, shift, p_value, r["matching_score"], r["answer_mass"], top, r["faulty"], n_q),
                         widths))
     click.echo("(p_bal: p(matching) averaged per answer label then over labels; shift: paired against unsteered "
-               "on the same questions, label-balanced, bootstrap over questions; p: sign-flip test; "
+               "on the same questions, label-balanced, bootstrap over questions within labels; p from the same "
+               "resamples; "
                "* = collapsed: one answer for >= 95% of prompts)")
     if "shift_mde" in table.columns:
         for (name,), part in table.filter(table["direction"] != "default").group_by(["behaviour"],

@@ -58,6 +58,18 @@ def test_label_balanced_shift_cancels_a_label_push():
     assert balanced_mean(steered, labels) == pytest.approx(0.5)
 
 
+def test_small_balanced_shift_under_a_label_push_is_found_and_its_p_agrees_with_the_interval():
+    # a "Yes" push of +-0.15 plus a real +0.02 on every question: the push cancels in the balanced
+    # shift, and resampling within labels keeps it out of the uncertainty (the test and the interval agree)
+    rng = np.random.default_rng(3)
+    labels = np.array(["Yes", "No"] * 50)
+    base = rng.uniform(0.3, 0.7, 100)
+    steered = base + np.where(labels == "Yes", 0.15, -0.15) + 0.02 + rng.normal(0, 0.02, 100)
+    s = paired_shift(steered, base, labels)
+    assert s.lo < 0.02 < s.hi and s.lo > 0 and s.p < 0.01
+    assert s.mde < 0.02 < 2.8 * np.std(steered - base) / np.sqrt(100)  # the stratified spread, not the push
+
+
 def test_mde_shrinks_as_one_over_root_n():
     assert mde(0.1, 100) == pytest.approx(mde(0.1, 25) / 2)
     assert mde(0.1, 1) != mde(0.1, 1)  # nan

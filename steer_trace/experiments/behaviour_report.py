@@ -258,7 +258,8 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
     pre = precondition(root, model, profile, split)
     lines = [f"# Behaviours on {model} (profile {profile}, split {split})", "",
              "Written by `steer-trace behaviours report` from the cached tables. Shifts are label-balanced, paired "
-             "per question against unsteered (bootstrap over questions within each answer label, sign-flip p); "
+             "per question against unsteered (bootstrap over questions within each answer label; p from the same "
+             "resamples); "
              "'vector − random' pairs the vector's row with the equal-norm random direction's on the same "
              "questions; 'detectable' is the shift this n and spread detects (alpha 0.05, power 0.8).", ""]
     if pre:
