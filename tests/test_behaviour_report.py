@@ -76,6 +76,9 @@ def test_verdict_signs():
     assert report.verdict("add", down, True) == "moves, wrong way"
     assert report.verdict("add", none, True) == "no effect beyond control (detectable 0.04)"
     assert report.verdict("add", up, False).startswith("not testable")
+    # beyond the control, but the vector's own shift is not clear of 0: the control moved the other way
+    assert report.verdict("add", up, True, shift=none).startswith("beats the control only")
+    assert report.verdict("add", up, True, shift=up) == "moves"
 
 
 def test_report_command_without_results_says_so(tmp_path):

@@ -7,8 +7,9 @@ shift against unsteered, the same for the equal-norm random direction, the vecto
 paired difference, the detectable shift, and a verdict:
 
 - "not testable": letter scoring where the precondition fails (the model answers by position);
-- "moves" / "moves, wrong way": the vector beats its random control (paired interval excludes 0),
-  in the sign the steering direction asks for / in the other one;
+- "moves": the shift against unsteered and the vector-minus-random difference both exclude 0 in
+  the sign the steering direction asks for; "moves, wrong way": the difference excludes 0 in the
+  other sign; "beats the control only": the difference does, the vector's own shift does not;
 - "no effect beyond control": otherwise, with the detectable shift stated.
 """
 
@@ -102,12 +103,24 @@ def passes(row: dict) -> bool | None:
     return consistent > chance + 2 * math.sqrt(chance * (1 - chance) / n)
 
 
-def verdict(direction: str, against_random, testable: bool | None) -> str:
+def _sign(shift) -> int:
+    """+1 / -1 when the interval excludes 0 on that side, else 0."""
+    return 1 if shift.lo > 0 else (-1 if shift.hi < 0 else 0)
+
+
+def verdict(direction: str, against_random, testable: bool | None, shift=None) -> str:
+    """'moves' needs the shift against unsteered and against the random control both clear of 0
+    the way the direction asks (add: up, subtract: down)."""
     if testable is False:
         return "not testable (answers by position)"
-    if against_random.lo > 0 or against_random.hi < 0:
-        up = against_random.lo > 0
-        return "moves" if up == (direction == "add") else "moves, wrong way"
+    wanted = 1 if direction == "add" else -1
+    beyond, own = _sign(against_random), (_sign(shift) if shift is not None else _sign(against_random))
+    if beyond == wanted and own == wanted:
+        return "moves"
+    if beyond == -wanted:
+        return "moves, wrong way"
+    if beyond == wanted:
+        return "beats the control only (own shift not clear of 0)"
     return f"no effect beyond control (detectable {_f(against_random.mde, 2)})"
 
 
@@ -130,7 +143,7 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
         if random is not None and random["q_id"] == r["q_id"]:
             entry["random"] = paired_shift(random["q_p_matching"], default["q_p_matching"], labels)
             entry["against"] = paired_shift(r["q_p_matching"], random["q_p_matching"], labels)
-        entry["verdict"] = verdict(r["direction"], entry["against"], testable) if entry["against"] else \
+        entry["verdict"] = verdict(r["direction"], entry["against"], testable, shift) if entry["against"] else \
             ("not testable (answers by position)" if testable is False else "no control scored")
         out.append(entry)
     return out
