@@ -17,8 +17,13 @@ PREFERRED = {
     "profile": ["paper", "quick", "test"],
     "split": ["test", "validation"],
     "orders": ["both", "given"],
+    "split_rule": ["paper", "seeded"],
+    "slices": ["balanced", "plain"],
+    "scoring": ["content", "letter"],  # the mode that can measure a behaviour on a model answering by position
+    "vector_source": ["content", "letter"],
 }
-VARIANT_COLUMNS = ("profile", "prompt_style", "split", "orders")
+VARIANT_COLUMNS = ("profile", "prompt_style", "split", "orders", "split_rule", "slices", "scoring", "vector_source",
+                   "relative")
 
 
 @contextlib.contextmanager
@@ -155,5 +160,5 @@ def n_text(table: pl.DataFrame) -> str:
 
 def variant_text(chosen: dict) -> str:
     """'orders=both, split=test, profile=paper' for titles."""
-    keys = [k for k in ("orders", "split", "profile", "prompt_style") if k in chosen]
+    keys = [k for k in ("orders", "split", "profile", "prompt_style", "scoring", "relative") if k in chosen]
     return ", ".join(f"{k}={chosen[k]}" for k in keys)
