@@ -68,7 +68,7 @@ class Shift:
         return {prefix if k == "shift" else f"{prefix}_{k}": v for k, v in d.items()}
 
 
-def paired_shift(steered, unsteered, labels=None, n_boot: int = 2000, n_perm: int = 5000, seed: int = 0,
+def paired_shift(steered, unsteered, labels=None, n_boot: int = 2000, seed: int = 0,
                  alpha: float = 0.05) -> Shift:
     """Paired shift of per-question scores (same questions, same order in both arrays).
 
@@ -77,7 +77,6 @@ def paired_shift(steered, unsteered, labels=None, n_boot: int = 2000, n_perm: in
     bootstrap); the p-value is the share of resamples at least |shift| away from the shift
     (the resampled distribution moved to 0: a test of "balanced shift = 0"). The spread and
     the detectable shift use the stratified standard error, sqrt(sum_g var_g / n_g) / G.
-    `n_perm` is kept for callers and unused.
     """
     diff = np.asarray(steered, dtype=np.float64) - np.asarray(unsteered, dtype=np.float64)
     n = diff.size

@@ -175,6 +175,9 @@ def show_precondition(table) -> None:
 def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction", "multiplier")) -> None:
     """Precondition, then scores: label-balanced p(matching), its paired shift against
     unsteered [95% interval] and p-value, greedy matching score, answer mass, top-answer share."""
+    from steer_trace.experiments.behaviour_eval import refreshed_shifts
+
+    table = refreshed_shifts(table)
     show_precondition(table)
     click.echo(title)
     widths = (16, 14, 5, 9, 9, 7, 23, 6, 6, 6, 6, 6, 5)

@@ -4,6 +4,7 @@ the random control is found, a null is not, and a letter table whose preconditio
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import polars as pl
 from click.testing import CliRunner
 
@@ -84,3 +85,20 @@ def test_verdict_signs():
 def test_report_command_without_results_says_so(tmp_path):
     result = CliRunner().invoke(main, ["behaviours", "report", "--results", str(tmp_path / "results")])
     assert result.exit_code == 0 and "no behaviour results" in result.output
+
+
+def test_refreshed_shifts_replace_stale_stored_statistics():
+    from steer_trace.experiments.behaviour_eval import refreshed_shifts
+    from steer_trace.stats import paired_shift
+
+    rng = np.random.default_rng(1)
+    labels = ["Yes", "No"] * (N // 2)
+    base = rng.uniform(0.3, 0.7, N)
+    moved = base + np.where(np.array(labels) == "Yes", 0.15, -0.15) + 0.02
+    table = pl.DataFrame([_row("agreeableness", "none", "default", 0, base, labels),
+                          _row("agreeableness", "agreeableness", "add", 1, moved, labels)]).with_columns(
+        shift_p=pl.lit(0.65), shift_mde=pl.lit(0.12), split=pl.lit("test"))  # what an older statistic stored
+    row = refreshed_shifts(table).filter(pl.col("direction") == "add").row(0, named=True)
+    expected = paired_shift(moved, base, labels)
+    assert row["shift_p"] == pytest.approx(expected.p) and row["shift_p"] < 0.01
+    assert row["shift_mde"] == pytest.approx(expected.mde) and row["shift_mde"] < 0.12

@@ -121,6 +121,18 @@ def with_shift(frame: pl.DataFrame, unsteered: pl.DataFrame | None) -> pl.DataFr
     return frame.with_columns(**{c: pl.lit(float(shift[c])) for c in SHIFT_COLUMNS})
 
 
+def refreshed_shifts(table: pl.DataFrame) -> pl.DataFrame:
+    """The shift columns derived again from the per-question scores, against each behaviour's
+    unsteered row (a finished table keeps what the statistics of its day gave)."""
+    if "q_p_matching" not in table.columns or table.height == 0:
+        return table
+    parts = []
+    for _, part in table.group_by(["behaviour", "split"], maintain_order=True):
+        base = part.filter(pl.col("direction") == "default").head(1)
+        parts += [with_shift(part.slice(i, 1), base if base.height else None) for i in range(part.height)]
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
 UNSTEERED = {"vector": "none", "direction": "default", "multiplier": 0.0}
 
 
@@ -131,9 +143,8 @@ def _is_unsteered(fields: dict) -> bool:
 def letter_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
     """One result row (summary + per-question columns) per plan, from the answer letters."""
     prompts, ids, per_prompt, labels = _prepared(study, behaviour, split)
-    per_call = POINTS_PER_CALL
     results = answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
-                           points_per_request=per_call)
+                           points_per_request=POINTS_PER_CALL)
     return [_summary_row(study, probs, greedy, ids, per_prompt, labels) for probs, greedy in results]
 
 
@@ -157,10 +168,9 @@ def score_points(study, run: Run, behaviour: str, split: str, entries: list[tupl
     params = [{"behaviour": behaviour, "split": split, **fields} for fields, _ in entries]
     frames: list[pl.DataFrame | None] = [run.cached_point(p) for p in params]
     missing = [i for i, frame in enumerate(frames) if frame is None]
-    per_call = POINTS_PER_CALL
     scorer = SCORERS[study.scoring]
-    for start in range(0, len(missing), per_call):
-        block = missing[start : start + per_call]
+    for start in range(0, len(missing), POINTS_PER_CALL):
+        block = missing[start : start + POINTS_PER_CALL]
         rows = scorer(study, behaviour, split, [study.ready(entries[i][1]) for i in block])
         for i, scored in zip(block, rows):
             frame = pl.DataFrame([{**study.columns(), **params[i], **scored}])
@@ -180,12 +190,11 @@ def tax_points(study, run: Run, docs: list[str], max_tokens: int, entries: list[
     """Top-1 next-token accuracy on plain text, one cached point per plan."""
     frames = [run.cached_point(fields) for fields, _ in entries]
     missing = [i for i, frame in enumerate(frames) if frame is None]
-    per_call = POINTS_PER_CALL
-    for start in range(0, len(missing), per_call):
-        block = missing[start : start + per_call]
+    for start in range(0, len(missing), POINTS_PER_CALL):
+        block = missing[start : start + POINTS_PER_CALL]
         plans = [study.ready(entries[i][1]) for i in block]
         results = token_accuracy(study.model, docs, plans, batch_size=4, max_tokens=max_tokens,
-                                 points_per_request=per_call)
+                                 points_per_request=POINTS_PER_CALL)
         for i, (correct, counts) in zip(block, results):
             fields = entries[i][0]
             lo, hi = accuracy_ci(correct.numpy(), counts.numpy())

@@ -23,6 +23,7 @@ import polars as pl
 from ..cache import load_tables, results_root
 from ..stats import paired_shift
 from .behaviour_data import BEHAVIOURS
+from .markdown import markdown_table
 
 # the paper's test matching scores, Llama-2-7B-chat (shared/reference/paper_notes.md): default / add / subtract
 PAPER_SINGLE = {
@@ -52,10 +53,6 @@ def _interval(shift) -> str:
 
 def _p(value: float) -> str:
     return "—" if math.isnan(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
@@ -178,14 +175,14 @@ def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
                              str(e["shift"].n), e["verdict"], paper_value])
         if rows:
             lines += [f"Layer {L}" + (f" (the paper's {paper_layer}):" if paper_layer else ":"), ""]
-            lines += _table(["behaviour", "×", "p_bal unsteered", "p_bal steered", "shift [95% CI]", "p",
+            lines += markdown_table(["behaviour", "×", "p_bal unsteered", "p_bal steered", "shift [95% CI]", "p",
                              "random, same norm: shift", "vector − random", "p", "detectable", "n_q", "verdict",
                              "paper: matching score"], rows)
             lines.append("")
     return lines
 
 
-def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None, pre: dict, letter: bool) -> list[str]:
+def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[str]:
     names = [b for b in BEHAVIOURS if b in set(frame["behaviour"].to_list())]
     coefs = sorted(frame.filter(pl.col("vector") == "simultaneous")["multiplier"].unique().to_list())
     rows = []
@@ -210,7 +207,7 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None, pre: dic
                 accuracy = f"{t['accuracy']:.3f} [{t['accuracy_lo']:.3f}, {t['accuracy_hi']:.3f}]"
         paper = PAPER_SIMULTANEOUS.get(c)
         rows.append([f"{c:+g}", *cells, accuracy, " / ".join(f"{v:.2f}" for v in paper) if paper else ""])
-    lines = _table(["coef", *names, "next-token accuracy (tax)", "paper (absolute coef)"], rows) + [""]
+    lines = markdown_table(["coef", *names, "next-token accuracy (tax)", "paper (absolute coef)"], rows) + [""]
     controls = []
     for c in sorted(frame.filter(pl.col("vector") == "random")["multiplier"].unique().to_list()):
         cells = []
@@ -228,7 +225,7 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None, pre: dic
     if controls:
         lines += ["Random directions of the same norms at the same layers (shift against unsteered; the "
                   "vectors' shift minus the random one's, paired):", ""]
-        lines += _table(["coef", *names], controls) + [""]
+        lines += markdown_table(["coef", *names], controls) + [""]
     return lines
 
 
@@ -246,7 +243,7 @@ def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
                     rows.append([str(L), behaviour, how, f"{r['multiplier']:+g}", _interval(e["shift"]),
                                  _interval(e["against"]) if e["against"] else "—", _f(e["shift"].mde, 2),
                                  e["verdict"]])
-    return (_table(["layer", "behaviour scored", "combination", "×", "shift [95% CI]", "vector − random",
+    return (markdown_table(["layer", "behaviour scored", "combination", "×", "shift [95% CI]", "vector − random",
                     "detectable", "verdict"], rows) + [""]) if rows else []
 
 
@@ -263,7 +260,7 @@ def quality_section(root: Path, model: str, profile: str, source: str) -> list[s
              _p(r["reliability_p"]), f"{r['heldout_auc']:.2f}"]
             for r in frame.unique(["behaviour", "layer", "n_pairs"], keep="last").sort("behaviour", "layer")
             .iter_rows(named=True)]
-    return _table(["behaviour", "layer", "pairs", "norm", "null 95%", "p", "split-half cos", "null 95%", "p",
+    return markdown_table(["behaviour", "layer", "pairs", "norm", "null 95%", "p", "split-half cos", "null 95%", "p",
                    "held-out AUC"], rows) + [""]
 
 
@@ -278,7 +275,7 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
     if pre:
         lines += ["## Precondition (letter scoring): does the greedy answer follow the content when the options "
                   "rotate?", ""]
-        lines += _table(["behaviour", "same text in every rotation", "chance", "questions", "verdict"],
+        lines += markdown_table(["behaviour", "same text in every rotation", "chance", "questions", "verdict"],
                         [[b, _f(r["order_consistency"], 2), _f(r["consistency_chance"], 2), str(r["n_questions"]),
                           {True: "ok", False: "AT CHANCE: letter scoring cannot measure the behaviour",
                            None: "not measured"}[passes(r)]] for b, r in pre.items()]) + [""]
@@ -306,7 +303,7 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
                         (pl.col("model") == model) & (pl.col("profile") == profile) & (pl.col("split_rule") == split)
                         & (pl.col("vector") == "simultaneous") & (pl.col("relative") == relative)
                         & (pl.col("vector_source") == source))
-                lines += simultaneous_section(part, tax if tax is not None and tax.height else None, pre, letter)
+                lines += simultaneous_section(part, tax if tax is not None and tax.height else None)
             else:
                 lines += combined_section(part, pre, letter)
     return lines

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import data
-from ..aggregators import DEFAULT_METHOD, METHODS
+from ..aggregators import DEFAULT_METHOD, method_of
 from ..cache import ensure_writable, results_root
 from ..errors import UserError
 from ..plan import Steering
@@ -207,8 +207,7 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
                                    ("vector-source", vector_source, ("letter", "content"))):
         if value not in allowed:
             raise UserError(f"unknown --{option} {value!r} ({' or '.join(allowed)})")
-    if method not in METHODS:
-        raise UserError(f"unknown --method {method!r} (one of {', '.join(METHODS)})")
+    method_of(method)  # an unknown name is a one-line error
     if method != DEFAULT_METHOD and vector_source != "letter":
         raise UserError(f"--method {method} applies to letter vectors; content vectors are mean differences")
     if behaviours is None:

@@ -135,6 +135,13 @@ def fixed_picks(study: Study, layers: list[int], add: float, subtract: float) ->
 # -- single, combined -------------------------------------------------------------------
 
 
+def with_control(name: str, vector: SteeringVector, control_name: str, control: SteeringVector, layer: int,
+                 coef: float, direction: str) -> list[tuple[dict, Plan]]:
+    """The (fields, plan) entries of `vector` at `layer` x `coef` and of its equal-norm random control there."""
+    return [(point_fields(name, direction, coef, [layer]), Plan.single(vector, layer, coef)),
+            (point_fields(control_name, direction, coef, [layer]), Plan.single(control, layer, coef))]
+
+
 def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = None) -> pl.DataFrame:
     """Each behaviour's own vector at each layer: default / add / subtract on the test split."""
     vectors = load_vectors(study, log)
@@ -149,9 +156,8 @@ def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = N
         control = random_like(vectors[name], seed_of(name))
         for L in layers:
             for direction in ("add", "subtract"):
-                m = picks[(name, L, direction)]
-                entries.append((point_fields(name, direction, m, [L]), Plan.single(vectors[name], L, m)))
-                entries.append((point_fields(RANDOM, direction, m, [L]), Plan.single(control, L, m)))
+                entries += with_control(name, vectors[name], RANDOM, control, L, picks[(name, L, direction)],
+                                        direction)
         default, *steered = score_points(study, run, name, "test", entries, log)
         frames += _default_rows(default, layers) + steered
     return run.finish(frames)
@@ -184,9 +190,8 @@ def run_combined(study: Study, layers: list[int], picks: dict, coefs=(1.0,), log
         for (how, direction), vector in combined_vectors(study, L, picks).items():
             control = random_like(vector, seed_of(f"{how}|{direction}|{L}"))
             for c in coefs:
-                coef = c if direction == "add" else -c
-                plans.append((point_fields(how, direction, coef, [L]), Plan.single(vector, L, coef)))
-                plans.append((point_fields(f"{RANDOM}:{how}", direction, coef, [L]), Plan.single(control, L, coef)))
+                plans += with_control(how, vector, f"{RANDOM}:{how}", control, L, c if direction == "add" else -c,
+                                      direction)
     frames = []
     for name in study.names:
         default, *steered = score_points(study, run, name, "test",
@@ -267,8 +272,7 @@ def run_interference(study: Study, vectors: dict[str, SteeringVector], layers: l
         control = random_like(v, seed_of(name))
         for L in layers:
             for m in multipliers:
-                plans.append((point_fields(name, direction_of(m), m, [L]), Plan.single(v, L, m)))
-                plans.append((point_fields(f"{RANDOM}:{name}", direction_of(m), m, [L]), Plan.single(control, L, m)))
+                plans += with_control(name, v, f"{RANDOM}:{name}", control, L, m, direction_of(m))
     frames = []
     for name in study.names:
         default, *steered = score_points(study, run, name, "test",

@@ -14,6 +14,7 @@ import polars as pl
 from ..cache import results_root
 from ..corpora import LANGUAGES
 from . import skills
+from .markdown import markdown_table
 
 # the paper's relative accuracies (Llama-2-7B, % of baseline, target / text), shared/reference/paper_notes.md
 PAPER = {  # (layer, coef, control) -> {target: (target %, text %)}
@@ -40,11 +41,6 @@ def _index(summary: pl.DataFrame, by: str) -> dict:
 
 def _paper_layer(layer: int, n_layers: int) -> int | None:
     return next((p for p in skills.PAPER_LAYERS if skills.relative_layer(p, n_layers) == layer), None)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |"
-                                                                            for r in rows]
 
 
 def curve_rows(idx: dict, target: str, control: str, layer: int, coefs) -> list[list[str]]:
@@ -86,13 +82,14 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
     base = summary.filter(pl.col("layer") == -1)
     rows = [[r["size"], r["domain"], str(r["n_docs"]), f"{r['n_tokens']:,}",
              _pct(r, "accuracy")] for r in base.sort("size", "domain").iter_rows(named=True)]
-    out += ["## Evaluation sets and baselines", ""] + _table(["set", "domain", "documents", "tokens",
+    out += ["## Evaluation sets and baselines", ""] + markdown_table(["set", "domain", "documents", "tokens",
                                                               "top-1 accuracy %"], rows) + [""]
 
     lbase = langs.filter(pl.col("layer") == -1)
     rows = [[r["size"], r["language"], str(r["n_docs"]), f"{r['n_tokens']:,}", _pct(r, "accuracy")]
             for r in lbase.sort("size", "language").iter_rows(named=True)]
-    out += ["Per language:", ""] + _table(["set", "language", "documents", "tokens", "top-1 accuracy %"], rows) + [""]
+    out += ["Per language:", ""]
+    out += markdown_table(["set", "language", "documents", "tokens", "top-1 accuracy %"], rows) + [""]
 
     head_coefs = sorted({c for c in steered["coef"].to_list() if skills.is_headline(0, c, "none", n_layers)})
     for title, layer, control in ((f"Middle layer {mid} (the paper's 15)", mid, "none"),
@@ -111,7 +108,7 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
             for r, c in zip(rows, [float(x[0]) for x in rows]):
                 p = PAPER.get((paper_layer, c, paper_control), {}).get(target)
                 r.append(f"{p[0]} / {p[1]}" if p else "")
-            out += [f"text − {target}:", ""] + _table(
+            out += [f"text − {target}:", ""] + markdown_table(
                 ["c", f"{target} relative %", "text relative %", "tokens (target / text)", "paper target / text"],
                 rows) + [""]
     # the language matrix
@@ -124,7 +121,7 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
             if any(cell != "—" for cell in cells):
                 rows.append([f"text − {target}", f"{c:g}", *cells])
         if rows:
-            out += _table(["vector", "c", *LANGUAGES], rows) + [""]
+            out += markdown_table(["vector", "c", *LANGUAGES], rows) + [""]
     # equal damage, every curve
     rows = []
     for (target, control, layer), _ in steered.group_by(["target", "control", "layer"], maintain_order=True):
@@ -132,7 +129,7 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
         pl_ = _paper_layer(layer, n_layers)
         rows.append([f"text − {target}", skills.CONTROLS[control][1], f"{layer} (paper {pl_})",
                      *[f"{100 * k:.1f}" if k is not None else "—" for k in kept]])
-    out += ["## Text kept at equal damage to the target (interpolated; no interval)", ""] + _table(
+    out += ["## Text kept at equal damage to the target (interpolated; no interval)", ""] + markdown_table(
         ["vector", "control", "layer", "text % at target 70%", "text % at target 50%"], sorted(rows)) + [""]
     # the full sweep
     out += ["## Every point", ""]
@@ -144,7 +141,7 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
         o = idx.get((r["target"], r["control"], r["layer"], round(r["coef"], 4), other))
         rows.append([f"text − {r['target']}", r["control"], str(r["layer"]), f"{r['coef']:g}", r["size"], _pct(r),
                      _pct(text), _pct(o), f"{r['n_tokens']:,}"])
-    out += _table(["vector", "control", "layer", "c", "set", "target %", "text %", "other code %",
+    out += markdown_table(["vector", "control", "layer", "c", "set", "target %", "text %", "other code %",
                    "target tokens"], rows) + [""]
     return "\n".join(out), summary, langs
 
