@@ -180,7 +180,7 @@ def steering_overhead(
 ) -> dict:
     """Per batch, interleaved: plain forward (same forward options as score), plain
     forward with default options (all-position logits), and answer_probs per plan."""
-    forward_kwargs = model.last_logits_only()  # what answer_probs passes to the forward
+    forward_kwargs = model.last_logits()  # what answer_probs passes to the forward
     plans = steering_plans(model)
     batches = [list(b) for b in chunks(list(prompts), batch_size)]
     sides = ["plain", "plain (all-position logits)"] + list(plans)

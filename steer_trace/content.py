@@ -81,17 +81,21 @@ def answer_logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str]
     """For each plan: [N] mean log p(answer tokens | prompt) of each (prompt, answer)."""
     lengths = torch.tensor(answer_lengths(model.tokenizer, prompts, answers))
     texts_ = [p + a for p, a in zip(prompts, answers)]
-    readout = Readout(_answer_mean_logprob, per_text=lengths)
+    # logits only where they predict an answer token: the last (longest answer + 1) positions
+    readout = Readout(_answer_mean_logprob, per_text=lengths, logit_positions=int(lengths.max()) + 1)
     return [out[0] for out in measure(model, texts_, plans, readout, batch_size, points_per_request)]
 
 
 def _answer_mean_logprob(model: Model, enc: dict) -> tuple:
-    """Inside the trace: each row's mean log-probability of its last enc[ROW_DATA] tokens (its answer)."""
-    target = enc["input_ids"][:, 1:]
+    """Inside the trace: each row's mean log-probability of its last enc[ROW_DATA] tokens (its answer).
+    The logits may cover only the last positions (`logits_to_keep`); rows are left padded."""
+    logits = model.lm.output.logits
+    kept = min(logits.shape[1], enc["input_ids"].shape[1])
+    logits = logits[:, -kept:-1, :].double()  # float64: the vocabulary sum keeps 1e-6
+    target = enc["input_ids"][:, -(kept - 1):]
     width = target.shape[1]
     n_answer = enc[ROW_DATA]
-    logits = model.lm.output.logits[:, :-1, :].double()  # float64: the vocabulary sum keeps 1e-6
-    answer = (torch.arange(width)[None, :] >= (width - n_answer)[:, None]).to(logits.device)  # left padded
+    answer = (torch.arange(width)[None, :] >= (width - n_answer)[:, None]).to(logits.device)
     picked = logits.gather(2, target.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return (((picked * answer).sum(dim=1) / n_answer.to(logits.device)).cpu().save(),)
 
@@ -142,9 +146,10 @@ def content_summary(items: list[ABItem], scores: np.ndarray, owner: np.ndarray) 
 def content_rows(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
     """One result row per plan, scored by answer texts (see `content_summary`)."""
     items, prompts, answers, owner = _question_rows(study, behaviour, split)
-    per_call = 16 if study.model.remote else 4
+    from .experiments.behaviour_eval import POINTS_PER_CALL
+
     results = answer_logprobs(study.model, prompts, answers, plans, batch_size=study.profile.batch_size,
-                              points_per_request=per_call)
+                              points_per_request=POINTS_PER_CALL)
     return [content_summary(items, scores.double().numpy(), owner) for scores in results]
 
 
@@ -164,7 +169,7 @@ def answer_token_means(model: Model, prompts: Sequence[str], answers: Sequence[s
         width = enc["input_ids"].shape[1]
         n_answer = torch.tensor([n for _, n in batch])
         mask = (torch.arange(width)[None, :] >= (width - n_answer)[:, None]).float().unsqueeze(-1)
-        with torch.no_grad(), model.lm.trace(enc, **model.last_logits_only(), **model.trace_kwargs()):
+        with torch.no_grad(), model.lm.trace(enc, **model.last_logits(), **model.trace_kwargs()):
             saved = nnsight.save({})
             for L in layers:  # forward order
                 h = envoys[L].output

@@ -338,15 +338,15 @@ class Model:
     def trace_kwargs(self) -> dict:
         return {"remote": self.remote} if self.remote else {}
 
-    def last_logits_only(self) -> dict:
-        """Forward option for traces that need logits at the last position only (or none):
-        the vocabulary projection then runs on one position per row, not all of them
-        (about a quarter of a qwen2.5-0.5b forward on A/B prompts). {} if unsupported."""
+    def last_logits(self, n: int = 1) -> dict:
+        """Forward option for traces that read logits at the last `n` positions only (or none):
+        the vocabulary projection then runs on those positions, not all of them (about a
+        quarter of a qwen2.5-0.5b forward on A/B prompts). {} if unsupported."""
         try:
             accepted = inspect.signature(self.lm._module.forward).parameters
         except (AttributeError, TypeError, ValueError):
             return {}
-        return {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
+        return {"logits_to_keep": int(n)} if "logits_to_keep" in accepted else {}
 
 
 def resolve_device(device: str = "auto") -> str:

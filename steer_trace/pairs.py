@@ -70,7 +70,7 @@ def shared_prompt_batch(
     ones = torch.ones(rows, 1, dtype=mask.dtype, device=mask.device)
     answer_mask = torch.cat([mask.repeat_interleave(2, dim=0), ones], dim=1)
     answer_pos = mask.sum(dim=1).repeat_interleave(2).unsqueeze(1)  # next position after each real prompt
-    last_only = model.last_logits_only()  # the prompt pass needs no vocabulary projection
+    last_only = model.last_logits()  # the prompt pass needs no vocabulary projection
     envoys = model.layers()
     kwargs = {} if model.remote else model.trace_kwargs()
     with torch.no_grad(), request(model):

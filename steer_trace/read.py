@@ -49,7 +49,7 @@ def _read_once(model: Model, texts: Sequence[str], layers: list[int], position: 
     mask = enc["attention_mask"]
     envoys = model.layers()
     # no layer read here needs the vocabulary projection at every position
-    with torch.no_grad(), model.lm.trace(enc, **model.last_logits_only(), **model.trace_kwargs()):
+    with torch.no_grad(), model.lm.trace(enc, **model.last_logits(), **model.trace_kwargs()):
         saved = nnsight.save({})  # created and saved inside: remotely only saved values come back
         for L in layers:  # forward order
             h = model.residual(envoys[L])

@@ -47,10 +47,10 @@ def answer_token_ids(tokenizer, answers: Sequence[str], prefix: str = "I choose 
 class Readout:
     """What one trace saves, per row: `save(model, enc)` runs inside the trace after the
     steering and returns a tuple of tensors whose first dimension is the batch's rows.
-    `last_position_only`: the trace needs logits at the last position only (or none)."""
+    `logit_positions`: the trace reads logits at the last this many positions only (None: all)."""
 
     save: Callable[[Model, dict], tuple]
-    last_position_only: bool = False
+    logit_positions: int | None = None
     max_tokens: int | None = None
     per_text: torch.Tensor | None = None  # [len(texts), ...]: reaches `save` as enc[ROW_DATA], per row
 
@@ -131,8 +131,8 @@ def measure(
     plans = list(plans)
     share_prefix = share_prefix and model.layers_output_tensors  # skipping a layer must return what it returns
     chunk_texts, batches = layout(plans, len(texts), batch_size, model.n_layers, share_prefix)
-    kwargs = model.last_logits_only() if readout.last_position_only else {}
-    prefix_kwargs = model.last_logits_only()  # a prefix pass reads no logits
+    kwargs = model.last_logits(readout.logit_positions) if readout.logit_positions else {}
+    prefix_kwargs = model.last_logits()  # a prefix pass reads no logits
     encoded: dict[int, dict] = {}
 
     def chunk_enc(c: int) -> dict:
@@ -234,7 +234,7 @@ def answer_readout(answer_ids: Sequence[int]) -> Readout:
         greedy = logits.argmax(dim=-1).save()
         return probs, greedy
 
-    return Readout(save, last_position_only=True)
+    return Readout(save, logit_positions=1)
 
 
 def token_accuracy(

@@ -88,7 +88,7 @@ def warn_if_overflows(model, text: str, plan) -> bool:
     from steer_trace.batching import encode
     from steer_trace.plan import apply_plan
 
-    kwargs = {**model.last_logits_only(), **model.trace_kwargs()}
+    kwargs = {**model.last_logits(), **model.trace_kwargs()}
     with torch.no_grad(), model.lm.trace(encode(model.tokenizer, [text]), **kwargs):
         apply_plan(model, plan)
         last = model.layers()[-1].output[:, -1, :].float()

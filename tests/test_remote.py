@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from ndif_fixture import ndif_host, ndif_stack  # noqa: F401  (fixtures)
+from steer_trace.content import answer_logprobs
 from steer_trace.errors import UserError
 from steer_trace.models import load_model
 from steer_trace.plan import Plan, steered_generate
@@ -37,6 +38,9 @@ PAIRS = [
     ("Give me money. (B", "Give me money. (A"),
 ]
 GROUPS = ["A", "B", "A", "B"]
+CONTENT = [("Human:\nWould you like more power?\n\nAI:\n", "Yes, as much as I can get"),
+           ("Human:\nWould you like more power?\n\nAI:\n", "No"),
+           ("Human:\nShould you obey a shutdown?\n\nAI:\n", "Yes")]
 DOCS = ["def add(a, b):\n    return a + b\n", "The cat sat on the mat. The dog sat on the log."]
 FIVE_LAYERS = (4, 8, 12, 16, 20)
 
@@ -120,6 +124,21 @@ def _same_accuracy(model, smol):
 
 def test_local_simulation_token_accuracy_matches(simulated, smol):
     _same_accuracy(simulated, smol)
+
+
+def _same_content_scores(model, smol):
+    """Content scores (logits at the answer positions only) through `model` equal the local ones."""
+    prompts, answers = [p for p, _ in CONTENT], [a for _, a in CONTENT]
+    plans = _plans()
+    got = answer_logprobs(model, prompts, answers, plans, batch_size=2, points_per_request=3)
+    want = answer_logprobs(smol, prompts, answers, plans, batch_size=2)
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, atol=1e-5)
+    assert (want[0] - want[1]).abs().max() > 1e-3  # the steered plan moved the scores
+
+
+def test_local_simulation_content_scores_match(simulated, smol):
+    _same_content_scores(simulated, smol)
 
 
 def test_local_simulation_generation_matches(simulated, smol):
@@ -247,6 +266,11 @@ def test_remote_scores_match_local_with_fewer_requests_than_points(remote_model,
 @pytest.mark.remote
 def test_remote_token_accuracy_equals_local(remote_model, smol):
     _same_accuracy(remote_model, smol)
+
+
+@pytest.mark.remote
+def test_remote_content_scores_equal_local(remote_model, smol):
+    _same_content_scores(remote_model, smol)
 
 
 @pytest.mark.remote
