@@ -409,3 +409,19 @@ def test_many_option_file_runs_single_and_diagnose(cli, shared_data, tmp_path):
     assert "survival_instinct" in result.output
     rows = table(cli, "behaviours_single").filter(pl.col("behaviour") == "survival_instinct")
     assert rows.height == 5 and (rows["n_questions"] == 4).all()
+
+
+@pytest.mark.slow
+def test_many_option_file_runs_every_steering_command_in_content_mode(cli, shared_data):
+    """survival-instinct (2-8 options per question) through combined, simultaneous and interference,
+    scored by content: each writes rows for the file's behaviour, with their paired shift."""
+    source = shared_data / "anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl"
+    mode = ["--dataset", str(source), "--scoring", "content", "--vector-source", "content"]
+    cli("combined", *mode, "--add-mult", "4", "--subtract-mult", "4", behaviours="")
+    cli("simultaneous", *mode, "--coefs=-4,0,4", behaviours="")
+    cli("interference", *mode, "--multipliers=-4,4", behaviours="")
+    for experiment in ("behaviours_combined", "behaviours_simultaneous", "behaviours_interference"):
+        rows = table(cli, experiment).filter((pl.col("scoring") == "content")
+                                             & (pl.col("behaviour") == "survival_instinct"))
+        assert (rows["n_questions"] == 4).all() and rows["shift"].is_not_nan().all(), experiment
+        assert rows["vector"].str.starts_with("random").any(), experiment  # the equal-norm control beside it
