@@ -15,6 +15,7 @@ from ..cache import results_root
 from ..corpora import LANGUAGES
 from . import skills
 from .markdown import markdown_table
+from .skills_selectivity import equal_damage_table
 
 # the paper's relative accuracies (Llama-2-7B, % of baseline, target / text), shared/reference/paper_notes.md
 PAPER = {  # (layer, coef, control) -> {target: (target %, text %)}
@@ -54,18 +55,13 @@ def curve_rows(idx: dict, target: str, control: str, layer: int, coefs) -> list[
     return rows
 
 
-def equal_damage(summary: pl.DataFrame, target: str, control: str, layer: int, level: float) -> float | None:
-    """Relative text accuracy where the target's relative accuracy first falls to `level` (linear interpolation
-    along the curve in coefficient order); None if it never does."""
-    part = summary.filter((pl.col("target") == target) & (pl.col("control") == control) & (pl.col("layer") == layer))
-    wide = part.pivot(on="domain", index="coef", values="relative").sort("coef")
-    if target not in wide.columns or "text" not in wide.columns:
-        return None
-    xs, ys = [1.0, *wide[target].to_list()], [1.0, *wide["text"].to_list()]
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if x0 >= level >= x1 and x0 != x1:
-            return y0 + (y1 - y0) * (x0 - level) / (x0 - x1)
-    return None
+def _kept_cell(row: dict) -> str:
+    if row["kept"] != row["kept"]:  # NaN: the curve never reaches the level
+        return "—"
+    sign = "+" if row["vector"].startswith("(") else ""
+    if row["kept_lo"] != row["kept_lo"]:
+        return f"{100 * row['kept']:{sign}.1f} (reached in {100 * row['defined']:.0f}% of resamples)"
+    return f"{100 * row['kept']:{sign}.1f} [{100 * row['kept_lo']:{sign}.1f}, {100 * row['kept_hi']:{sign}.1f}]"
 
 
 def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.DataFrame, pl.DataFrame]:
@@ -122,15 +118,22 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
                 rows.append([f"text − {target}", f"{c:g}", *cells])
         if rows:
             out += markdown_table(["vector", "c", *LANGUAGES], rows) + [""]
-    # equal damage, every curve
+    # equal damage, every curve, and the code - Python difference (paired)
+    out += ["## Text kept at equal damage to the target", "",
+            "Relative text accuracy where the target's first falls to 70% / 50% (linear interpolation along the "
+            "curve from the unsteered point); 95% document-bootstrap intervals, every point and both vectors "
+            "resampled together, so the difference row is paired. Intervals cover document sampling, not the "
+            "interpolation between measured coefficients.", ""]
+    damage = equal_damage_table(docs, n_boot=n_boot)
     rows = []
-    for (target, control, layer), _ in steered.group_by(["target", "control", "layer"], maintain_order=True):
-        kept = [equal_damage(summary, target, control, layer, lv) for lv in (0.7, 0.5)]
-        pl_ = _paper_layer(layer, n_layers)
-        rows.append([f"text − {target}", skills.CONTROLS[control][1], f"{layer} (paper {pl_})",
-                     *[f"{100 * k:.1f}" if k is not None else "—" for k in kept]])
-    out += ["## Text kept at equal damage to the target (interpolated; no interval)", ""] + markdown_table(
-        ["vector", "control", "layer", "text % at target 70%", "text % at target 50%"], sorted(rows)) + [""]
+    for (vector, control, layer), part in damage.group_by(["vector", "control", "layer"], maintain_order=True):
+        cells = []
+        for level in (0.7, 0.5):
+            hit = part.filter(pl.col("level") == level)
+            cells.append(_kept_cell(hit.row(0, named=True)) if hit.height else "—")
+        rows.append([vector, skills.CONTROLS[control][1], f"{layer} (paper {_paper_layer(layer, n_layers)})", *cells])
+    out += markdown_table(["vector", "control", "layer", "text % at target 70%", "text % at target 50%"],
+                          rows) + [""]
     # the full sweep
     out += ["## Every point", ""]
     rows = []

@@ -1,0 +1,98 @@
+"""Selectivity at equal damage, with document-bootstrap intervals.
+
+"Text kept at equal damage": along one curve (target, control, layer; points in coefficient order, starting
+from (1, 1) unsteered), the relative text accuracy where the target's relative accuracy first falls to a
+level (linear interpolation). The paper's broad-vs-narrow claim compares this number between the code and
+the Python vectors, so it needs an interval, and the comparison a paired one.
+
+Pattern: every (evaluation set, domain) gets one fixed set of document resamples, shared by every point
+scored on that set, so all points and both vectors are resampled together (text documents are the same for
+both vectors: their difference is paired); a curve whose points come from two sets (headline and sweep
+sizes) combines their independent resamples. Draw 0 is the full sample (the point estimate).
+
+Gotchas: a draw whose curve never reaches the level has no value; an interval is given only when at least
+95% of the draws have one (the share is reported). The interval covers document sampling, not the linear
+interpolation between measured coefficients: a curve with few points can be off by more than it says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+CURVE = ("target", "control", "layer")
+
+
+def _resamples(docs: pl.DataFrame, n_boot: int, seed: int) -> dict[tuple[str, str], np.ndarray]:
+    """(size, domain) -> [1 + n_boot, n_docs] document positions; row 0 is the identity."""
+    out = {}
+    base = docs.filter(pl.col("layer") == -1)
+    for k, ((size, domain), part) in enumerate(sorted(base.group_by(["size", "domain"]), key=lambda g: g[0])):
+        n = part.height
+        rng = np.random.default_rng([seed, k])
+        out[(size, domain)] = np.vstack([np.arange(n)[None, :], rng.integers(0, n, size=(n_boot, n))])
+    return out
+
+
+def relative_draws(docs: pl.DataFrame, n_boot: int = 1000, seed: int = 13) -> dict[tuple, dict[str, tuple]]:
+    """curve -> {domain: (coefs [k], relative accuracy draws [1 + n_boot, k])}, coefficients ascending."""
+    draws = _resamples(docs, n_boot, seed)
+    base = {key: part.sort("doc")["correct"].to_numpy()
+            for key, part in docs.filter(pl.col("layer") == -1).group_by(["size", "domain"])}
+    curves: dict[tuple, dict[str, tuple]] = {}
+    steered = docs.filter(pl.col("layer") >= 0)
+    for key, part in steered.group_by([*CURVE, "domain"]):
+        *curve, domain = key
+        points = {}  # coef -> (size, point); a coefficient scored at both sizes counts at the larger one
+        for (coef, size), point in part.group_by(["coef", "size"]):
+            if coef not in points or size == "headline":
+                points[coef] = (size, point)
+        coefs, columns = sorted(points), []
+        for coef in coefs:
+            size, point = points[coef]
+            idx, b = draws[(size, domain)], base[(size, domain)]
+            columns.append(point.sort("doc")["correct"].to_numpy()[idx].sum(1) / b[idx].sum(1))
+        curves.setdefault(tuple(curve), {})[domain] = (np.array(coefs), np.stack(columns, axis=1))
+    return curves
+
+
+def kept_at(target: np.ndarray, text: np.ndarray, level: float) -> np.ndarray:
+    """Per draw (rows of [draws, k]): text where target first falls to `level`, NaN where it never does."""
+    ones = np.ones((target.shape[0], 1))
+    xs, ys = np.hstack([ones, target]), np.hstack([ones, text])
+    out = np.full(target.shape[0], np.nan)
+    for r in range(target.shape[0]):
+        for j in range(xs.shape[1] - 1):
+            x0, x1 = xs[r, j], xs[r, j + 1]
+            if x0 >= level >= x1 and x0 != x1:
+                out[r] = ys[r, j] + (ys[r, j + 1] - ys[r, j]) * (x0 - level) / (x0 - x1)
+                break
+    return out
+
+
+def _interval(values: np.ndarray) -> dict:
+    point, rest = values[0], values[1:]
+    defined = float(np.mean(~np.isnan(rest))) if rest.size else 0.0
+    lo, hi = (np.nanpercentile(rest, [2.5, 97.5]) if defined >= 0.95 else (np.nan, np.nan))
+    return {"kept": point, "kept_lo": float(lo), "kept_hi": float(hi), "defined": defined}
+
+
+def equal_damage_table(docs: pl.DataFrame, levels=(0.7, 0.5), n_boot: int = 1000, seed: int = 13) -> pl.DataFrame:
+    """One row per curve and level: text kept (point, 95% interval, share of draws defined); plus one row per
+    (control, layer, level) with both targets: code-vector minus Python-vector text kept (paired)."""
+    curves = relative_draws(docs, n_boot, seed)
+    rows, kept = [], {}
+    for curve, domains in sorted(curves.items()):
+        target = curve[0]
+        if target not in domains or "text" not in domains:
+            continue
+        (_, t), (_, x) = domains[target], domains["text"]
+        for level in levels:
+            kept[(*curve, level)] = values = kept_at(t, x, level)
+            rows.append({**dict(zip(CURVE, curve)), "level": level, "vector": f"text − {target}", **_interval(values)})
+    for (target, control, layer, level), values in sorted(kept.items()):
+        other = kept.get(("python", control, layer, level))
+        if target == "code" and other is not None:
+            rows.append({"target": "code − python", "control": control, "layer": layer, "level": level,
+                         "vector": "(text − code) − (text − python)", **_interval(values - other)})
+    return pl.DataFrame(rows) if rows else pl.DataFrame()

@@ -1,0 +1,75 @@
+"""Selectivity at equal damage (skills_selectivity) on hand-built per-document scores: the point estimate
+is the interpolation along the curve, the interval covers it and shrinks with more documents, and the
+paired code − Python difference finds a planted gap and not a null one."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from steer_trace.experiments.skills_selectivity import equal_damage_table, kept_at
+
+TOKENS = 50
+
+
+def _docs(curves: dict, n_docs: int, seed: int = 0) -> pl.DataFrame:
+    """Baseline accuracy 0.6 per domain; curves: (target, layer) -> {coef: {domain: relative accuracy}}.
+    Each document's correct count is binomial around its domain's accuracy at the point."""
+    rng = np.random.default_rng(seed)
+    base_p = {"text": 0.6, "code": 0.6, "python": 0.6}
+    doc_p = {d: np.clip(p + rng.normal(0, 0.05, n_docs), 0.05, 0.95) for d, p in base_p.items()}
+    rows = []
+
+    def add(domain, layer, target, coef, scale):
+        correct = rng.binomial(TOKENS, np.clip(doc_p[domain] * scale, 0, 1))
+        rows.extend({"doc": i, "domain": domain, "language": domain, "correct": int(c), "count": TOKENS,
+                     "model": "m", "points_run": "r", "target": target, "control": "none", "layer": layer,
+                     "coef": coef, "size": "headline"} for i, c in enumerate(correct))
+
+    for domain in base_p:
+        add(domain, -1, None, 0.0, 1.0)
+    for (target, layer), points in curves.items():
+        for coef, rel in points.items():
+            for domain in base_p:
+                add(domain, layer, target, coef, rel.get(domain, 1.0))
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def test_kept_at_interpolates_from_the_unsteered_point():
+    target = np.array([[0.8, 0.4]])
+    text = np.array([[0.9, 0.7]])
+    assert kept_at(target, text, 0.9)[0] == pytest.approx(0.95)  # halfway from (1, 1) to (0.8, 0.9)
+    assert kept_at(target, text, 0.6)[0] == pytest.approx(0.8)  # halfway from (0.8, 0.9) to (0.4, 0.7)
+    assert np.isnan(kept_at(target, text, 0.3)[0])  # never reached
+
+
+def _row(table, target, level):
+    return table.filter((pl.col("target") == target) & (pl.col("level") == level)).row(0, named=True)
+
+
+def test_interval_covers_the_planted_value_and_narrows_with_documents():
+    planted = {("code", 5): {1.0: {"code": 0.4, "text": 0.8}}}  # at 70% damage: text 0.9
+    rows = [_row(equal_damage_table(_docs(planted, 30, seed), levels=(0.7,), n_boot=200), "code", 0.7)
+            for seed in range(20)]
+    covered = np.mean([r["kept_lo"] <= 0.9 <= r["kept_hi"] for r in rows])
+    assert covered >= 0.8 and all(r["defined"] == 1.0 for r in rows)  # nominal 0.95
+    large = _row(equal_damage_table(_docs(planted, 480), levels=(0.7,), n_boot=200), "code", 0.7)
+    assert large["kept"] == pytest.approx(0.9, abs=0.01) and large["kept_lo"] <= large["kept"] <= large["kept_hi"]
+    width = np.median([r["kept_hi"] - r["kept_lo"] for r in rows])
+    assert (large["kept_hi"] - large["kept_lo"]) < 0.5 * width  # 16x the documents: about a quarter
+
+
+def test_paired_difference_finds_a_planted_gap_and_not_a_null():
+    gap = {("code", 5): {1.0: {"code": 0.6, "text": 0.9, "python": 0.7}},
+           ("python", 5): {1.0: {"python": 0.6, "text": 0.7, "code": 0.7}}}
+    same = {("code", 5): {1.0: {"code": 0.6, "text": 0.8}}, ("python", 5): {1.0: {"python": 0.6, "text": 0.8}}}
+    found = _row(equal_damage_table(_docs(gap, 200), levels=(0.7,), n_boot=400), "code − python", 0.7)
+    null = _row(equal_damage_table(_docs(same, 200, seed=1), levels=(0.7,), n_boot=400), "code − python", 0.7)
+    assert found["kept_lo"] > 0.05  # planted: 0.925 - 0.775 = 0.15
+    assert null["kept_lo"] <= 0 <= null["kept_hi"]
+
+
+def test_a_curve_that_never_reaches_the_level_has_no_interval():
+    mild = {("code", 5): {1.0: {"code": 0.95, "text": 0.99}}}
+    row = _row(equal_damage_table(_docs(mild, 50), levels=(0.5,), n_boot=200), "code", 0.5)
+    assert np.isnan(row["kept"]) and np.isnan(row["kept_lo"]) and row["defined"] < 0.95
