@@ -460,8 +460,8 @@ def diagnose_cmd(model_spec, study_args, layers):
               help="Where the tables go (default: <results>/behaviours_report).")
 @click.option("--profile", type=click.Choice(PROFILES), default="paper", show_default=True,
               help="Which runs to report: their profile.")
-@click.option("--split", "split_rule", type=click.Choice(["seeded", "paper"]), default="paper", show_default=True,
-              help="Which runs to report: their split rule.")
+@click.option("--split", "split_rule", type=click.Choice(["seeded", "paper"]), default=None,
+              help="Which runs to report: their split rule (default: every one, each in its own sections).")
 def report_cmd(results_dir, out_dir, profile, split_rule):
     """Markdown tables from the cached results, no model: precondition, vector quality, single,
     simultaneous (+ tax) and combined, every steered row with its paired shift, its random
@@ -472,7 +472,8 @@ def report_cmd(results_dir, out_dir, profile, split_rule):
     for path in written:
         click.echo(f"wrote {path}")
     if not written:
-        click.echo(f"no behaviour results with per-question scores for profile {profile}, split {split_rule}")
+        click.echo(f"no behaviour results with per-question scores for profile {profile}"
+                   + (f", split {split_rule}" if split_rule else ""))
 
 
 COMMANDS = [group]

@@ -102,3 +102,35 @@ def test_refreshed_shifts_replace_stale_stored_statistics():
     expected = paired_shift(moved, base, labels)
     assert row["shift_p"] == pytest.approx(expected.p) and row["shift_p"] < 0.01
     assert row["shift_mde"] == pytest.approx(expected.mde) and row["shift_mde"] < 0.12
+
+
+def test_variants_get_their_own_sections_and_other_files_and_interference_are_reported(tmp_path):
+    """A plain-mean given-order run beside the default one is never paired with it; a --dataset behaviour
+    (not one of the paper's five) and an interference table are reported with their controls."""
+    root = tmp_path / "results"
+    rng = np.random.default_rng(2)
+    labels = ["A", "B"] * (N // 2)
+    base = rng.uniform(0.2, 0.6, N)
+    plain = {"plain_mean": True, "orders": "given", "slices": "plain"}
+    rows = [_row("myopic", "none", "default", 0, base, labels, scoring="letter"),
+            _row("myopic", "myopic", "add", 1, base + 0.2, labels, scoring="letter"),
+            _row("myopic", "random", "add", 1, base, labels, scoring="letter"),
+            _row("myopic", "none", "default", 0, base + 0.3, labels, scoring="letter", **plain),
+            _row("myopic", "myopic", "add", 1, base + 0.3, labels, scoring="letter", **plain),
+            _row("myopic", "random", "add", 1, base + 0.3, labels, scoring="letter", **plain)]
+    Run("behaviours_single", {"synthetic": 2}, root).finish([pl.DataFrame(rows)])
+    seeded = {"split_rule": "seeded"}
+    inter = [_row("survival_instinct", "none", "default", 0, base, labels, **seeded),
+             _row("survival_instinct", "survival_instinct", "add", 1, base + 0.2, labels, **seeded),
+             _row("survival_instinct", "random:survival_instinct", "add", 1, base, labels, **seeded)]
+    Run("behaviours_interference", {"synthetic": 3}, root).finish([pl.DataFrame(inter)])
+    text = report.write(root, tmp_path / "out")[0].read_text()
+    single = [line for line in text.splitlines() if line.startswith("## Single steering")]
+    assert len(single) == 2 and any("the paper's plain mean over pairs, questions in their given order" in line
+                                    for line in single)
+    myopic = [line for line in text.splitlines() if line.startswith("| myopic |")]
+    assert len(myopic) == 2 and all("moves" in line for line in myopic[:1])
+    assert any("+0.000 [" in line and "no effect beyond control" in line for line in myopic)  # the plain run: null
+    assert "## Interference — content scoring, content vectors" in text and "seeded split" in text
+    [survival] = [line for line in text.splitlines() if "survival_instinct (its own)" in line]
+    assert survival.split("|")[-2].strip() == "moves"

@@ -1,10 +1,11 @@
 """Tables of the behaviour experiments from the cached results, each finding with its evidence.
 
-`write(root)` reads the cached behaviours tables (no model) and writes per model and scoring
-mode `<out>/<model>.md`: the precondition, vector quality, single steering, simultaneous
-steering (with the alignment tax) and combined vectors. Every steered row carries its paired
-shift against unsteered, the same for the equal-norm random direction, the vector-minus-random
-paired difference, the detectable shift, and a verdict:
+`write(root)` reads the cached behaviours tables (no model) and writes per model `<out>/<model>.md`:
+the precondition, vector quality, single steering, simultaneous steering (with the alignment tax),
+combined vectors and interference, one section per protocol variant (scoring, vector source,
+multipliers, plain mean, orders, slices, method, split rule: rows of two variants are never paired).
+Every steered row carries its paired shift against unsteered, the same for the equal-norm random
+direction, the vector-minus-random paired difference, the detectable shift, and a verdict:
 
 - "not testable": letter scoring where the precondition fails (the model answers by position);
 - "moves": the shift against unsteered and the vector-minus-random difference both exclude 0 in
@@ -38,7 +39,9 @@ PAPER_SIMULTANEOUS = {  # coefficient -> myopia, wealth, sycophancy, agreeablene
     0.0: (0.277, 0.509, 0.587, 0.910, 0.187), 0.5: (0.867, 0.723, 0.557, 0.943, 0.083),
     -0.5: (0.123, 0.232, 0.623, 0.597, 0.473),
 }
-MODE_COLUMNS = ("scoring", "vector_source", "relative")
+VARIANT_DEFAULTS = {"scoring": "letter", "vector_source": "letter", "relative": False, "plain_mean": False,
+                    "orders": "both", "slices": "plain", "method": "mean", "split_rule": "seeded"}
+VARIANT = tuple(VARIANT_DEFAULTS)
 
 
 def _f(value, digits: int = 3, sign: bool = False) -> str:
@@ -56,37 +59,57 @@ def _p(value: float) -> str:
 
 
 def _with_defaults(frame: pl.DataFrame) -> pl.DataFrame:
-    for column, value in (("scoring", "letter"), ("vector_source", "letter"), ("relative", False),
-                          ("split_rule", "seeded"), ("slices", "plain")):
+    for column, value in VARIANT_DEFAULTS.items():
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(value).alias(column))
+        else:
+            frame = frame.with_columns(pl.col(column).fill_null(value))
     return frame
 
 
-def _selected(root: Path, experiment: str, profile: str, split: str) -> pl.DataFrame | None:
+def _selected(root: Path, experiment: str, profile: str, split: str | None) -> pl.DataFrame | None:
+    """The experiment's rows with per-question scores, of one profile (and split rule, unless None)."""
     frame = load_tables(experiment, root)
     if frame is None or "q_p_matching" not in frame.columns:
         return None
-    frame = _with_defaults(frame).filter((pl.col("profile") == profile) & (pl.col("split_rule") == split)
-                                         & pl.col("q_p_matching").is_not_null())
+    frame = _with_defaults(frame).filter((pl.col("profile") == profile) & pl.col("q_p_matching").is_not_null())
+    if split is not None:
+        frame = frame.filter(pl.col("split_rule") == split)
     return frame if frame.height else None
 
 
-def _mode_name(scoring: str, source: str, relative: bool) -> str:
-    return (f"{scoring} scoring, {source} vectors" + (", multipliers relative to the residual norm" if relative
-                                                     else ", absolute multipliers"))
+def _mode_name(variant: dict) -> str:
+    """e.g. 'letter scoring, letter vectors, multipliers relative to the residual norm; the paper's split'."""
+    name = f"{variant['scoring']} scoring, {variant['vector_source']} vectors" + (
+        ", multipliers relative to the residual norm" if variant["relative"] else ", absolute multipliers")
+    extras = [text for column, value, text in (
+        ("plain_mean", True, "the paper's plain mean over pairs"),
+        ("orders", "given", "questions in their given order"),
+        ("slices", "plain", "test questions as split (not label-balanced)")) if variant.get(column) == value]
+    if variant.get("method", "mean") != "mean":
+        extras.append(f"method {variant['method']}")
+    extras.append("the paper's split" if variant.get("split_rule") == "paper" else "seeded split")
+    return name + "; " + ", ".join(extras)
 
 
-def precondition(root: Path, model: str, profile: str, split: str) -> dict[str, dict]:
+def behaviours_in(frame: pl.DataFrame) -> list[str]:
+    """The paper's five first (its order), then any other behaviour (e.g. a --dataset file) by name."""
+    present = set(frame["behaviour"].to_list())
+    return [b for b in BEHAVIOURS if b in present] + sorted(present - set(BEHAVIOURS))
+
+
+def precondition(root: Path, model: str, profile: str, split: str | None) -> dict[str, dict]:
     """behaviour -> the unsteered letter scores' order consistency (from `behaviours diagnose` or any
-    letter-scored table)."""
+    letter-scored table that asked every rotation). A property of the model and the questions, so it
+    applies to every variant, the given-order runs included."""
     out: dict[str, dict] = {}
     for experiment in ("behaviours_precondition", "behaviours_single", "behaviours_simultaneous"):
         frame = _selected(root, experiment, profile, split)
         if frame is None or "order_consistency" not in frame.columns:
             continue
         base = frame.filter((pl.col("model") == model) & (pl.col("scoring") == "letter")
-                            & (pl.col("direction") == "default") & (pl.col("split") == "test"))
+                            & (pl.col("direction") == "default") & (pl.col("split") == "test")
+                            & pl.col("order_consistency").is_not_nan())
         for r in base.iter_rows(named=True):
             out.setdefault(r["behaviour"], r)
     return out
@@ -157,7 +180,7 @@ def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
     lines = []
     for L, paper_layer in paper_layers(frame["layer"].to_list()).items():
         rows = []
-        for behaviour in BEHAVIOURS:
+        for behaviour in behaviours_in(frame):
             default = _row_of(frame, behaviour=behaviour, direction="default")
             if default is None:
                 continue
@@ -183,7 +206,7 @@ def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
 
 
 def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[str]:
-    names = [b for b in BEHAVIOURS if b in set(frame["behaviour"].to_list())]
+    names = behaviours_in(frame)
     coefs = sorted(frame.filter(pl.col("vector") == "simultaneous")["multiplier"].unique().to_list())
     rows = []
     for c in coefs:
@@ -232,7 +255,7 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
 def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
     rows = []
     for L in sorted(x for x in frame["layer"].unique().to_list() if x >= 0):
-        for behaviour in BEHAVIOURS:
+        for behaviour in behaviours_in(frame):
             default = _row_of(frame, behaviour=behaviour, direction="default")
             if default is None:
                 continue
@@ -247,12 +270,33 @@ def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
                     "detectable", "verdict"], rows) + [""]) if rows else []
 
 
-def quality_section(root: Path, model: str, profile: str, source: str) -> list[str]:
+def interference_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
+    """Every vector's shift on every behaviour scored, beside its own random direction (`random:<vector>`)."""
+    rows = []
+    vectors = sorted(v for v in set(frame["vector"].to_list()) if v != "none" and not v.startswith("random"))
+    for L in sorted(x for x in frame["layer"].unique().to_list() if x >= 0):
+        for behaviour in behaviours_in(frame):
+            default = _row_of(frame, behaviour=behaviour, direction="default")
+            if default is None:
+                continue
+            testable = passes(pre[behaviour]) if letter and behaviour in pre else None
+            for vector in vectors:
+                for e in steered_rows(frame, behaviour, vector, f"random:{vector}", L, testable, default):
+                    r = e["row"]
+                    own = "(its own)" if vector == behaviour else ""
+                    rows.append([str(L), vector, f"{behaviour} {own}".strip(), f"{r['multiplier']:+g}",
+                                 _interval(e["shift"]), _interval(e["against"]) if e["against"] else "—",
+                                 _f(e["shift"].mde, 2), e["verdict"]])
+    return (markdown_table(["layer", "vector", "behaviour scored", "×", "shift [95% CI]", "vector − random",
+                            "detectable", "verdict"], rows) + [""]) if rows else []
+
+
+def quality_section(root: Path, model: str, profile: str, source: str, behaviours: list[str]) -> list[str]:
     frame = load_tables("behaviours_quality", root)
     if frame is None:
         return []
     frame = frame.filter((pl.col("model") == model) & (pl.col("profile") == profile)
-                         & (pl.col("vector_source") == source))
+                         & (pl.col("vector_source") == source) & pl.col("behaviour").is_in(behaviours))
     if not frame.height:
         return []
     rows = [[r["behaviour"], str(r["layer"]), str(r["n_pairs"]), f"{r['norm']:.2f}",
@@ -266,7 +310,7 @@ def quality_section(root: Path, model: str, profile: str, source: str) -> list[s
 
 def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
     pre = precondition(root, model, profile, split)
-    lines = [f"# Behaviours on {model} (profile {profile}, split {split})", "",
+    lines = [f"# Behaviours on {model} (profile {profile}" + (f", split {split})" if split else ")"), "",
              "Written by `steer-trace behaviours report` from the cached tables. Shifts are label-balanced, paired "
              "per question against unsteered (bootstrap over questions within each answer label; p from the same "
              "resamples); "
@@ -282,38 +326,44 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
     tax_table = load_tables("behaviours_tax", root)
     for experiment, title in (("behaviours_single", "Single steering"), ("behaviours_simultaneous",
                                                                          "Simultaneous steering"),
-                              ("behaviours_combined", "Combined vectors")):
+                              ("behaviours_combined", "Combined vectors"), ("behaviours_interference",
+                                                                            "Interference")):
         frame = _selected(root, experiment, profile, split)
         if frame is None:
             continue
         frame = frame.filter(pl.col("model") == model)
-        for (scoring, source, relative), part in frame.group_by(list(MODE_COLUMNS), maintain_order=True):
-            letter = scoring == "letter"
-            lines += [f"## {title} — {_mode_name(scoring, source, relative)}", ""]
+        for values, part in frame.group_by(list(VARIANT), maintain_order=True):
+            variant = dict(zip(VARIANT, values))
+            letter = variant["scoring"] == "letter"
+            lines += [f"## {title} — {_mode_name(variant)}", ""]
             if experiment == "behaviours_single":
-                quality = quality_section(root, model, profile, source)
+                quality = quality_section(root, model, profile, variant["vector_source"], behaviours_in(part))
                 if quality:
-                    lines += [f"Vector quality ({source} vectors; null: pair labels flipped at random, 200 draws):",
-                              "", *quality]
+                    lines += [f"Vector quality ({variant['vector_source']} vectors; null: pair labels flipped at "
+                              "random, 200 draws):", "", *quality]
                 lines += single_section(part, pre, letter)
             elif experiment == "behaviours_simultaneous":
                 tax = None
                 if tax_table is not None and "vector" in tax_table.columns:
                     tax = _with_defaults(tax_table).filter(
-                        (pl.col("model") == model) & (pl.col("profile") == profile) & (pl.col("split_rule") == split)
-                        & (pl.col("vector") == "simultaneous") & (pl.col("relative") == relative)
-                        & (pl.col("vector_source") == source))
+                        (pl.col("model") == model) & (pl.col("profile") == profile)
+                        & (pl.col("vector") == "simultaneous")
+                        & pl.all_horizontal([pl.col(c) == variant[c] for c in ("split_rule", "relative",
+                                                                               "vector_source", "plain_mean")]))
                 lines += simultaneous_section(part, tax if tax is not None and tax.height else None)
-            else:
+            elif experiment == "behaviours_combined":
                 lines += combined_section(part, pre, letter)
+            else:
+                lines += interference_section(part, pre, letter)
     return lines
 
 
-def write(root=None, out=None, profile: str = "paper", split: str = "paper") -> list[Path]:
+def write(root=None, out=None, profile: str = "paper", split: str | None = None) -> list[Path]:
     root = results_root(root)
     out = Path(out) if out else root / "behaviours_report"
     models = set()
-    for experiment in ("behaviours_single", "behaviours_simultaneous", "behaviours_combined"):
+    for experiment in ("behaviours_single", "behaviours_simultaneous", "behaviours_combined",
+                       "behaviours_interference"):
         frame = _selected(root, experiment, profile, split)
         if frame is not None:
             models |= set(frame["model"].to_list())
