@@ -228,7 +228,7 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
             t = _row_of(tax, multiplier=c)
             if t is not None:
                 accuracy = f"{t['accuracy']:.3f} [{t['accuracy_lo']:.3f}, {t['accuracy_hi']:.3f}]"
-        paper = PAPER_SIMULTANEOUS.get(c)
+        paper = PAPER_SIMULTANEOUS.get(c) if names == list(BEHAVIOURS) else None  # the paper's five only
         rows.append([f"{c:+g}", *cells, accuracy, " / ".join(f"{v:.2f}" for v in paper) if paper else ""])
     lines = markdown_table(["coef", *names, "next-token accuracy (tax)", "paper (absolute coef)"], rows) + [""]
     controls = []
