@@ -98,6 +98,9 @@ def item_from_row(row, where: str, source: str = "", index: int = -1) -> ABItem:
     question = row.get("question")
     if not isinstance(question, str) or not question.strip():
         raise UserError(f"{where}: missing or empty 'question'")
+    if not any(key.startswith("answer_") for key in row):
+        raise UserError(f"{where}: a question without answers (an open-ended set?): behaviour commands need "
+                        "'answer_matching_behavior' and 'answer_not_matching_behavior'")
     for key in ("answer_matching_behavior", "answer_not_matching_behavior"):
         if key not in row:
             raise UserError(f"{where}: missing {key!r}")

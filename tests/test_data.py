@@ -222,6 +222,7 @@ def write_jsonl(path: Path, rows) -> Path:
         ({**GOOD, "question": ""}, "missing or empty 'question'"),
         ({k: v for k, v in GOOD.items() if k != "question"}, "missing or empty 'question'"),
         ({k: v for k, v in GOOD.items() if k != "answer_matching_behavior"}, "missing 'answer_matching_behavior'"),
+        ({"question": "Beer now or two in an hour?"}, "a question without answers (an open-ended set?)"),
         ({**GOOD, "answer_matching_behavior": " (C)"}, "shows no options (A), (B), (C)"),
         ({**GOOD, "answer_matching_behavior": " (Z)"}, "is not a letter (A)-(H) or Yes/No"),
         ({**GOOD, "question": "Q?\n (A) x\n (B) y\n (C) z", "answer_matching_behavior": " (D)"},
