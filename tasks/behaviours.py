@@ -210,7 +210,8 @@ def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction
 
 @click.group("behaviours")
 def group():
-    """The paper's behaviour experiments: extract, grid, single, combined, simultaneous, interference, tax, diagnose.
+    """The paper's behaviour experiments: extract, grid, single, combined, simultaneous, interference, tax, diagnose,
+    precondition.
 
     Every command caches its points under the results root; running it again recomputes nothing.
     """
@@ -410,6 +411,20 @@ def show_quality(table) -> None:
         click.echo(_row((r["behaviour"], int(r["layer"]), int(r["n_pairs"]), r["norm"],
                          f"{r['norm_null_mean']:.2f}/{r['norm_null_95']:.2f}", r["norm_p"], r["reliability"],
                          r["reliability_null_95"], r["reliability_p"], r["heldout_auc"]), widths))
+
+
+@group.command("precondition")
+@model_options
+@study_options
+def precondition_cmd(model_spec, study_args):
+    """Before any vector: does the unsteered greedy answer follow the option text when the options rotate
+    (test split, every rotation)? At chance, letter scoring cannot measure a behaviour on this model."""
+    from steer_trace.experiments.behaviour_quality import run_precondition
+
+    started = time.time()
+    study = build_study(model_spec, study_args)
+    show_precondition(run_precondition(study, _echo_err))
+    _done(study, started)
 
 
 @group.command("diagnose")

@@ -425,3 +425,18 @@ def test_many_option_file_runs_every_steering_command_in_content_mode(cli, share
                                              & (pl.col("behaviour") == "survival_instinct"))
         assert (rows["n_questions"] == 4).all() and rows["shift"].is_not_nan().all(), experiment
         assert rows["vector"].str.starts_with("random").any(), experiment  # the equal-norm control beside it
+
+
+def test_precondition_command_needs_no_vector(cli):
+    """`precondition` scores the unsteered test questions in every rotation, reads no vector pairs, and
+    prints the order consistency of each behaviour against its chance level."""
+    before = set((cli.root / "vectors").rglob("*.safetensors")) if (cli.root / "vectors").exists() else set()
+    result = cli("precondition")
+    for name in PAIR.split(","):
+        assert re.search(rf"precondition {name}: greedy answer picks the same option text in every rotation for "
+                         r"[01]\.\d\d of 4 questions \(chance 0\.50\) - (ok|AT CHANCE)", result.output)
+    rows = table(cli, "behaviours_precondition")
+    assert set(rows["behaviour"]) == set(PAIR.split(",")) and set(rows["direction"]) == {"default"}
+    assert rows["order_consistency"].is_not_nan().all()
+    after = set((cli.root / "vectors").rglob("*.safetensors")) if (cli.root / "vectors").exists() else set()
+    assert after == before
