@@ -143,13 +143,11 @@ def content_summary(items: list[ABItem], scores: np.ndarray, owner: np.ndarray) 
     return {**row, **question_columns(per, per_prompt, [item.original_matching for item in items])}
 
 
-def content_rows(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
+def content_rows(study, behaviour: str, split: str, plans: list[Plan], points_per_request: int = 16) -> list[dict]:
     """One result row per plan, scored by answer texts (see `content_summary`)."""
     items, prompts, answers, owner = _question_rows(study, behaviour, split)
-    from .experiments.behaviour_eval import POINTS_PER_CALL
-
     results = answer_logprobs(study.model, prompts, answers, plans, batch_size=study.profile.batch_size,
-                              points_per_request=POINTS_PER_CALL)
+                              points_per_request=points_per_request)
     return [content_summary(items, scores.double().numpy(), owner) for scores in results]
 
 

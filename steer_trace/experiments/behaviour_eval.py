@@ -151,7 +151,7 @@ def letter_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[
 def _content_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
     from ..content import content_rows
 
-    return content_rows(study, behaviour, split, plans)
+    return content_rows(study, behaviour, split, plans, points_per_request=POINTS_PER_CALL)
 
 
 SCORERS = {"letter": letter_scores, "content": _content_scores}
