@@ -20,18 +20,18 @@ def _docs(curves: dict, n_docs: int, seed: int = 0) -> pl.DataFrame:
     doc_p = {d: np.clip(p + rng.normal(0, 0.05, n_docs), 0.05, 0.95) for d, p in base_p.items()}
     rows = []
 
-    def add(domain, layer, target, coef, scale):
+    def add(domain, layer, target, coef, scale, control="none"):
         correct = rng.binomial(TOKENS, np.clip(doc_p[domain] * scale, 0, 1))
         rows.extend({"doc": i, "domain": domain, "language": domain, "correct": int(c), "count": TOKENS,
-                     "model": "m", "points_run": "r", "target": target, "control": "none", "layer": layer,
+                     "model": "m", "points_run": "r", "target": target, "control": control, "layer": layer,
                      "coef": coef, "size": "headline"} for i, c in enumerate(correct))
 
     for domain in base_p:
         add(domain, -1, None, 0.0, 1.0)
-    for (target, layer), points in curves.items():
+    for (target, layer, *control), points in curves.items():
         for coef, rel in points.items():
             for domain in base_p:
-                add(domain, layer, target, coef, rel.get(domain, 1.0))
+                add(domain, layer, target, coef, rel.get(domain, 1.0), *control)
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
@@ -73,3 +73,11 @@ def test_a_curve_that_never_reaches_the_level_has_no_interval():
     mild = {("code", 5): {1.0: {"code": 0.95, "text": 0.99}}}
     row = _row(equal_damage_table(_docs(mild, 50), levels=(0.5,), n_boot=200), "code", 0.5)
     assert np.isnan(row["kept"]) and np.isnan(row["kept_lo"]) and row["defined"] < 0.95
+
+
+def test_the_vector_against_its_own_control_at_equal_damage():
+    curves = {("code", 5): {1.0: {"code": 0.4, "text": 0.8}},  # at 70%: text 0.9
+              ("code", 5, "components"): {1.0: {"code": 0.4, "text": 0.4}}}  # at 70%: text 0.7
+    table = equal_damage_table(_docs(curves, 200), levels=(0.7,), n_boot=300)
+    diff = table.filter(pl.col("vector") == "(text − code) − its control").row(0, named=True)
+    assert diff["kept"] == pytest.approx(0.2, abs=0.03) and diff["kept_lo"] > 0.1

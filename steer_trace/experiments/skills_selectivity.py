@@ -78,8 +78,9 @@ def _interval(values: np.ndarray) -> dict:
 
 
 def equal_damage_table(docs: pl.DataFrame, levels=(0.7, 0.5), n_boot: int = 1000, seed: int = 13) -> pl.DataFrame:
-    """One row per curve and level: text kept (point, 95% interval, share of draws defined); plus one row per
-    (control, layer, level) with both targets: code-vector minus Python-vector text kept (paired)."""
+    """One row per curve and level: text kept (point, 95% interval, share of draws defined); plus, paired, one
+    row per (control, layer, level) with both targets: code-vector minus Python-vector text kept, and one per
+    control curve: the real vector's text kept minus its control's."""
     curves = relative_draws(docs, n_boot, seed)
     rows, kept = [], {}
     for curve, domains in sorted(curves.items()):
@@ -95,4 +96,8 @@ def equal_damage_table(docs: pl.DataFrame, levels=(0.7, 0.5), n_boot: int = 1000
         if target == "code" and other is not None:
             rows.append({"target": "code − python", "control": control, "layer": layer, "level": level,
                          "vector": "(text − code) − (text − python)", **_interval(values - other)})
+        own = kept.get((target, "none", layer, level))
+        if control != "none" and own is not None:  # the vector against its own control, at equal damage
+            rows.append({"target": target, "control": control, "layer": layer, "level": level,
+                         "vector": f"(text − {target}) − its control", **_interval(own - values)})
     return pl.DataFrame(rows) if rows else pl.DataFrame()
