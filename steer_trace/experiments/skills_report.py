@@ -118,12 +118,13 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
                 rows.append([f"text − {target}", f"{c:g}", *cells])
         if rows:
             out += markdown_table(["vector", "c", *LANGUAGES], rows) + [""]
-    # equal damage, every curve, and the code - Python difference (paired)
+    # equal damage, every curve, and the paired differences
     out += ["## Text kept at equal damage to the target", "",
             "Relative text accuracy where the target's first falls to 70% / 50% (linear interpolation along the "
             "curve from the unsteered point); 95% document-bootstrap intervals, every point and both vectors "
-            "resampled together, so the difference rows (code vector − Python vector; each vector − its control) are paired. Intervals cover document sampling, not the "
-            "interpolation between measured coefficients.", ""]
+            "resampled together, so the difference rows (code vector − Python vector; each vector − its "
+            "control) are paired. Intervals cover document sampling, not the interpolation between measured "
+            "coefficients.", ""]
     damage = equal_damage_table(docs, n_boot=n_boot)
     rows = []
     for (vector, control, layer), part in damage.group_by(["vector", "control", "layer"], maintain_order=True):
