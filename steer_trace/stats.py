@@ -104,6 +104,24 @@ def paired_shift(steered, unsteered, labels=None, n_boot: int = 2000, seed: int 
 # -- vector quality -----------------------------------------------------------------------
 
 
+def bh_qvalues(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q): reject where q <= alpha to keep the false-discovery rate of
+    the family at alpha. NaN p-values stay NaN and do not count toward the family."""
+    p = np.asarray(p_values, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if not m:
+        return q
+    order = np.argsort(p[ok])
+    ranked = p[ok][order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+    out = np.empty(m)
+    out[order] = adjusted
+    q[ok] = out
+    return q
+
+
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     denom = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / denom) if denom > 0 else float("nan")

@@ -50,9 +50,11 @@ def _verdicts(text: str) -> dict:
             mode = "letter" if "letter scoring" in line else "content"
         if line.startswith("Layer "):
             layer = int(line.split()[1].rstrip(":"))
-        if line.startswith("| ") and not line.startswith("| behaviour") and mode:
+        if line.startswith("| behaviour"):
+            header = [c.strip() for c in line.strip("|").split("|")]
+        elif line.startswith("| ") and mode:
             cells = [c.strip() for c in line.strip("|").split("|")]
-            out[(mode, layer, cells[0])] = cells[11]
+            out[(mode, layer, cells[0])] = cells[header.index("verdict")]
     return out
 
 
@@ -80,6 +82,21 @@ def test_verdict_signs():
     # beyond the control, but the vector's own shift is not clear of 0: the control moved the other way
     assert report.verdict("add", up, True, shift=none).startswith("beats the control only")
     assert report.verdict("add", up, True, shift=up) == "moves"
+
+
+def test_false_discovery_rate_over_a_section():
+    from steer_trace.stats import Shift, bh_qvalues
+
+    assert np.allclose(bh_qvalues([0.01, 0.04, 0.03, 0.2]), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.2])
+    assert np.isnan(bh_qvalues([float("nan"), 0.5])[0]) and bh_qvalues([float("nan"), 0.5])[1] == 0.5
+    # 20 rows: one strong effect, one at p = 0.04, eighteen nulls: alone both "move", after BH only the strong one
+    strong, weak = Shift(0.2, 0.1, 0.3, 0.0005, 50, 0.1, 0.04), Shift(0.05, 0.01, 0.09, 0.04, 50, 0.1, 0.04)
+    null = Shift(0.0, -0.02, 0.02, 0.6, 50, 0.1, 0.04)
+    entries = [{"shift": s, "against": s, "verdict": "moves" if s.p < 0.05 else "no effect"}
+               for s in [strong, weak] + [null] * 18]
+    verdicts = [e["verdict"] for e in report.with_fdr(entries)]
+    assert verdicts[0] == "moves" and verdicts[1] == "moves at p < 0.05, not after FDR (q 0.40)"
+    assert set(verdicts[2:]) == {"no effect"}
 
 
 def test_report_command_without_results_says_so(tmp_path):

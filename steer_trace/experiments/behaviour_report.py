@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from ..cache import load_tables, results_root
-from ..stats import paired_shift
+from ..stats import bh_qvalues, paired_shift
 from .behaviour_data import BEHAVIOURS
 from .markdown import markdown_table
 
@@ -169,6 +169,22 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
     return out
 
 
+def with_fdr(entries: list[dict], alpha: float = 0.05) -> list[dict]:
+    """Benjamini-Hochberg over one section's rows: a row's evidence is max(p of its shift, p of vector −
+    random) (both must reject for 'moves'); a 'moves' whose q exceeds alpha says so."""
+    q = bh_qvalues([max(e["shift"].p, e["against"].p) if e["against"] else float("nan") for e in entries])
+    for e, value in zip(entries, q):
+        e["q"] = value
+        if e["verdict"] == "moves" and not value <= alpha:
+            e["verdict"] = f"moves at p < 0.05, not after FDR (q {value:.2f})"
+    return entries
+
+
+def _q(entry: dict) -> str:
+    value = entry.get("q", float("nan"))
+    return "—" if math.isnan(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
+
+
 def paper_layers(layers) -> dict[int, int | None]:
     """Model layer -> the paper's layer it stands for: with two report layers, the lower is the
     paper's 10 and the upper its 15 (same relative depth); otherwise unknown."""
@@ -177,30 +193,34 @@ def paper_layers(layers) -> dict[int, int | None]:
 
 
 def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
-    lines = []
+    found = []  # (layer, paper layer, behaviour, unsteered row, entry)
     for L, paper_layer in paper_layers(frame["layer"].to_list()).items():
-        rows = []
         for behaviour in behaviours_in(frame):
             default = _row_of(frame, behaviour=behaviour, direction="default")
             if default is None:
                 continue
             testable = passes(pre[behaviour]) if letter and behaviour in pre else None
+            found += [(L, paper_layer, behaviour, default, e)
+                      for e in steered_rows(frame, behaviour, behaviour, "random", L, testable, default)]
+    with_fdr([e for *_, e in found])
+    lines = []
+    for L, paper_layer in paper_layers(frame["layer"].to_list()).items():
+        rows = []
+        for _, _, behaviour, default, e in (f for f in found if f[0] == L):
+            r = e["row"]
             paper = PAPER_SINGLE.get(paper_layer, {}).get(behaviour)
-            for e in steered_rows(frame, behaviour, behaviour, "random", L, testable, default):
-                r = e["row"]
-                paper_value = "—" if paper is None else \
-                    f"{paper[0]:.2f} → {paper[1 if r['direction'] == 'add' else 2]:.2f}"
-                rows.append([behaviour, f"{r['multiplier']:+g}", _f(default["p_matching_balanced"]),
-                             _f(r["p_matching_balanced"]), _interval(e["shift"]), _p(e["shift"].p),
-                             _interval(e["random"]) if e["random"] else "—",
-                             _interval(e["against"]) if e["against"] else "—",
-                             _p(e["against"].p) if e["against"] else "—", _f(e["shift"].mde, 2),
-                             str(e["shift"].n), e["verdict"], paper_value])
+            paper_value = "—" if paper is None else f"{paper[0]:.2f} → {paper[1 if r['direction'] == 'add' else 2]:.2f}"
+            rows.append([behaviour, f"{r['multiplier']:+g}", _f(default["p_matching_balanced"]),
+                         _f(r["p_matching_balanced"]), _interval(e["shift"]), _p(e["shift"].p),
+                         _interval(e["random"]) if e["random"] else "—",
+                         _interval(e["against"]) if e["against"] else "—",
+                         _p(e["against"].p) if e["against"] else "—", _q(e), _f(e["shift"].mde, 2),
+                         str(e["shift"].n), e["verdict"], paper_value])
         if rows:
             lines += [f"Layer {L}" + (f" (the paper's {paper_layer}):" if paper_layer else ":"), ""]
             lines += markdown_table(["behaviour", "×", "p_bal unsteered", "p_bal steered", "shift [95% CI]", "p",
-                             "random, same norm: shift", "vector − random", "p", "detectable", "n_q", "verdict",
-                             "paper: matching score"], rows)
+                                     "random, same norm: shift", "vector − random", "p", "q (BH)", "detectable",
+                                     "n_q", "verdict", "paper: matching score"], rows)
             lines.append("")
     return lines
 
@@ -253,7 +273,7 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
 
 
 def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
-    rows = []
+    found = []
     for L in sorted(x for x in frame["layer"].unique().to_list() if x >= 0):
         for behaviour in behaviours_in(frame):
             default = _row_of(frame, behaviour=behaviour, direction="default")
@@ -261,18 +281,19 @@ def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
                 continue
             testable = passes(pre[behaviour]) if letter and behaviour in pre else None
             for how in ("sum", "mean", "weighted_sum", "weighted_mean"):
-                for e in steered_rows(frame, behaviour, how, f"random:{how}", L, testable, default):
-                    r = e["row"]
-                    rows.append([str(L), behaviour, how, f"{r['multiplier']:+g}", _interval(e["shift"]),
-                                 _interval(e["against"]) if e["against"] else "—", _f(e["shift"].mde, 2),
-                                 e["verdict"]])
+                found += [(L, behaviour, how, e)
+                          for e in steered_rows(frame, behaviour, how, f"random:{how}", L, testable, default)]
+    with_fdr([e for *_, e in found])
+    rows = [[str(L), behaviour, how, f"{e['row']['multiplier']:+g}", _interval(e["shift"]),
+             _interval(e["against"]) if e["against"] else "—", _q(e), _f(e["shift"].mde, 2), e["verdict"]]
+            for L, behaviour, how, e in found]
     return (markdown_table(["layer", "behaviour scored", "combination", "×", "shift [95% CI]", "vector − random",
-                    "detectable", "verdict"], rows) + [""]) if rows else []
+                            "q (BH)", "detectable", "verdict"], rows) + [""]) if rows else []
 
 
 def interference_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
     """Every vector's shift on every behaviour scored, beside its own random direction (`random:<vector>`)."""
-    rows = []
+    found = []
     vectors = sorted(v for v in set(frame["vector"].to_list()) if v != "none" and not v.startswith("random"))
     for L in sorted(x for x in frame["layer"].unique().to_list() if x >= 0):
         for behaviour in behaviours_in(frame):
@@ -281,14 +302,14 @@ def interference_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[s
                 continue
             testable = passes(pre[behaviour]) if letter and behaviour in pre else None
             for vector in vectors:
-                for e in steered_rows(frame, behaviour, vector, f"random:{vector}", L, testable, default):
-                    r = e["row"]
-                    own = "(its own)" if vector == behaviour else ""
-                    rows.append([str(L), vector, f"{behaviour} {own}".strip(), f"{r['multiplier']:+g}",
-                                 _interval(e["shift"]), _interval(e["against"]) if e["against"] else "—",
-                                 _f(e["shift"].mde, 2), e["verdict"]])
+                found += [(L, vector, behaviour, e)
+                          for e in steered_rows(frame, behaviour, vector, f"random:{vector}", L, testable, default)]
+    with_fdr([e for *_, e in found])
+    rows = [[str(L), vector, f"{behaviour} (its own)" if vector == behaviour else behaviour,
+             f"{e['row']['multiplier']:+g}", _interval(e["shift"]), _interval(e["against"]) if e["against"] else "—",
+             _q(e), _f(e["shift"].mde, 2), e["verdict"]] for L, vector, behaviour, e in found]
     return (markdown_table(["layer", "vector", "behaviour scored", "×", "shift [95% CI]", "vector − random",
-                            "detectable", "verdict"], rows) + [""]) if rows else []
+                            "q (BH)", "detectable", "verdict"], rows) + [""]) if rows else []
 
 
 def quality_section(root: Path, model: str, profile: str, source: str, behaviours: list[str]) -> list[str]:
