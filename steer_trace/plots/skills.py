@@ -121,16 +121,23 @@ def curves(rows: pl.DataFrame, target: str) -> list[tuple[str, str, pl.DataFrame
     if "size" in part.columns:  # a point's own size; c = 0 of a curve is the sweep-size baseline
         part = part.filter((pl.col("layer") >= 0) | (pl.col("size") == "sweep"))
     steered = part.filter(pl.col("layer") >= 0)
-    wide = steered.pivot(on="domain", index=["layer", "control", "coef"], values="relative")
+    index = ["layer", "control", "coef"]
+    wide = steered.pivot(on="domain", index=index, values="relative")
     wide = wide.with_columns((pl.col(target) * 100).alias("x"), (pl.col("text") * 100).alias("y")).sort("coef")
+    for bound in ("lo", "hi"):  # the points' 95% intervals, when the table has them
+        if f"relative_{bound}" in steered.columns:
+            ends = steered.pivot(on="domain", index=index, values=f"relative_{bound}")
+            wide = wide.join(ends.select(*index, (pl.col(target) * 100).alias(f"x_{bound}"),
+                                         (pl.col("text") * 100).alias(f"y_{bound}")), on=index, how="left")
     out = []
     for control in ("none", "components", "means"):
         for layer in sorted(wide.filter(pl.col("control") == control)["layer"].unique().to_list()):
             label = f"Layer {layer}" + (f"\n{CONTROL_LABELS[control]}" if control != "none" else "")
             frame = wide.filter((pl.col("control") == control) & (pl.col("layer") == layer))
             if frame.filter(pl.col("coef") == 0).height == 0:
+                keep = [c for c in ("coef", "x", "y", "x_lo", "x_hi", "y_lo", "y_hi") if c in frame.columns]
                 frame = pl.concat([pl.DataFrame({"coef": [0.0], "x": [100.0], "y": [100.0]}),
-                                   frame.select("coef", "x", "y")], how="diagonal_relaxed")
+                                   frame.select(keep)], how="diagonal_relaxed")
             out.append((label, control, frame.sort("coef")))
     return out
 
@@ -145,22 +152,30 @@ def curve_figure(rows: pl.DataFrame, target: str, model: str):
     for label, control, frame in lines:
         colour, style_ = CONTROL_STYLES.get(control, (colours[k % len(colours)], "-"))
         k += control == "none"
-        ax.plot(frame["x"].to_numpy(), frame["y"].to_numpy(), marker=".", label=label, color=colour,
-                linestyle=style_, alpha=0.9)
+        x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
+        ax.plot(x, y, marker=".", label=label, color=colour, linestyle=style_, alpha=0.9)
+        if "x_lo" in frame.columns:
+            lo_x, hi_x, lo_y, hi_y = (frame[c].fill_null(np.nan).to_numpy() for c in ("x_lo", "x_hi", "y_lo", "y_hi"))
+            ax.errorbar(x, y, xerr=[x - lo_x, hi_x - x], yerr=[y - lo_y, hi_y - y], fmt="none", ecolor=colour,
+                        alpha=0.6, capsize=2, linewidth=1)
     ax.plot([0, 100], [0, 100], linestyle="--", color="0.6", linewidth=1)
     ax.axhline(100, linestyle="--", color="0.6", linewidth=1)
     ax.set_xlabel(FIGURES[target][1])
     ax.set_ylabel("Relative Text Accuracy (%)")
-    base = rows.filter(pl.col("coef") == 0)
-    if "size" in base.columns:
-        base = base.filter(pl.col("size") == "sweep")
-    base = base.unique("domain")
-    acc = {r["domain"]: r["accuracy"] for r in base.iter_rows(named=True)}
+    base = rows.filter(pl.col("layer") == -1) if "layer" in rows.columns else rows.filter(pl.col("coef") == 0)
+    if not base.height:
+        base = rows.filter(pl.col("coef") == 0)
+    sizes = sorted(set(base["size"].to_list())) if "size" in base.columns else [None]
+    parts = []
+    for size in sizes:  # one baseline per evaluation set (each point is relative to its own set's)
+        part = base if size is None else base.filter(pl.col("size") == size)
+        acc = {r["domain"]: r["accuracy"] for r in part.unique("domain").iter_rows(named=True)}
+        parts.append(("" if size is None else f"{size} set: ") + f"text {acc.get('text', float('nan')):.1%}, "
+                     f"{target} {acc.get(target, float('nan')):.1%}")
     profile = rows["profile"][0] if "profile" in rows.columns else "default"
     data = rows["data"][0] if "data" in rows.columns else "cached points"
-    ax.set_title(f"text − {target} vector, {model} ({profile}, {data})\n"
-                 f"baseline top-1: text {acc.get('text', float('nan')):.1%}, "
-                 f"{target} {acc.get(target, float('nan')):.1%}", fontsize=9)
+    ax.set_title(f"text − {target} vector, {model} ({profile}, {data}; bars: 95% CI)\n"
+                 f"baseline top-1, {'; '.join(parts)}", fontsize=8)
     top = max(105.0, float(np.nanmax([f["y"].max() for _, _, f in lines] + [f["x"].max() for _, _, f in lines])) + 3)
     ax.set_xlim(-3, top)
     ax.set_ylim(-3, top)
