@@ -139,12 +139,24 @@ def _parse(text: str, where: str, whole_file: bool):
         raise UserError(f"{where}: JSON nested too deeply") from None
 
 
-def iter_ab_file(path: str | Path) -> Iterator[ABItem]:
+def iter_ab_file(path: str | Path, skipped: list[str] | None = None) -> Iterator[ABItem]:
     """Rows of one dataset file, one at a time.
 
     JSONL is read line by line, so a file of any size streams; a JSON list is
     parsed whole. Errors name the file and the line (JSONL) or item (JSON list).
+    With a `skipped` list, a row that cannot be parsed is left out and its error
+    appended there instead (file-level errors still raise).
     """
+
+    def row_item(parse):
+        try:
+            return parse()
+        except UserError as error:
+            if skipped is None:
+                raise
+            skipped.append(str(error))
+            return None
+
     path = Path(path)
     if path.is_dir():
         raise UserError(f"dataset file {path} is a folder, not a file")
@@ -164,12 +176,16 @@ def iter_ab_file(path: str | Path) -> Iterator[ABItem]:
                         raise UserError(f"{path}: expected a JSON list of rows")
                     for n, row in enumerate(rows, start=1):
                         seen += 1
-                        yield item_from_row(row, f"{path} item {n}", path.stem, n)
+                        item = row_item(lambda row=row, n=n: item_from_row(row, f"{path} item {n}", path.stem, n))
+                        if item is not None:
+                            yield item
                     break
                 has_text = True
-                row = _parse(line, f"{path} line {lineno}", False)
                 seen += 1
-                yield item_from_row(row, f"{path} line {lineno}", path.stem, lineno)
+                item = row_item(lambda line=line, lineno=lineno: item_from_row(
+                    _parse(line, f"{path} line {lineno}", False), f"{path} line {lineno}", path.stem, lineno))
+                if item is not None:
+                    yield item
     except UnicodeDecodeError as error:
         raise UserError(f"cannot read dataset {path} near line {lineno + 1}: not UTF-8 text ({error.reason})") from None
     except OSError as error:
@@ -180,9 +196,17 @@ def iter_ab_file(path: str | Path) -> Iterator[ABItem]:
         raise UserError(f"dataset file {path} has no rows")
 
 
-def load_ab_file(path: str | Path) -> list[ABItem]:
-    """Rows of one dataset file (JSONL or a JSON list)."""
-    return list(iter_ab_file(path))
+def load_ab_file(path: str | Path, skip_bad_rows: bool = False) -> list[ABItem]:
+    """Rows of one dataset file (JSONL or a JSON list). `skip_bad_rows`: rows that cannot be parsed are
+    left out with one warning that counts them and names the first; a file left with no row is an error."""
+    skipped: list[str] | None = [] if skip_bad_rows else None
+    items = list(iter_ab_file(path, skipped))
+    if skipped:
+        if not items:
+            raise UserError(f"{path}: no row could be parsed ({len(skipped)} rows; first: {skipped[0]})")
+        warnings.warn(f"{path}: skipped {len(skipped)} of {len(items) + len(skipped)} rows that cannot be parsed "
+                      f"(first: {skipped[0]})", stacklevel=2)
+    return items
 
 
 def deduplicate(items: list[ABItem], where: str = "") -> list[ABItem]:

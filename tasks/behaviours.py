@@ -58,16 +58,20 @@ def study_options(func):
     @click.option("--batch-size", type=int, default=None, help="Prompts per forward pass.")
     @click.option("--tax-docs", type=click.IntRange(min=1), default=None,
                   help="Plain-text documents for the alignment tax (profile default; paper: 200).")
+    @click.option("--skip-bad-rows", is_flag=True,
+                  help="Leave out dataset rows that cannot be parsed (one warning with their count) instead of "
+                       "stopping at the first.")
     @functools.wraps(func)
     def wrapper(*args, profile, results_dir, data_dir, dataset_files, behaviours, prompt_style, orders, slices,
                 split_rule, scoring, vector_source, plain_mean, method, relative, n_vector, n_validation, n_test,
-                batch_size, tax_docs, **kwargs):
+                batch_size, tax_docs, skip_bad_rows, **kwargs):
         kwargs["study_args"] = dict(
             profile=profile, root=results_dir, data_dir=data_dir, dataset_files=tuple(dataset_files),
             behaviours=tuple(b.strip() for b in behaviours.split(",") if b.strip()) if behaviours else None,
             prompt_style=prompt_style, orders=orders, balanced=not plain_mean, relative=relative, slices=slices,
             split=split_rule, scoring=scoring, vector_source=vector_source, method=method,
-            sizes=(n_vector, n_validation, n_test), batch_size=batch_size, tax_docs=tax_docs)
+            sizes=(n_vector, n_validation, n_test), batch_size=batch_size, tax_docs=tax_docs,
+            skip_bad_rows=skip_bad_rows)
         return func(*args, **kwargs)
 
     return wrapper

@@ -440,3 +440,15 @@ def test_precondition_command_needs_no_vector(cli):
     assert rows["order_consistency"].is_not_nan().all()
     after = set((cli.root / "vectors").rglob("*.safetensors")) if (cli.root / "vectors").exists() else set()
     assert after == before
+
+
+def test_skip_bad_rows_option_runs_a_file_with_broken_rows(cli, shared_data, tmp_path):
+    source = shared_data / "anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl"
+    lines = source.read_text(encoding="utf-8").splitlines()[:60]
+    broken = tmp_path / "survival_broken.jsonl"
+    broken.write_text("\n".join(lines[:30] + ['{"question": "open-ended, no answers"}', "{cut"] + lines[30:]) + "\n")
+    refused = cli("precondition", "--dataset", str(broken), behaviours="", expect=2)
+    assert refused.output.strip().splitlines()[-1].startswith("error: ") and "line 31" in refused.output
+    with pytest.warns(UserWarning, match="skipped 2 of 62 rows that cannot be parsed"):  # a `warning:` line
+        result = cli("precondition", "--dataset", str(broken), "--skip-bad-rows", behaviours="")
+    assert "precondition survival_broken:" in result.output

@@ -403,3 +403,19 @@ def test_paper_split_reproduces_the_papers_rows(paper_sets):
     assert split(wealth)["test"] != paper_order(wealth, "wealth_seeking")[700:]
     with pytest.raises(UserError, match="has 3 rows"):
         paper_order(wealth[:3], "wealth_seeking")
+
+
+def test_skip_bad_rows_leaves_them_out_with_one_counted_warning(tmp_path):
+    rows = [GOOD, {**GOOD, "answer_matching_behavior": " (Z)"}, "{not json", {**GOOD, "question": "R?\n (A) u\n (B) v"}]
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    with pytest.raises(UserError, match=r"mixed.jsonl line 2: answer ' \(Z\)' is not a letter"):
+        load_ab_file(path)  # the default: the first bad row stops the load, named
+    with pytest.warns(UserWarning, match=r"skipped 2 of 4 rows that cannot be parsed \(first: .*line 2: answer"):
+        items = load_ab_file(path, skip_bad_rows=True)
+    assert [item.row for item in items] == [1, 4]
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps([GOOD, {"question": "open"}]))
+    with pytest.warns(UserWarning, match="skipped 1 of 2"):
+        assert len(load_ab_file(listed, skip_bad_rows=True)) == 1
+    with pytest.raises(UserError, match="no row could be parsed"):
+        load_ab_file(write_jsonl(tmp_path / "bad.jsonl", ["{x", "{y"]), skip_bad_rows=True)

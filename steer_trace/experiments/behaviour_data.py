@@ -69,7 +69,8 @@ def clean(items: list[ABItem]) -> list[ABItem]:
     return deduplicate(out, items[0].source if items else "")
 
 
-def load_from_folder(folder: str | Path, names: list[str]) -> dict[str, tuple[list[ABItem], str]]:
+def load_from_folder(folder: str | Path, names: list[str], skip_bad_rows: bool = False
+                     ) -> dict[str, tuple[list[ABItem], str]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"data folder {folder} does not exist")
@@ -79,7 +80,7 @@ def load_from_folder(folder: str | Path, names: list[str]) -> dict[str, tuple[li
         if path is None:
             raise UserError(f"no dataset for behaviour {name!r} in {folder} "
                             f"(looked for {name}.json(l) and the Anthropic layout)")
-        out[name] = (clean(load_ab_file(path)), str(path))
+        out[name] = (clean(load_ab_file(path, skip_bad_rows)), str(path))
     return out
 
 
@@ -109,7 +110,7 @@ def load_from_hub(names: list[str]) -> dict[str, tuple[list[ABItem], str]]:
 
 
 def load_behaviours(names: list[str], data_dir: str | Path | None = None, files: tuple = (),
-                    use_hub: bool = False) -> dict[str, tuple[list[ABItem], str]]:
+                    use_hub: bool = False, skip_bad_rows: bool = False) -> dict[str, tuple[list[ABItem], str]]:
     """{behaviour: (items, where they came from)}: named behaviours, then custom files.
 
     Folder: `data_dir`, else $STEER_TRACE_DATA, else the hub (`use_hub`), else the
@@ -119,7 +120,7 @@ def load_behaviours(names: list[str], data_dir: str | Path | None = None, files:
     if names:
         folder = data_dir or os.environ.get("STEER_TRACE_DATA")
         if folder:
-            out.update(load_from_folder(folder, names))
+            out.update(load_from_folder(folder, names, skip_bad_rows))
         elif use_hub:
             out.update(load_from_hub(names))
         else:
@@ -128,7 +129,7 @@ def load_behaviours(names: list[str], data_dir: str | Path | None = None, files:
         name = Path(file).stem.replace("-", "_")
         if name in out:
             raise UserError(f"two datasets named {name!r}")
-        out[name] = (clean(load_ab_file(file)), str(file))
+        out[name] = (clean(load_ab_file(file, skip_bad_rows)), str(file))
     if not out:
         raise UserError("no behaviours selected")
     return out

@@ -200,7 +200,7 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
                dataset_files: tuple = (), prompt_style: str = "paper", orders: str = "both",
                balanced: bool = True, relative: bool = False, root=None, slices: str = "balanced",
                split: str = "seeded", scoring: str = "letter", vector_source: str = "letter",
-               steering: Steering | None = None, method: str = DEFAULT_METHOD) -> Study:
+               steering: Steering | None = None, method: str = DEFAULT_METHOD, skip_bad_rows: bool = False) -> Study:
     """Load the behaviours' data for `model` and bundle the options."""
     for option, value, allowed in (("orders", orders, ("both", "given")), ("slices", slices, ("balanced", "plain")),
                                    ("split", split, ("seeded", "paper")), ("scoring", scoring, ("letter", "content")),
@@ -216,7 +216,8 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
     if unknown and not data_dir:
         raise UserError(f"unknown behaviour(s) {', '.join(unknown)} (known: {', '.join(BEHAVIOURS)}; "
                         f"or give --data-dir / --dataset)")
-    loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper")
+    loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper",
+                             skip_bad_rows=skip_bad_rows)
     study = Study(model, profile, {k: v[0] for k, v in loaded.items()}, {k: v[1] for k, v in loaded.items()},
                   prompt_style, orders, balanced, relative, slices, split, scoring, vector_source,
                   ensure_writable(results_root(root)), steering=steering or Steering(), method=method)
