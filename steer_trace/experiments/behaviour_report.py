@@ -192,21 +192,30 @@ def paper_layers(layers) -> dict[int, int | None]:
     return dict(zip(layers, (10, 15))) if len(layers) == 2 else {L: None for L in layers}
 
 
-def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
-    found = []  # (layer, paper layer, behaviour, unsteered row, entry)
-    for L, paper_layer in paper_layers(frame["layer"].to_list()).items():
+def _scored(frame: pl.DataFrame, pre: dict, letter: bool, pairs, layers=None) -> list[tuple]:
+    """(layer, behaviour, vector, unsteered row, entry) for every steered row of the (vector, control) pairs
+    `pairs(behaviour)` names, at `layers` (default: every layer in the frame); FDR over all of them."""
+    found = []
+    for L in layers if layers is not None else sorted(x for x in frame["layer"].unique().to_list() if x >= 0):
         for behaviour in behaviours_in(frame):
             default = _row_of(frame, behaviour=behaviour, direction="default")
             if default is None:
                 continue
             testable = passes(pre[behaviour]) if letter and behaviour in pre else None
-            found += [(L, paper_layer, behaviour, default, e)
-                      for e in steered_rows(frame, behaviour, behaviour, "random", L, testable, default)]
-    with_fdr([e for *_, e in found])
+            for vector, control in pairs(behaviour):
+                found += [(L, behaviour, vector, default, e)
+                          for e in steered_rows(frame, behaviour, vector, control, L, testable, default)]
+    with_fdr([f[-1] for f in found])
+    return found
+
+
+def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
+    layers = paper_layers(frame["layer"].to_list())
+    found = _scored(frame, pre, letter, lambda b: [(b, "random")], list(layers))
     lines = []
-    for L, paper_layer in paper_layers(frame["layer"].to_list()).items():
+    for L, paper_layer in layers.items():
         rows = []
-        for _, _, behaviour, default, e in (f for f in found if f[0] == L):
+        for _, behaviour, _, default, e in (f for f in found if f[0] == L):
             r = e["row"]
             paper = PAPER_SINGLE.get(paper_layer, {}).get(behaviour)
             paper_value = "—" if paper is None else f"{paper[0]:.2f} → {paper[1 if r['direction'] == 'add' else 2]:.2f}"
@@ -273,41 +282,22 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
 
 
 def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
-    found = []
-    for L in sorted(x for x in frame["layer"].unique().to_list() if x >= 0):
-        for behaviour in behaviours_in(frame):
-            default = _row_of(frame, behaviour=behaviour, direction="default")
-            if default is None:
-                continue
-            testable = passes(pre[behaviour]) if letter and behaviour in pre else None
-            for how in ("sum", "mean", "weighted_sum", "weighted_mean"):
-                found += [(L, behaviour, how, e)
-                          for e in steered_rows(frame, behaviour, how, f"random:{how}", L, testable, default)]
-    with_fdr([e for *_, e in found])
+    combos = ("sum", "mean", "weighted_sum", "weighted_mean")
+    found = _scored(frame, pre, letter, lambda b: [(how, f"random:{how}") for how in combos])
     rows = [[str(L), behaviour, how, f"{e['row']['multiplier']:+g}", _interval(e["shift"]),
              _interval(e["against"]) if e["against"] else "—", _q(e), _f(e["shift"].mde, 2), e["verdict"]]
-            for L, behaviour, how, e in found]
+            for L, behaviour, how, _, e in found]
     return (markdown_table(["layer", "behaviour scored", "combination", "×", "shift [95% CI]", "vector − random",
                             "q (BH)", "detectable", "verdict"], rows) + [""]) if rows else []
 
 
 def interference_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
     """Every vector's shift on every behaviour scored, beside its own random direction (`random:<vector>`)."""
-    found = []
     vectors = sorted(v for v in set(frame["vector"].to_list()) if v != "none" and not v.startswith("random"))
-    for L in sorted(x for x in frame["layer"].unique().to_list() if x >= 0):
-        for behaviour in behaviours_in(frame):
-            default = _row_of(frame, behaviour=behaviour, direction="default")
-            if default is None:
-                continue
-            testable = passes(pre[behaviour]) if letter and behaviour in pre else None
-            for vector in vectors:
-                found += [(L, vector, behaviour, e)
-                          for e in steered_rows(frame, behaviour, vector, f"random:{vector}", L, testable, default)]
-    with_fdr([e for *_, e in found])
+    found = _scored(frame, pre, letter, lambda b: [(v, f"random:{v}") for v in vectors])
     rows = [[str(L), vector, f"{behaviour} (its own)" if vector == behaviour else behaviour,
              f"{e['row']['multiplier']:+g}", _interval(e["shift"]), _interval(e["against"]) if e["against"] else "—",
-             _q(e), _f(e["shift"].mde, 2), e["verdict"]] for L, vector, behaviour, e in found]
+             _q(e), _f(e["shift"].mde, 2), e["verdict"]] for L, behaviour, vector, _, e in found]
     return (markdown_table(["layer", "vector", "behaviour scored", "×", "shift [95% CI]", "vector − random",
                             "q (BH)", "detectable", "verdict"], rows) + [""]) if rows else []
 

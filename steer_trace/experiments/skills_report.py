@@ -58,7 +58,7 @@ def curve_rows(idx: dict, target: str, control: str, layer: int, coefs) -> list[
 def _kept_cell(row: dict) -> str:
     if row["kept"] != row["kept"]:  # NaN: the curve never reaches the level
         return "—"
-    sign = "+" if row["vector"].startswith("(") else ""
+    sign = "+" if row["difference"] else ""
     if row["kept_lo"] != row["kept_lo"]:
         return f"{100 * row['kept']:{sign}.1f} (reached in {100 * row['defined']:.0f}% of resamples)"
     return f"{100 * row['kept']:{sign}.1f} [{100 * row['kept_lo']:{sign}.1f}, {100 * row['kept_hi']:{sign}.1f}]"

@@ -90,14 +90,17 @@ def equal_damage_table(docs: pl.DataFrame, levels=(0.7, 0.5), n_boot: int = 1000
         (_, t), (_, x) = domains[target], domains["text"]
         for level in levels:
             kept[(*curve, level)] = values = kept_at(t, x, level)
-            rows.append({**dict(zip(CURVE, curve)), "level": level, "vector": f"text − {target}", **_interval(values)})
+            rows.append({**dict(zip(CURVE, curve)), "level": level, "vector": f"text − {target}", "difference": False,
+                         **_interval(values)})
     for (target, control, layer, level), values in sorted(kept.items()):
         other = kept.get(("python", control, layer, level))
         if target == "code" and other is not None:
             rows.append({"target": "code − python", "control": control, "layer": layer, "level": level,
-                         "vector": "(text − code) − (text − python)", **_interval(values - other)})
+                         "vector": "(text − code) − (text − python)", "difference": True,
+                         **_interval(values - other)})
         own = kept.get((target, "none", layer, level))
         if control != "none" and own is not None:  # the vector against its own control, at equal damage
             rows.append({"target": target, "control": control, "layer": layer, "level": level,
-                         "vector": f"(text − {target}) − its control", **_interval(own - values)})
+                         "vector": f"(text − {target}) − its control", "difference": True,
+                         **_interval(own - values)})
     return pl.DataFrame(rows) if rows else pl.DataFrame()

@@ -162,9 +162,7 @@ def curve_figure(rows: pl.DataFrame, target: str, model: str):
     ax.axhline(100, linestyle="--", color="0.6", linewidth=1)
     ax.set_xlabel(FIGURES[target][1])
     ax.set_ylabel("Relative Text Accuracy (%)")
-    base = rows.filter(pl.col("layer") == -1) if "layer" in rows.columns else rows.filter(pl.col("coef") == 0)
-    if not base.height:
-        base = rows.filter(pl.col("coef") == 0)
+    base = rows.filter(pl.col("coef") == 0)
     sizes = sorted(set(base["size"].to_list())) if "size" in base.columns else [None]
     parts = []
     for size in sizes:  # one baseline per evaluation set (each point is relative to its own set's)
