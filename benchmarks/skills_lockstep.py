@@ -1,10 +1,15 @@
-"""python -m benchmarks.skills_lockstep: a skills sweep in lockstep vs one plan per call (a timing, not a test).
+"""python -m benchmarks.skills_lockstep: a skills sweep one plan per call, in lockstep, and in lockstep with the
+layers below kept across steps (a timing, not a test).
 
-K curves at the middle layer (both targets, the vector and its two controls: K = 6), a few coefficients that
-keep every curve going, tiny documents of one evaluation size, so every schedule step of the lockstep sweep is
-one `token_accuracy` call of K plans. Both sides start from a results folder holding only the baseline point
-(the same copy each time), run interleaved, and the median paired time ratio is printed next to the ideal
-(L + K(n - L)) / (K n) and the layout's own forward-equivalents ratio.
+K curves at one layer (the middle layer: both targets, the vector and its two controls, K = 6; any other
+`--layer`: the two vectors, K = 2), a few coefficients that keep every curve going (S steered steps), tiny
+documents of one evaluation size, so every schedule step of the lockstep sweep is one `token_accuracy` call of
+K plans. All sides start from a results folder holding only the baseline point (the same copy each time), run
+interleaved, and the median paired time ratios are printed next to their ideals: lockstep / one-by-one
+(L + K(n - L)) / (K n) (and the layout's own forward-equivalents ratio); kept / lockstep
+(L + S K (n - L)) / (S (L + K (n - L))). Those count decoder layers only; every steered pass also runs the
+output head over every position (logits for top-1), which no sharing removes, so each ratio is also given
+with per-token cost taken as parameters: a layer's share (1 - h) / n, the head's h.
 """
 
 from __future__ import annotations
@@ -54,6 +59,21 @@ def ideal(model, vectors, layer: int, n_docs: int, batch_size: int) -> tuple[flo
             forward_equivalents(batches, chunks, n) / (k * forward_equivalents(one_batches, one_chunks, n)))
 
 
+def head_share(model) -> float:
+    """The output head's share of a full pass's per-token cost, costs taken as parameter counts."""
+    module = model.lm._module
+    layers = sum(p.numel() for p in module.get_submodule(model.layers_path).parameters())
+    head = module.get_output_embeddings().weight.numel()
+    return head / (head + layers)
+
+
+def ideals_with_head(h: float, n: int, layer: int, k: int, s: int) -> tuple[float, float]:
+    """(lockstep / one-by-one, kept / lockstep) with the head's share h in every steered pass."""
+    prefix = layer / n * (1 - h)  # layers < L, no logits
+    rows = k * ((n - layer) / n * (1 - h) + h)  # K plans from L up, head included
+    return (prefix + rows) / k, (prefix / s + rows) / (prefix + rows)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.skills_lockstep")
     parser.add_argument("--model", default="smollm2-135m")
@@ -62,6 +82,7 @@ def main(argv=None) -> None:
     parser.add_argument("--tokens", type=int, default=100, help="Scored tokens per domain (one evaluation size).")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--layer", type=int, default=None, help="The model layer (default: the middle layer).")
     args = parser.parse_args(argv)
 
     loaded = load_model(args.model)
@@ -71,35 +92,48 @@ def main(argv=None) -> None:
                                   headline_tokens=args.tokens, batch_size=args.batch_size, n_boot=50,
                                   coefs=[float(c) for c in args.coefs.split(",")])
     vectors = small_vectors(loaded, norm=1.0)
-    layer = skills.middle_layer(loaded.n_layers)
+    layer = skills.middle_layer(loaded.n_layers) if args.layer is None else args.layer
+    controls = layer == skills.middle_layer(loaded.n_layers)
+    if not controls:
+        vectors = {key: v for key, v in vectors.items() if key[1] == "none"}
     n_docs = len(skills.eval_sets(corpus, profile, model.tokenizer())["sweep"].texts)
     work = Path(tempfile.mkdtemp(prefix="skills-lockstep-"))
     template = with_baseline(model, corpus, profile, vectors, work / "template")
 
-    def run(lockstep: bool):
-        root = work / f"run-{lockstep}"
+    def run(name: str, lockstep: bool, keep: bool):
+        root = work / f"run-{name}"
         shutil.rmtree(root, ignore_errors=True)
         shutil.copytree(template, root)
-        return skills.sweep(model, corpus, profile, vectors, root, layers=[layer], lockstep=lockstep)
+        return skills.sweep(model, corpus, profile, vectors, root, layers=[layer], permuted_control=controls,
+                            lockstep=lockstep, keep_prefixes=keep)
 
-    times, values, passes = interleaved({"lockstep": lambda: run(True), "one-by-one": lambda: run(False)},
+    sides = {"one-by-one": (False, False), "lockstep": (True, False), "kept": (True, True)}
+    times, values, passes = interleaved({name: lambda n=name, o=opts: run(n, *o) for name, opts in sides.items()},
                                         args.repeats, warmup=False, counter=loaded)
     shutil.rmtree(work, ignore_errors=True)
-    lock, one = values["lockstep"], values["one-by-one"]
-    assert lock.documents.equals(one.documents) and lock.table.equals(one.table)
+    one, lock, kept = values["one-by-one"], values["lockstep"], values["kept"]
+    same = all(v.documents.equals(one.documents) and v.table.equals(one.table) for v in (lock, kept))
     formula, from_layout = ideal(loaded, vectors, layer, n_docs, args.batch_size)
+    n, k, s = loaded.n_layers, len(vectors), len(profile.coefs) - 1
+    kept_formula = (layer + s * k * (n - layer)) / (s * (layer + k * (n - layer)))
+    h = head_share(loaded)
+    lock_head, kept_head = ideals_with_head(h, n, layer, k, s)
     steered = lock.computed_points
-    print(f"skills sweep, {args.model}: K={len(vectors)} curves at layer {layer} of {loaded.n_layers}, "
-          f"coefs {args.coefs} ({steered} steered points), {n_docs} documents of <= {args.max_tokens} tokens, "
+    print(f"skills sweep, {args.model}: K={k} curves at layer {layer} of {n}, coefs {args.coefs} "
+          f"(S={s} steps, {steered} steered points), {n_docs} documents of <= {args.max_tokens} tokens, "
           f"batch {args.batch_size}, {args.repeats} rounds, torch threads {torch.get_num_threads()}")
-    print(f"  forward passes (prefix passes included): lockstep {passes['lockstep']}, "
-          f"one-by-one {passes['one-by-one']}")
-    print(f"  median s: lockstep {statistics.median(times['lockstep']):.1f}, "
-          f"one-by-one {statistics.median(times['one-by-one']):.1f}")
+    print("  forward passes (prefix passes included): " + ", ".join(f"{name} {passes[name]}" for name in sides))
+    print("  median s: " + ", ".join(f"{name} {statistics.median(times[name]):.1f}" for name in sides))
     print(f"  time lockstep/one-by-one {median_ratio(times['lockstep'], times['one-by-one']):.2f}  "
-          f"ideal (L + K(n-L))/(K n) = {formula:.2f} (layout forward-equivalents {from_layout:.2f}); "
-          f"same points and counts: yes")
+          f"ideal (L + K(n-L))/(K n) = {formula:.2f} (layout forward-equivalents {from_layout:.2f}), "
+          f"with the head {lock_head:.2f}")
+    print(f"  time kept/lockstep {median_ratio(times['kept'], times['lockstep']):.2f}  "
+          f"ideal (L + S K(n-L))/(S (L + K(n-L))) = {kept_formula:.2f}, with the head {kept_head:.2f}; "
+          f"same points and counts on all three: {'yes' if same else 'NO'}")
+    print(f"  head share h = {h:.2f} of a pass's per-token cost (parameters: head / (head + decoder layers))")
     print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if not same:
+        raise SystemExit("error: the three sides scored different points or counts")
 
 
 if __name__ == "__main__":

@@ -45,10 +45,11 @@ def first_layer(plan: Plan, n_layers: int) -> int:
     return min((layer for layer, _ in plan.deltas()), default=n_layers)
 
 
-def shared_prefix(plans: Sequence[Plan], n_layers: int) -> int:
+def shared_prefix(plans: Sequence[Plan], n_layers: int, min_plans: int = 2) -> int:
     """L such that all these pure-add plans agree on layers < L; 0 when sharing gains nothing
-    (a single plan, or a plan that already adds at layer 0)."""
-    if len(plans) < 2:
+    (fewer than `min_plans` plans - one, unless the prefix is kept across calls - or a plan that
+    already adds at layer 0)."""
+    if len(plans) < max(1, min_plans):
         return 0
     lowest = min(first_layer(p, n_layers) for p in plans)
     return lowest if 0 < lowest < n_layers else 0
@@ -60,13 +61,13 @@ def text_chunks(n_texts: int, batch_size: int) -> list[tuple[int, ...]]:
 
 
 def layout(plans: Sequence[Plan], n_texts: int, batch_size: int, n_layers: int,
-           share_prefix: bool = True) -> tuple[list[tuple[int, ...]], list[Batch]]:
+           share_prefix: bool = True, min_plans: int = 2) -> tuple[list[tuple[int, ...]], list[Batch]]:
     """(text chunks, batches) for every plan over every text; each (plan, text) row occurs once."""
     size = max(1, int(batch_size))
     chunks = text_chunks(n_texts, size)
     pure = [k for k, p in enumerate(plans) if p.pure_add]
     other = [k for k, p in enumerate(plans) if not p.pure_add]
-    shared = shared_prefix([plans[k] for k in pure], n_layers) if share_prefix else 0
+    shared = shared_prefix([plans[k] for k in pure], n_layers, min_plans) if share_prefix else 0
     batches = []
     for c, texts in enumerate(chunks):
         rows = [(k, j) for k in pure for j in texts]

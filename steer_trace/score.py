@@ -27,6 +27,7 @@ from .batching import chunks, encode
 from .errors import UserError, halve_on_oom
 from .models import Model
 from .plan import Plan, apply_plan
+from .prefix_cache import PrefixCache
 from .row_plans import Batch, layout, row_deltas
 
 
@@ -124,13 +125,17 @@ def measure(
     points_per_request: int = 16,
     progress=None,
     share_prefix: bool = True,
+    prefix_cache: PrefixCache | None = None,
 ) -> list[tuple[torch.Tensor, ...]]:
-    """For each plan, the readout's tensors stacked over `texts` (in order)."""
+    """For each plan, the readout's tensors stacked over `texts` (in order). `prefix_cache` (local runs):
+    prefix outputs are looked up there and kept there, and a single plan at L > 0 starts from one too."""
     for plan in plans:
         plan.check(model)
     plans = list(plans)
     share_prefix = share_prefix and model.layers_output_tensors  # skipping a layer must return what it returns
-    chunk_texts, batches = layout(plans, len(texts), batch_size, model.n_layers, share_prefix)
+    cache = prefix_cache if prefix_cache is not None and not model.remote else None
+    chunk_texts, batches = layout(plans, len(texts), batch_size, model.n_layers, share_prefix,
+                                  min_plans=1 if cache is not None else 2)
     kwargs = model.last_logits(readout.logit_positions) if readout.logit_positions else {}
     prefix_kwargs = model.last_logits()  # a prefix pass reads no logits
     encoded: dict[int, dict] = {}
@@ -157,6 +162,25 @@ def measure(
     values: dict[tuple[int, int], tuple] = {}
     per_request = max(1, points_per_request) if model.remote else 1
     prefixes: dict[tuple[int, int], torch.Tensor] = {}
+
+    def prefix_of(batch: Batch, full: dict) -> torch.Tensor:
+        """The chunk's layer-(L-1) output: from this call, the cache, or a prefix pass (halved on OOM)."""
+        key = (batch.chunk, batch.shared_below)
+        if key not in prefixes:
+            prefixes.clear()  # batches come chunk by chunk
+            shared_key = None if cache is None else \
+                PrefixCache.key([texts[j] for j in chunk_texts[batch.chunk]], readout.max_tokens, batch.shared_below)
+            hidden = None if cache is None else cache.get(shared_key)
+            if hidden is None:
+                hidden = halve_on_oom(
+                    lambda part: _prefix_pass(model, _select(full, torch.tensor(list(part))), batch.shared_below,
+                                              prefix_kwargs, True),
+                    list(range(full["input_ids"].shape[0])), torch.cat)
+                if cache is not None:
+                    cache.put(shared_key, hidden)
+            prefixes[key] = hidden
+        return prefixes[key]
+
     for group in chunks(batches, per_request):
         ready = [prepared(b) for b in group]
         with torch.no_grad():
@@ -174,8 +198,7 @@ def measure(
                         saved.append(_rows_pass(model, enc, plan, deltas, batch.shared_below, h, readout, kwargs))
                 model.extra["requests"] = model.extra.get("requests", 0) + 1
             else:
-                saved = [_local_pass(model, b, r, prefixes, readout, kwargs, prefix_kwargs)
-                         for b, r in zip(group, ready)]
+                saved = [_local_pass(model, b, r, prefix_of, readout, kwargs) for b, r in zip(group, ready)]
         for batch, s in zip(group, saved):
             for r, row in enumerate(batch.rows):
                 values[row] = tuple(t[r].detach().cpu().clone() for t in s)
@@ -185,20 +208,10 @@ def measure(
             for k in range(len(plans))]
 
 
-def _local_pass(model: Model, batch: Batch, ready: tuple, prefixes: dict, readout: Readout, kwargs: dict,
-                prefix_kwargs: dict):
-    """One batch locally; its prefix pass runs once per chunk. Out of memory: halves."""
+def _local_pass(model: Model, batch: Batch, ready: tuple, prefix_of: Callable, readout: Readout, kwargs: dict):
+    """One batch locally; its prefix (`prefix_of`) is computed once per chunk. Out of memory: halves."""
     enc, plan, deltas, where, full = ready
-    hidden = None
-    if batch.shared_below:
-        key = (batch.chunk, batch.shared_below)
-        if key not in prefixes:
-            prefixes.clear()
-            prefixes[key] = halve_on_oom(
-                lambda part: _prefix_pass(model, _select(full, torch.tensor(list(part))), batch.shared_below,
-                                          prefix_kwargs, True),
-                list(range(full["input_ids"].shape[0])), torch.cat)
-        hidden = prefixes[key][where]
+    hidden = prefix_of(batch, full)[where] if batch.shared_below else None
 
     def run(part):
         index = torch.tensor(list(part))
@@ -245,6 +258,7 @@ def token_accuracy(
     max_tokens: int = 256,
     points_per_request: int = 16,
     progress=None,
+    prefix_cache: PrefixCache | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each plan: (correct top-1 predictions [D], predicted tokens [D]) per document."""
 
@@ -256,4 +270,4 @@ def token_accuracy(
         return correct, valid.sum(dim=1)
 
     return measure(model, documents, plans, Readout(save, max_tokens=max_tokens), batch_size, points_per_request,
-                   progress)
+                   progress, prefix_cache=prefix_cache)

@@ -12,6 +12,7 @@ import torch
 
 from steer_trace.batching import encode
 from steer_trace.plan import Injection, Plan, apply_plan
+from steer_trace.prefix_cache import PrefixCache
 from steer_trace.row_plans import first_layer, forward_equivalents, layout, row_deltas, shared_prefix
 from steer_trace.score import Readout, answer_probs, measure, token_accuracy
 from steer_trace.vectors import SteeringVector
@@ -180,3 +181,42 @@ def test_answer_probs_and_token_accuracy_keep_plan_and_prompt_order(smol):
     for k, plan in enumerate(plans):
         (correct, counts), = token_accuracy(smol, docs, [plan], batch_size=1, max_tokens=12)
         assert torch.equal(acc[k][0], correct) and torch.equal(acc[k][1], counts)
+
+
+def test_prefix_cache_runs_the_layers_below_once_across_calls_and_changes_nothing(smol):
+    """A sweep's steps as separate calls: with a PrefixCache, layer 0 runs once per chunk over all of them
+    (a single plan at L > 0 starts from the cache too), the logits equal separate traces, and a call at
+    another layer or on other texts does not read the first layer's entries."""
+    v = _vec(7)
+    L = 12
+    cache = PrefixCache()
+    chunks, _ = layout([Plan.single(v, L, 1.0)], len(PROMPTS), 2, smol.n_layers, min_plans=1)
+    calls = {"layer0": 0}
+    layer0 = smol.lm._module.model.layers[0].mlp
+    hook = layer0.register_forward_hook(lambda *_: calls.__setitem__("layer0", calls["layer0"] + 1))
+    try:
+        steps = [[Plan.single(v, L, c) for c in coefs] for coefs in ((-2.0,), (1.0, 3.0), (5.0,))]
+        got = [measure(smol, PROMPTS, plans, Readout(_last_logits), batch_size=2, prefix_cache=cache)
+               for plans in steps]
+        assert calls["layer0"] == len(chunks)  # the first call's prefix passes only
+        assert (cache.misses, cache.hits, len(cache)) == (len(chunks), 2 * len(chunks), len(chunks))
+        measure(smol, PROMPTS, [Plan.single(v, L + 3, 1.0)], Readout(_last_logits), batch_size=2,
+                prefix_cache=cache)
+        measure(smol, PROMPTS[:2], [Plan.single(v, L, 1.0)], Readout(_last_logits), batch_size=1,
+                prefix_cache=cache)
+        assert calls["layer0"] == 2 * len(chunks) + 2 and cache.hits == 2 * len(chunks)
+    finally:
+        hook.remove()
+    for plans, results in zip(steps, got):
+        for plan, (logits,) in zip(plans, results):
+            _close(logits, _separate(smol, plan, PROMPTS, 2), plan.describe())
+
+
+def test_prefix_cache_drops_the_oldest_entries_beyond_its_budget():
+    cache = PrefixCache(max_bytes=3 * 4 * 10)  # three float32 tensors of 10 values
+    for k in range(5):
+        cache.put(("texts", None, k), torch.zeros(10))
+    assert len(cache) == 3 and cache.bytes == 120
+    assert cache.get(("texts", None, 0)) is None and cache.get(("texts", None, 4)) is not None
+    cache.put(("big",), torch.zeros(100))  # over the whole budget: not kept, nothing dropped for it
+    assert len(cache) == 3 and cache.get(("big",)) is None

@@ -510,13 +510,17 @@ def _documents_frame(eset: EvalSet, correct, counts) -> pl.DataFrame:
 
 class PointStore:
     """A sweep's points: cached ones are read back, the missing ones of a step are scored together
-    (one `token_accuracy` call per evaluation-set size) and written one by one."""
+    (one `token_accuracy` call per evaluation-set size) and written one by one. The unsteered layers below
+    a step's layer are kept (`prefix_cache`), so each layer's prefix runs once per sweep, not once per step."""
 
     def __init__(self, store: Run, sets: dict[str, EvalSet], model: LazyModel, profile: Profile, log: Log,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None, prefix_cache: bool = True):
+        from ..prefix_cache import PrefixCache
+
         self.store, self.sets, self.model, self.profile = store, sets, model, profile
         self.log, self.progress = log, progress
         self.cached = 0
+        self.prefixes = PrefixCache() if prefix_cache else None
 
     def get(self, wanted: list[tuple[dict, Callable]]) -> list[pl.DataFrame]:
         """The frame of each (params, plan maker); a plan is made only for a point that is not cached."""
@@ -539,7 +543,8 @@ class PointStore:
         started = time.time()
         eset = self.sets[size]
         results = scoring.token_accuracy(self.model(), eset.texts, [make() for _, make in wanted],
-                                         self.profile.batch_size, self.profile.eval_tokens, progress=self.progress)
+                                         self.profile.batch_size, self.profile.eval_tokens, progress=self.progress,
+                                         prefix_cache=self.prefixes)
         seconds = time.time() - started
         shared = f" for {len(wanted)} points" if len(wanted) > 1 else ""
         frames = []
@@ -558,11 +563,13 @@ def _relative(frame: pl.DataFrame, baseline: dict[str, float]) -> dict[str, floa
 
 def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, root=None, layers=None,
           targets=TARGETS, permuted_control: bool = True, seed: int = 13, log: Log | None = None,
-          progress: Callable[[int], None] | None = None, steering=None, lockstep: bool = True) -> Swept:
+          progress: Callable[[int], None] | None = None, steering=None, lockstep: bool = True,
+          keep_prefixes: bool = True) -> Swept:
     """Accuracy on held-out text/code/Python for every (target, layer, control, coefficient) the schedule visits.
     `steering` (plan.Steering): the operator and token scope of every plan (default: add everywhere).
     The curves of one layer advance in lockstep: each step scores their next points in one call, which shares
     the layers below (`score.measure`); `lockstep=False` runs one curve, and one plan per call, at a time.
+    `keep_prefixes`: those layers' outputs are kept across steps (prefix_cache.py), so they run once per layer.
     Either way the same points are visited and cached, and the tables come out in the same order."""
     from ..plan import Plan, Steering
 
@@ -588,7 +595,7 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
         docs = load_points(root, store.key)
         return Swept(finished, docs, 0, finished.select(*POINT_KEYS).unique().height, time.time() - started)
 
-    points = PointStore(store, sets, model, profile, log, progress)
+    points = PointStore(store, sets, model, profile, log, progress, prefix_cache=keep_prefixes)
     baseline_params = [{"kind": "baseline", "size": size} for size in sets]
     baselines = dict(zip(sets, points.get([(params, Plan.none) for params in baseline_params])))
     base_acc = {size: _domain_accuracy(frame) for size, frame in baselines.items()}
