@@ -81,3 +81,19 @@ def test_the_vector_against_its_own_control_at_equal_damage():
     table = equal_damage_table(_docs(curves, 200), levels=(0.7,), n_boot=300)
     diff = table.filter(pl.col("vector") == "(text − code) − its control").row(0, named=True)
     assert diff["kept"] == pytest.approx(0.2, abs=0.03) and diff["kept_lo"] > 0.1
+
+
+def test_paper_table_puts_each_paper_row_beside_the_point_at_the_same_relative_depth():
+    from steer_trace.experiments.skills_report import paper_table
+
+    def cell(x):
+        return {"relative": x, "relative_lo": x - 0.1, "relative_hi": x + 0.1}
+
+    idx = {("code", "none", 28, 1.5, "code"): cell(0.5), ("code", "none", 28, 1.5, "text"): cell(0.8)}
+    lines = paper_table(idx, 30)
+    rows = [line for line in lines if line[:3].strip("| ").isdigit()]
+    assert len(rows) == 11  # the paper's eleven (layer, c) rows of real vectors
+    row = next(line for line in rows if line.startswith("| 30 → 28 | 1.5 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:] == ["50.0 [40.0, 60.0]", "80.0 [70.0, 90.0]", "69.6 / 81.2", "—", "—", "72.6 / 81.7"]
+    assert any(line.startswith("| 10 → 9 | 2 |") for line in rows)  # 10 of 32 is 9 of 30

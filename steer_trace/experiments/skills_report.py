@@ -20,10 +20,16 @@ from .skills_selectivity import equal_damage_table
 # the paper's relative accuracies (Llama-2-7B, % of baseline, target / text), shared/reference/paper_notes.md
 PAPER = {  # (layer, coef, control) -> {target: (target %, text %)}
     (0, 1.5, "none"): {"code": (69.3, 44.1), "python": (63.4, 40.5)},
+    (5, 1.0, "none"): {"code": (67.0, 71.5), "python": (76.1, 78.8)},
+    (10, 1.5, "none"): {"code": (67.7, 82.4), "python": (82.2, 91.4)},
+    (10, 2.0, "none"): {"code": (24.9, 49.9), "python": (46.6, 73.8)},
     (15, 1.4, "none"): {"code": (72.9, 89.9), "python": (79.4, 92.8)},
     (15, 1.5, "none"): {"code": (66.8, 86.6), "python": (76.7, 90.1)},
     (15, 1.8, "none"): {"code": (51.3, 74.4), "python": (59.7, 79.8)},
     (15, 2.0, "none"): {"code": (40.5, 63.8), "python": (45.6, 70.5)},
+    (20, 1.5, "none"): {"code": (57.5, 74.9), "python": (63.1, 71.7)},
+    (25, 1.5, "none"): {"code": (66.0, 82.1), "python": (73.1, 82.8)},
+    (30, 1.5, "none"): {"code": (69.6, 81.2), "python": (72.6, 81.7)},
     (15, 1.0, "means"): {"code": (82.7, 87.4), "python": (98.6, 97.6)},
     (15, 1.5, "means"): {"code": (37.7, 51.2), "python": (87.0, 85.8)},
 }
@@ -64,6 +70,26 @@ def _kept_cell(row: dict) -> str:
     return f"{100 * row['kept']:{sign}.1f} [{100 * row['kept_lo']:{sign}.1f}, {100 * row['kept_hi']:{sign}.1f}]"
 
 
+def paper_table(idx: dict, n_layers: int) -> list[str]:
+    """The paper's skills table row by row (its layer mapped to the same relative depth), ours beside it."""
+    rows = []
+    for (layer, coef, control), paper in PAPER.items():
+        if control != "none":
+            continue
+        ours = skills.relative_layer(layer, n_layers)
+        cells = []
+        for target in skills.TARGETS:
+            key = (target, control, ours, round(coef, 4))
+            cells += [_pct(idx.get((*key, target))), _pct(idx.get((*key, "text"))),
+                      f"{paper[target][0]} / {paper[target][1]}"]
+        rows.append([f"{layer} → {ours}", f"{coef:g}", *cells])
+    return ["## Beside the paper's table", "",
+            "The paper's rows (Llama-2-7B, layer of 32 → the same relative depth here); relative %, target / text; "
+            "— = not scored yet.", ""] + markdown_table(
+        ["layer (paper → here)", "c", "code vector: code %", "text %", "paper code / text",
+         "Python vector: Python %", "text %", "paper Python / text"], rows) + [""]
+
+
 def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.DataFrame, pl.DataFrame]:
     summary = skills.summarise(docs, n_boot)
     langs = skills.summarise(docs, n_boot, by="language")
@@ -86,6 +112,8 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
             for r in lbase.sort("size", "language").iter_rows(named=True)]
     out += ["Per language:", ""]
     out += markdown_table(["set", "language", "documents", "tokens", "top-1 accuracy %"], rows) + [""]
+
+    out += paper_table(idx, n_layers)
 
     head_coefs = sorted({c for c in steered["coef"].to_list() if skills.is_headline(0, c, "none", n_layers)})
     for title, layer, control in ((f"Middle layer {mid} (the paper's 15)", mid, "none"),
