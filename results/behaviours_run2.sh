@@ -4,6 +4,7 @@
 # (every rotation), the paper's layers 10 and 15 of 32 (9 and 14 here); multipliers relative to the
 # layer's residual norm (--relative), fixed (no grid), so both modes add vectors of the same size.
 # Steps (default: all, in this order): extract single simultaneous diagnose half combined
+# (and, asked by name: draws / draws9 - five more random directions per point at layer 14 / 9, for the spread)
 # Resumable: every point is cached, rerunning recomputes nothing that finished.
 # Usage: OMP_NUM_THREADS=1 nohup sh results/behaviours_run2.sh letter [step ...] >> results/behaviours_run_letter.log 2>&1 &
 set -e
@@ -25,6 +26,8 @@ for step in $steps; do
     simultaneous) run simultaneous --relative --coefs "$SIM" --tax-docs 16 ;;
     diagnose) run diagnose ;;
     half) run single --relative --layers 9,14 --add-mult 0.5 --subtract-mult 0.5 ;;
+    draws) run single --relative --layers 14 --add-mult 1 --subtract-mult 1 --more-random 5 ;;
+    draws9) run single --relative --layers 9 --add-mult 1 --subtract-mult 1 --more-random 5 ;;
     combined) run combined --relative --layers 14 --add-mult 1 --subtract-mult 1
               run combined --relative --layers 9 --add-mult 1 --subtract-mult 1 ;;
     *) echo "unknown step $step"; exit 2 ;;

@@ -288,7 +288,11 @@ def grid_cmd(model_spec, study_args, layers, multipliers):
 @steering_options
 @layers_option("Layers (default: the paper's 10 and 15 of 32 at this depth).")
 @picks_options
-def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers):
+@click.option("--more-random", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Score N more random directions of each vector's norm per point, and only those (the vector "
+                   "and its paired control come from the run without it): the spread `behaviours report` ranks "
+                   "the vector's shift in (each direction counts at + and -; 19 draws for a rank p of 0.05).")
+def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers, more_random):
     """Each behaviour alone at a layer: default / add / subtract on the test split."""
     from steer_trace.experiments import behaviours as exp
 
@@ -296,7 +300,7 @@ def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_mul
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.report_layers)
     picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers, grid_layers)
-    table = exp.run_single(study, chosen, picks, _echo_err)
+    table = exp.run_single(study, chosen, picks, _echo_err, more_random=more_random)
     show_ab(table, f"single steering, test split ({study.orders} orders)")
     _done(study, started)
 

@@ -452,3 +452,22 @@ def test_skip_bad_rows_option_runs_a_file_with_broken_rows(cli, shared_data, tmp
     with pytest.warns(UserWarning, match="skipped 2 of 62 rows that cannot be parsed"):  # a `warning:` line
         result = cli("precondition", "--dataset", str(broken), "--skip-bad-rows", behaviours="")
     assert "precondition survival_broken:" in result.output
+
+
+def test_more_random_scores_only_more_directions_and_the_report_pools_them(cli):
+    """--more-random 2: two more random directions of the vector's norm per point (the same direction at +m
+    and -m), only those and the unsteered row; the report ranks the vector's shift among all of them."""
+    cli("single", "--add-mult", "4", "--subtract-mult", "4")
+    more = cli("single", "--add-mult", "4", "--subtract-mult", "4", "--more-random", "2")
+    assert computed(more) == 2 * (1 + 2 * 2)  # 2 behaviours x (unsteered + 2 directions x (add, subtract))
+    single = table(cli, "behaviours_single")
+    draws = single.filter(pl.col("vector").str.starts_with("random") & (pl.col("behaviour") == "myopic")
+                          & (pl.col("multiplier") == 4))
+    assert sorted(set(draws["vector"])) == ["random", "random#2", "random#3"]
+    assert len({tuple(r) for r in draws["q_p_matching"].to_list()}) == 3  # three different directions
+    from steer_trace.experiments.behaviour_report import write
+
+    report = write(cli.root, cli.root / "report", profile="test")[0].read_text()
+    spread = [x.split("|") for x in report.splitlines() if x.startswith("| myopic | ") and x.count("|") == 11]
+    assert spread and all(cells[5].strip() == "6" for cells in spread)  # 3 directions x (+4, -4), each layer
+    assert cli("single", "--add-mult", "4", "--subtract-mult", "4", "--more-random", "-1", expect=2)

@@ -25,6 +25,7 @@ from ..cache import load_tables, results_root
 from ..stats import bh_qvalues, paired_shift
 from .behaviour_data import BEHAVIOURS
 from .markdown import markdown_table
+from .random_spread import spread_rows
 
 # the paper's test matching scores, Llama-2-7B-chat (shared/reference/paper_notes.md): default / add / subtract
 PAPER_SINGLE = {
@@ -75,6 +76,10 @@ def _selected(root: Path, experiment: str, profile: str, split: str | None) -> p
     frame = _with_defaults(frame).filter((pl.col("profile") == profile) & pl.col("q_p_matching").is_not_null())
     if split is not None:
         frame = frame.filter(pl.col("split_rule") == split)
+    # one row per point: two runs that share points (e.g. layers 9,14 and 14 alone) list them once
+    key = [c for c in ("model", "profile", "prompt_style", *VARIANT, "behaviour", "split", "vector", "layer", "layers",
+                       "direction", "multiplier") if c in frame.columns]
+    frame = frame.unique(subset=key, keep="first", maintain_order=True)
     return frame if frame.height else None
 
 
@@ -209,6 +214,24 @@ def _scored(frame: pl.DataFrame, pre: dict, letter: bool, pairs, layers=None) ->
     return found
 
 
+def spread_section(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool) -> list[str]:
+    """The single rows ranked among every random direction of their norm (random_spread.py)."""
+    rows = [[r["behaviour"], str(r["layer"]), f"{r['multiplier']:+g}", _f(r["shift"], sign=True), str(r["n_draws"]),
+             f"{_f(r['mean'], sign=True)} ± {_f(r['sd'])}", f"[{_f(r['min'], sign=True)}, {_f(r['max'], sign=True)}]",
+             _f(r["z"], 1, sign=True), _p(r["p"]), r["verdict"]]
+            for r in spread_rows(single, others, relative) if r["n_draws"]]
+    if not rows:
+        return []
+    pooled = ("every random direction of this norm on the same questions (single, combined and interference "
+              "runs: with relative multipliers all have coef × the residual norm)") if relative else \
+        "the single run's own random directions (absolute multipliers: only they have the vector's norm)"
+    return [f"Against the spread of random directions: the vector's shift ranked among {pooled}; a direction and "
+            "its negative both count; rank p one-sided the way the steering asks (it cannot go below 1 / (draws + "
+            "1)); z = (shift − mean) / SD of the draws.", ""] + markdown_table(
+        ["behaviour", "layer", "×", "shift", "random draws", "their mean ± SD", "range", "z", "rank p", "verdict"],
+        rows) + [""]
+
+
 def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
     layers = paper_layers(frame["layer"].to_list())
     found = _scored(frame, pre, letter, lambda b: [(b, "random")], list(layers))
@@ -335,14 +358,25 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
                           {True: "ok", False: "AT CHANCE: letter scoring cannot measure the behaviour",
                            None: "not measured"}[passes(r)]] for b, r in pre.items()]) + [""]
     tax_table = load_tables("behaviours_tax", root)
-    for experiment, title in (("behaviours_single", "Single steering"), ("behaviours_simultaneous",
-                                                                         "Simultaneous steering"),
-                              ("behaviours_combined", "Combined vectors"), ("behaviours_interference",
-                                                                            "Interference")):
+    experiments = (("behaviours_single", "Single steering"), ("behaviours_simultaneous", "Simultaneous steering"),
+                   ("behaviours_combined", "Combined vectors"), ("behaviours_interference", "Interference"))
+    frames = {}
+    for experiment, _ in experiments:
         frame = _selected(root, experiment, profile, split)
+        if frame is not None:
+            frames[experiment] = frame.filter(pl.col("model") == model)
+
+    def same_variant(experiment: str, variant: dict) -> pl.DataFrame | None:
+        frame = frames.get(experiment)
+        if frame is None:
+            return None
+        part = frame.filter(pl.all_horizontal([pl.col(c) == v for c, v in variant.items()]))
+        return part if part.height else None
+
+    for experiment, title in experiments:
+        frame = frames.get(experiment)
         if frame is None:
             continue
-        frame = frame.filter(pl.col("model") == model)
         for values, part in frame.group_by(list(VARIANT), maintain_order=True):
             variant = dict(zip(VARIANT, values))
             letter = variant["scoring"] == "letter"
@@ -353,6 +387,9 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
                     lines += [f"Vector quality ({variant['vector_source']} vectors; null: pair labels flipped at "
                               "random, 200 draws):", "", *quality]
                 lines += single_section(part, pre, letter)
+                others = [f for f in (same_variant(e, variant) for e in ("behaviours_combined",
+                                                                         "behaviours_interference")) if f is not None]
+                lines += spread_section(part, others, bool(variant["relative"]))
             elif experiment == "behaviours_simultaneous":
                 tax = None
                 if tax_table is not None and "vector" in tax_table.columns:

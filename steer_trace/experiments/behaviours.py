@@ -142,11 +142,23 @@ def with_control(name: str, vector: SteeringVector, control_name: str, control: 
             (point_fields(control_name, direction, coef, [layer]), Plan.single(control, layer, coef))]
 
 
-def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = None) -> pl.DataFrame:
-    """Each behaviour's own vector at each layer: default / add / subtract on the test split."""
+def random_draw_name(k: int) -> str:
+    """The k-th random direction of a single run: 'random', then 'random#2', 'random#3', ..."""
+    return RANDOM if k == 1 else f"{RANDOM}#{k}"
+
+
+def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = None,
+               more_random: int = 0) -> pl.DataFrame:
+    """Each behaviour's own vector at each layer: default / add / subtract on the test split, beside a
+    random direction of its norm (the paired control). `more_random` = N > 0: a run of N more random
+    directions per point instead ('random#2' ... 'random#N+1', each at +m and -m, and the unsteered row):
+    the spread the report ranks the vector's shift in, without rescoring the vector and its control."""
+    if more_random < 0:
+        raise UserError(f"--more-random must be 0 or more (got {more_random})")
     vectors = load_vectors(study, log)
     chosen = {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in sorted(picks.items()) if k[1] in layers}
-    run = _run(study, "behaviours_single", layers=layers, picks=chosen)
+    extra = {"more_random": more_random} if more_random else {}  # 0: the key it always had
+    run = _run(study, "behaviours_single", layers=layers, picks=chosen, **extra)
     table = run.finished()
     if table is not None:
         return table
@@ -154,10 +166,14 @@ def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = N
     for name in study.names:
         entries = [(point_fields("none", "default", 0), Plan.none())]
         control = random_like(vectors[name], seed_of(name))
+        more = [random_like(vectors[name], seed_of(f"{name}#{k}")) for k in range(2, more_random + 2)]
         for L in layers:
             for direction in ("add", "subtract"):
-                entries += with_control(name, vectors[name], RANDOM, control, L, picks[(name, L, direction)],
-                                        direction)
+                m = picks[(name, L, direction)]
+                if not more:
+                    entries += with_control(name, vectors[name], RANDOM, control, L, m, direction)
+                entries += [(point_fields(random_draw_name(k), direction, m, [L]), Plan.single(v, L, m))
+                            for k, v in enumerate(more, start=2)]
         default, *steered = score_points(study, run, name, "test", entries, log)
         frames += _default_rows(default, layers) + steered
     return run.finish(frames)

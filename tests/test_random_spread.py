@@ -1,0 +1,71 @@
+"""A vector's shift ranked among random directions of its norm (random_spread.py), on synthetic tables:
+a planted shift beyond 24 random draws is found (rank p = 1/25), one drawn like them is not; the pool is
+the single run's own draws with absolute multipliers and every section's with relative ones."""
+from __future__ import annotations
+
+import random
+
+import polars as pl
+import pytest
+
+from steer_trace.experiments.random_spread import rank_p, spread_rows, spread_verdict
+
+N_Q = 40
+LABELS = ["A", "B"] * (N_Q // 2)
+BASE = [0.3 + 0.01 * (i % 7) for i in range(N_Q)]
+
+
+def _row(vector, direction, multiplier, shift, behaviour="myopic", layer=14, noise=0.0, seed=0):
+    rng = random.Random(seed)
+    scores = [b + shift + rng.gauss(0, noise) for b in BASE]
+    return {"behaviour": behaviour, "vector": vector, "direction": direction, "layer": layer,
+            "multiplier": float(multiplier), "q_id": list(range(N_Q)), "q_label": LABELS, "q_p_matching": scores}
+
+
+def _table(rows) -> pl.DataFrame:
+    return pl.DataFrame([_row("none", "default", 0, 0.0), *rows])
+
+
+def _draws(n, prefix="random", sd=0.03, seed=1):
+    rng = random.Random(seed)
+    names = ["random"] + [f"random#{k}" for k in range(2, n + 1)] if prefix == "random" else \
+        [f"{prefix}{k}" for k in range(n)]
+    rows = []
+    for k, name in enumerate(names):
+        s = rng.gauss(0, sd)
+        rows += [_row(name, "add", 1, s, noise=0.01, seed=10 + k), _row(name, "subtract", -1, -s, noise=0.01,
+                                                                         seed=50 + k)]
+    return rows
+
+
+def test_a_planted_shift_is_beyond_every_draw_and_a_null_one_is_not():
+    single = _table([_row("myopic", "add", 1, 0.30), _row("myopic", "subtract", -1, 0.0), *_draws(12)])
+    rows = {r["direction"]: r for r in spread_rows(single, [], relative=False)}
+    planted, null = rows["add"], rows["subtract"]
+    assert planted["n_draws"] == 24 and planted["p"] == pytest.approx(1 / 25)
+    assert planted["verdict"] == "beyond the random spread" and planted["z"] > 5
+    assert null["verdict"] == "within the random spread" and 0.2 < null["p"] < 0.8
+    assert abs(null["mean"]) < 0.02 and 0.01 < null["sd"] < 0.06
+
+
+def test_the_pool_is_every_section_only_with_relative_multipliers():
+    single = _table([_row("myopic", "add", 1, 0.30), *_draws(3)])
+    combined = _table(_draws(5, prefix="random:sum"))  # other directions, same questions
+    combined = combined.vstack(_table([_row("sum", "add", 1, 0.5)]).slice(1))  # a combined vector: not a draw
+    absolute = spread_rows(single, [combined], relative=False)[0]
+    relative = spread_rows(single, [combined], relative=True)[0]
+    assert absolute["n_draws"] == 6 and relative["n_draws"] == 16
+    assert absolute["verdict"].startswith("beyond all 6 draws")  # p can't reach 0.05 with 6
+    other_questions = combined.with_columns(pl.col("q_id").list.eval(pl.element() + 1000))
+    assert spread_rows(single, [other_questions], relative=True)[0]["n_draws"] == 6  # not paired: left out
+
+
+def test_rank_p_and_verdicts_on_hand_built_draws():
+    draws = [-0.2, -0.1, 0.0, 0.1, 0.2]
+    assert rank_p(0.3, draws, up=True) == pytest.approx(1 / 6)
+    assert rank_p(0.05, draws, up=True) == pytest.approx(3 / 6)
+    assert rank_p(0.05, draws, up=False) == pytest.approx(4 / 6)
+    assert spread_verdict(-0.3, draws, up=True).startswith("beyond all 5 draws, wrong way")
+    assert spread_verdict(0.3, [0.0] * 19, up=True) == "beyond the random spread"
+    assert spread_verdict(-0.3, [0.0] * 19, up=True) == "beyond the random spread, wrong way"
+    assert spread_verdict(0.3, [], up=True) == "no random draws"
