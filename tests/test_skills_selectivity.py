@@ -97,3 +97,23 @@ def test_paper_table_puts_each_paper_row_beside_the_point_at_the_same_relative_d
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:] == ["50.0 [40.0, 60.0]", "80.0 [70.0, 90.0]", "69.6 / 81.2", "—", "—", "72.6 / 81.7"]
     assert any(line.startswith("| 10 → 9 | 2 |") for line in rows)  # 10 of 32 is 9 of 30
+
+
+def test_load_points_keeps_each_models_baseline(tmp_path):
+    """Two models' points runs both hold a sweep baseline with the same keys and document numbers: both load
+    (they were once merged into one, the first model's, which broke the second's relative accuracies)."""
+    import torch
+
+    from steer_trace.cache import Run
+    from steer_trace.experiments import skills
+
+    eset = skills.EvalSet("sweep", ["text", "code"], ["text", "cpp"], ["a", "b"])
+    for model, correct in (("model-a", [1, 2]), ("model-b", [5, 6])):
+        store = Run(skills.POINTS, {"model": model}, tmp_path)
+        skills._write_config(store, {"model": model})
+        frame = skills._documents_frame(eset, torch.tensor(correct), torch.tensor([10, 10]))
+        store.point({"kind": "baseline", "size": "sweep"}, lambda frame=frame: frame)
+    docs = skills.load_points(tmp_path)
+    assert docs.height == 4
+    assert {m: sorted(p["correct"].to_list()) for (m,), p in docs.group_by(["model"])} == \
+        {"model-a": [1, 2], "model-b": [5, 6]}

@@ -667,7 +667,9 @@ def points_frame(visited: list[tuple[dict, pl.DataFrame]]) -> pl.DataFrame:
             pl.lit(params["target"]).alias("target"), pl.lit(params["control"]).alias("control"),
             pl.lit(params["layer"], pl.Int32).alias("layer"), pl.lit(float(params["coef"])).alias("coef"),
             pl.lit(params["size"]).alias("size")))
-    return pl.concat(frames).unique(subset=[*POINT_KEYS, "doc"], maintain_order=True)
+    joined = pl.concat(frames)
+    run = ["points_run"] if "points_run" in joined.columns else []  # two models' points share the other keys
+    return joined.unique(subset=[*run, *POINT_KEYS, "doc"], maintain_order=True)
 
 
 def load_points(root, key: str | None = None) -> pl.DataFrame | None:
