@@ -117,3 +117,12 @@ def test_load_points_keeps_each_models_baseline(tmp_path):
     assert docs.height == 4
     assert {m: sorted(p["correct"].to_list()) for (m,), p in docs.group_by(["model"])} == \
         {"model-a": [1, 2], "model-b": [5, 6]}
+
+
+def test_each_row_says_how_many_measured_coefficients_support_it():
+    curves = {("code", 5): {1.0: {"code": 0.8, "text": 0.9}, 1.5: {"code": 0.5, "text": 0.7},
+                            2.0: {"code": 0.3, "text": 0.5}},
+              ("python", 5): {1.5: {"python": 0.5, "text": 0.7}}}
+    table = equal_damage_table(_docs(curves, 40), levels=(0.7,), n_boot=50)
+    counts = {r["vector"]: r["n_coefs"] for r in table.iter_rows(named=True)}
+    assert counts == {"text − code": 3, "text − python": 1, "(text − code) − (text − python)": 1}

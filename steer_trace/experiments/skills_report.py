@@ -152,7 +152,7 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
             "curve from the unsteered point); 95% document-bootstrap intervals, every point and both vectors "
             "resampled together, so the difference rows (code vector − Python vector; each vector − its "
             "control) are paired. Intervals cover document sampling, not the interpolation between measured "
-            "coefficients.", ""]
+            "coefficients: 'coefficients' is how many steered points the curve (the fewer of two) has.", ""]
     damage = equal_damage_table(docs, n_boot=n_boot)
     rows = []
     for (vector, control, layer), part in damage.group_by(["vector", "control", "layer"], maintain_order=True):
@@ -160,9 +160,10 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
         for level in (0.7, 0.5):
             hit = part.filter(pl.col("level") == level)
             cells.append(_kept_cell(hit.row(0, named=True)) if hit.height else "—")
-        rows.append([vector, skills.CONTROLS[control][1], f"{layer} (paper {_paper_layer(layer, n_layers)})", *cells])
-    out += markdown_table(["vector", "control", "layer", "text % at target 70%", "text % at target 50%"],
-                          rows) + [""]
+        rows.append([vector, skills.CONTROLS[control][1], f"{layer} (paper {_paper_layer(layer, n_layers)})",
+                     str(part["n_coefs"][0]), *cells])
+    out += markdown_table(["vector", "control", "layer", "coefficients", "text % at target 70%",
+                           "text % at target 50%"], rows) + [""]
     # the full sweep
     out += ["## Every point", ""]
     rows = []

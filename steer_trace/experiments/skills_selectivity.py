@@ -82,25 +82,28 @@ def equal_damage_table(docs: pl.DataFrame, levels=(0.7, 0.5), n_boot: int = 1000
     row per (control, layer, level) with both targets: code-vector minus Python-vector text kept, and one per
     control curve: the real vector's text kept minus its control's."""
     curves = relative_draws(docs, n_boot, seed)
-    rows, kept = [], {}
+    rows, kept, measured = [], {}, {}  # measured: steered coefficients of the curve (the interpolation's support)
     for curve, domains in sorted(curves.items()):
         target = curve[0]
         if target not in domains or "text" not in domains:
             continue
-        (_, t), (_, x) = domains[target], domains["text"]
+        (coefs, t), (_, x) = domains[target], domains["text"]
+        measured[curve] = len(coefs)
         for level in levels:
             kept[(*curve, level)] = values = kept_at(t, x, level)
             rows.append({**dict(zip(CURVE, curve)), "level": level, "vector": f"text − {target}", "difference": False,
-                         **_interval(values)})
+                         "n_coefs": len(coefs), **_interval(values)})
     for (target, control, layer, level), values in sorted(kept.items()):
         other = kept.get(("python", control, layer, level))
         if target == "code" and other is not None:
             rows.append({"target": "code − python", "control": control, "layer": layer, "level": level,
                          "vector": "(text − code) − (text − python)", "difference": True,
+                         "n_coefs": min(measured[(target, control, layer)], measured[("python", control, layer)]),
                          **_interval(values - other)})
         own = kept.get((target, "none", layer, level))
         if control != "none" and own is not None:  # the vector against its own control, at equal damage
             rows.append({"target": target, "control": control, "layer": layer, "level": level,
                          "vector": f"(text − {target}) − its control", "difference": True,
+                         "n_coefs": min(measured[(target, control, layer)], measured[(target, "none", layer)]),
                          **_interval(own - values)})
     return pl.DataFrame(rows) if rows else pl.DataFrame()
