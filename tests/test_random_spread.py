@@ -69,3 +69,11 @@ def test_rank_p_and_verdicts_on_hand_built_draws():
     assert spread_verdict(0.3, [0.0] * 19, up=True) == "beyond the random spread"
     assert spread_verdict(-0.3, [0.0] * 19, up=True) == "beyond the random spread, wrong way"
     assert spread_verdict(0.3, [], up=True) == "no random draws"
+
+
+def test_combined_vectors_are_ranked_among_the_same_pool():
+    combined = _table([_row("sum", "add", 1, 0.30), _row("mean", "add", 1, 0.0), *_draws(4, prefix="random:sum")])
+    single = _table(_draws(6))
+    rows = {r["vector"]: r for r in spread_rows(combined, [single], relative=True, vectors=("sum", "mean"))}
+    assert set(rows) == {"sum", "mean"} and rows["sum"]["n_draws"] == 8 + 12
+    assert rows["sum"]["verdict"] == "beyond the random spread" and rows["mean"]["verdict"] == "within the random spread"

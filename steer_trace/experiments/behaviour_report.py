@@ -214,12 +214,14 @@ def _scored(frame: pl.DataFrame, pre: dict, letter: bool, pairs, layers=None) ->
     return found
 
 
-def spread_section(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool) -> list[str]:
-    """The single rows ranked among every random direction of their norm (random_spread.py)."""
-    rows = [[r["behaviour"], str(r["layer"]), f"{r['multiplier']:+g}", _f(r["shift"], sign=True), str(r["n_draws"]),
+def spread_section(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool, vectors=None) -> list[str]:
+    """The single rows (or those of `vectors`) ranked among every random direction of their norm
+    (random_spread.py)."""
+    rows = [[r["behaviour"], *([r["vector"]] if vectors else []), str(r["layer"]), f"{r['multiplier']:+g}",
+             _f(r["shift"], sign=True), str(r["n_draws"]),
              f"{_f(r['mean'], sign=True)} ± {_f(r['sd'])}", f"[{_f(r['min'], sign=True)}, {_f(r['max'], sign=True)}]",
              _f(r["z"], 1, sign=True), _p(r["p"]), r["verdict"]]
-            for r in spread_rows(single, others, relative) if r["n_draws"]]
+            for r in spread_rows(single, others, relative, vectors) if r["n_draws"]]
     if not rows:
         return []
     pooled = ("every random direction of this norm on the same questions (single, combined and interference "
@@ -228,8 +230,8 @@ def spread_section(single: pl.DataFrame, others: list[pl.DataFrame], relative: b
     return [f"Against the spread of random directions: the vector's shift ranked among {pooled}; a direction and "
             "its negative both count; rank p one-sided the way the steering asks (it cannot go below 1 / (draws + "
             "1)); z = (shift − mean) / SD of the draws.", ""] + markdown_table(
-        ["behaviour", "layer", "×", "shift", "random draws", "their mean ± SD", "range", "z", "rank p", "verdict"],
-        rows) + [""]
+        ["behaviour", *(["vector"] if vectors else []), "layer", "×", "shift", "random draws", "their mean ± SD",
+         "range", "z", "rank p", "verdict"], rows) + [""]
 
 
 def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
@@ -304,9 +306,11 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
     return lines
 
 
+COMBINATIONS = ("sum", "mean", "weighted_sum", "weighted_mean")
+
+
 def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
-    combos = ("sum", "mean", "weighted_sum", "weighted_mean")
-    found = _scored(frame, pre, letter, lambda b: [(how, f"random:{how}") for how in combos])
+    found = _scored(frame, pre, letter, lambda b: [(how, f"random:{how}") for how in COMBINATIONS])
     rows = [[str(L), behaviour, how, f"{e['row']['multiplier']:+g}", _interval(e["shift"]),
              _interval(e["against"]) if e["against"] else "—", _q(e), _f(e["shift"].mde, 2), e["verdict"]]
             for L, behaviour, how, _, e in found]
@@ -401,6 +405,11 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
                 lines += simultaneous_section(part, tax if tax is not None and tax.height else None)
             elif experiment == "behaviours_combined":
                 lines += combined_section(part, pre, letter)
+                if variant["relative"]:  # absolute multipliers: each combination has its own norm
+                    others = [f for f in (same_variant(e, variant) for e in ("behaviours_single",
+                                                                             "behaviours_interference"))
+                              if f is not None]
+                    lines += spread_section(part, others, True, COMBINATIONS)
             else:
                 lines += interference_section(part, pre, letter)
     return lines

@@ -78,15 +78,16 @@ def spread_verdict(shift: float, draws: list[float], up: bool) -> str:
     return "within the random spread"
 
 
-def spread_rows(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool) -> list[dict]:
-    """Per single-steering row (each behaviour's own vector): its shift, the random draws' summary, z,
-    rank p and verdict. `others`: the combined / interference tables of the same variant (pooled only
-    when `relative`)."""
+def spread_rows(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool, vectors=None) -> list[dict]:
+    """Per steered row of `single` (each behaviour's own vector; or the rows whose vector is in `vectors`,
+    e.g. the combined table's combinations): its shift, the random draws' summary, z, rank p and verdict.
+    `others`: the other tables of the same variant (pooled only when `relative`)."""
     frames = [single, *others] if relative else [single]
     defaults = _defaults(single)
     out = []
-    own = single.filter(pl.col("vector") == pl.col("behaviour"))
-    for r in own.sort("behaviour", "layer", "multiplier").iter_rows(named=True):
+    own = single.filter(pl.col("vector") == pl.col("behaviour")) if vectors is None else \
+        single.filter(pl.col("vector").is_in(list(vectors)))
+    for r in own.sort("behaviour", "layer", "multiplier", "vector").iter_rows(named=True):
         default = defaults.get(r["behaviour"])
         if default is None or default["q_id"] != r["q_id"]:
             continue
@@ -95,7 +96,8 @@ def spread_rows(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool
         up = r["direction"] == "add"
         mean = statistics.fmean(draws) if draws else math.nan
         sd = statistics.stdev(draws) if len(draws) > 1 else math.nan
-        out.append({"behaviour": r["behaviour"], "layer": r["layer"], "multiplier": r["multiplier"],
+        out.append({"behaviour": r["behaviour"], "vector": r["vector"], "layer": r["layer"],
+                    "multiplier": r["multiplier"],
                     "direction": r["direction"], "shift": shift, "n_draws": len(draws), "mean": mean, "sd": sd,
                     "min": min(draws) if draws else math.nan, "max": max(draws) if draws else math.nan,
                     "z": (shift - mean) / sd if sd and sd == sd else math.nan,
