@@ -49,7 +49,7 @@ class PrefixCache:
         return hidden
 
     def put(self, key: tuple, hidden: torch.Tensor) -> None:
-        size = hidden.element_size() * hidden.nelement()
+        size = _nbytes(hidden)
         if size > self.max_bytes:
             return
         if key in self._entries:

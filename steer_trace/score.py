@@ -168,16 +168,16 @@ def measure(
         key = (batch.chunk, batch.shared_below)
         if key not in prefixes:
             prefixes.clear()  # batches come chunk by chunk
-            shared_key = None if cache is None else \
-                PrefixCache.key([texts[j] for j in chunk_texts[batch.chunk]], readout.max_tokens, batch.shared_below)
-            hidden = None if cache is None else cache.get(shared_key)
+            kept = cache.key([texts[j] for j in chunk_texts[batch.chunk]], readout.max_tokens,
+                             batch.shared_below) if cache is not None else None
+            hidden = cache.get(kept) if kept else None
             if hidden is None:
                 hidden = halve_on_oom(
                     lambda part: _prefix_pass(model, _select(full, torch.tensor(list(part))), batch.shared_below,
                                               prefix_kwargs, True),
                     list(range(full["input_ids"].shape[0])), torch.cat)
-                if cache is not None:
-                    cache.put(shared_key, hidden)
+                if kept:
+                    cache.put(kept, hidden)
             prefixes[key] = hidden
         return prefixes[key]
 

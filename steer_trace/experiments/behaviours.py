@@ -142,11 +142,6 @@ def with_control(name: str, vector: SteeringVector, control_name: str, control: 
             (point_fields(control_name, direction, coef, [layer]), Plan.single(control, layer, coef))]
 
 
-def random_draw_name(k: int) -> str:
-    """The k-th random direction of a single run: 'random', then 'random#2', 'random#3', ..."""
-    return RANDOM if k == 1 else f"{RANDOM}#{k}"
-
-
 def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = None,
                more_random: int = 0) -> pl.DataFrame:
     """Each behaviour's own vector at each layer: default / add / subtract on the test split, beside a
@@ -165,15 +160,16 @@ def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = N
     frames = []
     for name in study.names:
         entries = [(point_fields("none", "default", 0), Plan.none())]
-        control = random_like(vectors[name], seed_of(name))
-        more = [random_like(vectors[name], seed_of(f"{name}#{k}")) for k in range(2, more_random + 2)]
+        # the paired control ('random'), or - a --more-random run - only the further draws 'random#2', ...
+        draws = {f"{RANDOM}#{k}": random_like(vectors[name], seed_of(f"{name}#{k}"))
+                 for k in range(2, more_random + 2)}
+        control = None if draws else random_like(vectors[name], seed_of(name))
         for L in layers:
             for direction in ("add", "subtract"):
                 m = picks[(name, L, direction)]
-                if not more:
+                if control is not None:
                     entries += with_control(name, vectors[name], RANDOM, control, L, m, direction)
-                entries += [(point_fields(random_draw_name(k), direction, m, [L]), Plan.single(v, L, m))
-                            for k, v in enumerate(more, start=2)]
+                entries += [(point_fields(draw, direction, m, [L]), Plan.single(v, L, m)) for draw, v in draws.items()]
         default, *steered = score_points(study, run, name, "test", entries, log)
         frames += _default_rows(default, layers) + steered
     return run.finish(frames)

@@ -39,13 +39,13 @@ def _defaults(frame: pl.DataFrame) -> dict[str, dict]:
     return {r["behaviour"]: r for r in frame.filter(pl.col("direction") == "default").iter_rows(named=True)}
 
 
-def draws_for(frames: list[pl.DataFrame], behaviour: str, layer: int, magnitude: float, q_id, pooled: bool
-              ) -> list[float]:
+def draws_for(pools: list[tuple[pl.DataFrame, dict]], behaviour: str, layer: int, magnitude: float, q_id,
+              pooled: bool) -> list[float]:
     """Shifts against unsteered of every random-direction row at `layer` x ±`magnitude` on `behaviour`
-    whose questions are `q_id` (each table paired with its own unsteered row)."""
+    whose questions are `q_id` (each table, with its unsteered rows by behaviour, paired with its own)."""
     out = []
-    for frame in frames:
-        default = _defaults(frame).get(behaviour)
+    for frame, defaults in pools:
+        default = defaults.get(behaviour)
         if default is None or default["q_id"] != q_id:
             continue
         rows = frame.filter((pl.col("behaviour") == behaviour) & (pl.col("layer") == layer)
@@ -82,8 +82,8 @@ def spread_rows(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool
     """Per steered row of `single` (each behaviour's own vector; or the rows whose vector is in `vectors`,
     e.g. the combined table's combinations): its shift, the random draws' summary, z, rank p and verdict.
     `others`: the other tables of the same variant (pooled only when `relative`)."""
-    frames = [single, *others] if relative else [single]
-    defaults = _defaults(single)
+    pools = [(frame, _defaults(frame)) for frame in ([single, *others] if relative else [single])]
+    defaults = pools[0][1]
     out = []
     own = single.filter(pl.col("vector") == pl.col("behaviour")) if vectors is None else \
         single.filter(pl.col("vector").is_in(list(vectors)))
@@ -92,7 +92,7 @@ def spread_rows(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool
         if default is None or default["q_id"] != r["q_id"]:
             continue
         shift = paired_shift(r["q_p_matching"], default["q_p_matching"], r["q_label"]).shift
-        draws = draws_for(frames, r["behaviour"], r["layer"], r["multiplier"], r["q_id"], relative)
+        draws = draws_for(pools, r["behaviour"], r["layer"], r["multiplier"], r["q_id"], relative)
         up = r["direction"] == "add"
         mean = statistics.fmean(draws) if draws else math.nan
         sd = statistics.stdev(draws) if len(draws) > 1 else math.nan
