@@ -77,6 +77,9 @@ def test_verdict_signs():
                       Shift(0.0, -0.02, 0.02, 0.9, 50, 0.1, 0.04))
     assert report.verdict("add", up, True) == "moves" and report.verdict("subtract", down, None) == "moves"
     assert report.verdict("add", down, True) == "moves, wrong way"
+    # below the control the wrong way, but the vector's own shift is not clear of 0
+    assert report.verdict("add", down, True, shift=none).startswith("trails the control only")
+    assert report.verdict("subtract", up, True, shift=up) == "moves, wrong way"
     assert report.verdict("add", none, True) == "no effect beyond control (detectable 0.04)"
     assert report.verdict("add", up, False).startswith("not testable")
     # beyond the control, but the vector's own shift is not clear of 0: the control moved the other way
@@ -97,6 +100,9 @@ def test_false_discovery_rate_over_a_section():
     verdicts = [e["verdict"] for e in report.with_fdr(entries)]
     assert verdicts[0] == "moves" and verdicts[1] == "moves at p < 0.05, not after FDR (q 0.40)"
     assert set(verdicts[2:]) == {"no effect"}
+    # a wrong-way row is a claim too: the same correction applies
+    wrong = [{"shift": weak, "against": weak, "verdict": "moves, wrong way"}] + entries[2:]
+    assert report.with_fdr(wrong)[0]["verdict"] == "moves, wrong way at p < 0.05, not after FDR (q 0.60)"
 
 
 def test_report_command_without_results_says_so(tmp_path):

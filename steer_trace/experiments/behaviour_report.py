@@ -9,8 +9,11 @@ direction, the vector-minus-random paired difference, the detectable shift, and 
 
 - "not testable": letter scoring where the precondition fails (the model answers by position);
 - "moves": the shift against unsteered and the vector-minus-random difference both exclude 0 in
-  the sign the steering direction asks for; "moves, wrong way": the difference excludes 0 in the
-  other sign; "beats the control only": the difference does, the vector's own shift does not;
+  the sign the steering direction asks for; "moves, wrong way": both exclude 0 in the other sign;
+  "beats the control only" / "trails the control only": the difference excludes 0 (the asked sign /
+  the other), the vector's own shift does not (the random direction moved, not the vector);
+- after the Benjamini-Hochberg correction over a section, a "moves" (either way) whose q exceeds 0.05
+  says "not after FDR";
 - "no effect beyond control": otherwise, with the detectable shift stated.
 """
 
@@ -142,10 +145,12 @@ def verdict(direction: str, against_random, testable: bool | None, shift=None) -
     beyond, own = _sign(against_random), (_sign(shift) if shift is not None else _sign(against_random))
     if beyond == wanted and own == wanted:
         return "moves"
-    if beyond == -wanted:
+    if beyond == -wanted and own == -wanted:
         return "moves, wrong way"
     if beyond == wanted:
         return "beats the control only (own shift not clear of 0)"
+    if beyond == -wanted:
+        return "trails the control only (own shift not clear of 0)"
     return f"no effect beyond control (detectable {_f(against_random.mde, 2)})"
 
 
@@ -176,12 +181,13 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
 
 def with_fdr(entries: list[dict], alpha: float = 0.05) -> list[dict]:
     """Benjamini-Hochberg over one section's rows: a row's evidence is max(p of its shift, p of vector −
-    random) (both must reject for 'moves'); a 'moves' whose q exceeds alpha says so."""
+    random) (both must reject for 'moves', either way); a 'moves' whose q exceeds alpha says so."""
     q = bh_qvalues([max(e["shift"].p, e["against"].p) if e["against"] else float("nan") for e in entries])
     for e, value in zip(entries, q):
         e["q"] = value
-        if e["verdict"] == "moves" and not value <= alpha:
-            e["verdict"] = f"moves at p < 0.05, not after FDR (q {value:.2f})"
+        if e["verdict"] in ("moves", "moves, wrong way") and not value <= alpha:
+            way = ", wrong way" if e["verdict"].endswith("wrong way") else ""
+            e["verdict"] = f"moves{way} at p < 0.05, not after FDR (q {value:.2f})"
     return entries
 
 
