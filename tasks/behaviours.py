@@ -10,7 +10,7 @@ import click
 
 from steer_trace.aggregators import DEFAULT_METHOD, METHODS
 
-from .common import model_options, open_model, steering_options
+from .common import model_options, open_model, parse_numbers, steering_options
 
 PROFILES = ("quick", "paper", "test")
 
@@ -97,14 +97,8 @@ def layers_option(help_text: str):
     return click.option("--layers", default=None, help=help_text + " Model layer numbers, comma-separated.")
 
 
-def _numbers(text, kind=float):
-    from steer_trace.experiments.behaviour_setup import parse_numbers
-
-    return parse_numbers(text, kind)
-
-
 def _layers(study, text, default_paper_layers):
-    given = _numbers(text, int)
+    given = parse_numbers(text, int)
     if given:
         return sorted({study.model.check_layer(L) for L in given})
     return study.layers(default_paper_layers)
@@ -122,8 +116,8 @@ def _picks(study, layers, add_mult, subtract_mult, grid_multipliers, grid_layers
         if add_mult is None or subtract_mult is None:
             raise click.UsageError("give both --add-mult and --subtract-mult, or neither (grid picks)")
         return exp.fixed_picks(study, layers, add_mult, subtract_mult)
-    searched = [study.model.check_layer(L) for L in _numbers(grid_layers, int) or ()]
-    return exp.grid_picks(study, layers, _numbers(grid_multipliers), _echo_err, grid_layers=searched)
+    searched = [study.model.check_layer(L) for L in parse_numbers(grid_layers, int) or ()]
+    return exp.grid_picks(study, layers, parse_numbers(grid_multipliers), _echo_err, grid_layers=searched)
 
 
 def picks_options(func):
@@ -274,7 +268,7 @@ def grid_cmd(model_spec, study_args, layers, multipliers):
     started = time.time()
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.grid_layers)
-    picks = exp.grid_picks(study, chosen, _numbers(multipliers), _echo_err)
+    picks = exp.grid_picks(study, chosen, parse_numbers(multipliers), _echo_err)
     click.echo("picked multipliers (behaviour, layer: subtract / add)")
     for name in study.names:
         for L in chosen:
@@ -320,7 +314,7 @@ def combined_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_m
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.report_layers)
     picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers, grid_layers)
-    table = exp.run_combined(study, chosen, picks, _numbers(coefs) or (1.0,), _echo_err)
+    table = exp.run_combined(study, chosen, picks, parse_numbers(coefs) or (1.0,), _echo_err)
     show_ab(table, "combined vectors, test split")
     _done(study, started)
 
@@ -337,8 +331,8 @@ def simultaneous_cmd(model_spec, study_args, layers, coefs):
 
     started = time.time()
     study = build_study(model_spec, study_args)
-    placed = exp.simultaneous_layers(study, _numbers(layers, int))
-    out = exp.run_simultaneous(study, placed, _numbers(coefs), _echo_err)
+    placed = exp.simultaneous_layers(study, parse_numbers(layers, int))
+    out = exp.run_simultaneous(study, placed, parse_numbers(coefs), _echo_err)
     click.echo("layers: " + ", ".join(f"{n}@{L}" for n, L in zip(study.names, placed)))
     show_ab(out["scores"], "simultaneous steering, test split", ("multiplier", "behaviour", "vector"))
     show_tax(out["tax"])
@@ -369,7 +363,7 @@ def interference_cmd(model_spec, study_args, vector_specs, layers, multipliers):
     specs = [s.strip() for s in vector_specs.split(",")] if vector_specs else study.names
     vectors = exp.resolve_vectors(study, specs)
     chosen = _layers(study, layers, study.profile.report_layers[-1:])
-    mults = _numbers(multipliers) or study.profile.interference_multipliers
+    mults = parse_numbers(multipliers) or study.profile.interference_multipliers
     table = exp.run_interference(study, vectors, chosen, mults, _echo_err)
     click.echo("change in p(matching) of each scored behaviour (columns) by vector x layer x multiplier (rows)")
     default = {r["behaviour"]: r["p_matching"]
@@ -399,13 +393,13 @@ def tax_cmd(model_spec, study_args, vector_specs, layers, coefs):
     study = build_study(model_spec, study_args)
     specs = [s.strip() for s in vector_specs.split(",")] if vector_specs else study.names
     vectors = exp.resolve_vectors(study, specs)
-    given = _numbers(layers, int)
+    given = parse_numbers(layers, int)
     if given:
         placed = [study.model.check_layer(L) for L in given]
     else:
         placed = exp.simultaneous_layers(study) if list(vectors) == study.names else \
             study.layers(study.profile.report_layers[-1:])
-    table = exp.run_tax(study, exp.tax_entries(study, vectors, placed, _numbers(coefs)), _echo_err)
+    table = exp.run_tax(study, exp.tax_entries(study, vectors, placed, parse_numbers(coefs)), _echo_err)
     show_tax(table)
     _done(study, started)
 

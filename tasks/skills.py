@@ -7,22 +7,11 @@ import time
 
 import click
 
-from .common import model_options, open_model, progress, steering_options
+from .common import model_options, open_model, parse_numbers, progress, steering_options
 
 
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
-
-
-def _numbers(text: str | None, kind=float):
-    if text is None:
-        return None
-    from steer_trace.errors import UserError
-
-    try:
-        return [kind(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise UserError(f"cannot read {text!r} as comma-separated numbers") from None
 
 
 def common_options(func):
@@ -150,12 +139,15 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
     from steer_trace.experiments import skills
 
     started = time.time()
-    profile, corpus, model = _prepare(setup, n_eval=n_eval, eval_tokens=max_tokens, coefs=_numbers(coefs),
+    profile, corpus, model = _prepare(setup, n_eval=n_eval, eval_tokens=max_tokens, coefs=parse_numbers(coefs),
                                       sweep_tokens=sweep_tokens, headline_tokens=headline_tokens, rule=rule)
     wanted = tuple(t.strip() for t in targets.split(",") if t.strip())
     bad = [t for t in wanted if t not in skills.TARGETS]
     if bad or not wanted:
         raise UserError(f"unknown target(s) {', '.join(bad) or '(none)'} (code, python)")
+    layers = parse_numbers(layers, int)
+    if layers:  # before any extraction: a typo should not cost one
+        [model().check_layer(L) for L in layers]
     vectors = skills.load_vectors(setup["root"], model.name)
     if vectors is None:
         _echo_err("no saved skills vectors for this model: extracting them first")
@@ -165,7 +157,7 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
     if meta.get("profile") != profile.name:
         _echo_err(f"note: using vectors extracted with the {meta.get('profile')} profile")
     with progress(None, "documents") as bar:
-        out = skills.sweep(model, corpus, profile, vectors, setup["root"], _numbers(layers, int), wanted,
+        out = skills.sweep(model, corpus, profile, vectors, setup["root"], layers, wanted,
                            not no_control, setup["seed"], _echo_err, bar.update, steering=steering)
     click.echo(f"{out.computed_points} points computed, {out.cached_points} cached, {out.table.height} rows "
                f"in {time.time() - started:.0f}s")

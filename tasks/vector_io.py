@@ -7,18 +7,14 @@ import click
 
 from steer_trace.interop import CONVENTIONS
 
+from .common import parse_numbers
+
 EXPORT_FORMATS = ("gguf",)
 
 
 def _layer_list(text: str | None) -> list[int] | None:
-    from steer_trace.errors import UserError
-
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UserError(f"--layers {text!r} is not a comma-separated list of layer numbers") from None
+    layers = parse_numbers(text, int)
+    return list(layers) if layers else None
 
 
 def _not_the_input(source: str, out: str) -> None:

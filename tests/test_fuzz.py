@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from steer_trace import data
 from steer_trace.errors import UserError
 from steer_trace.experiments import behaviour_data
-from steer_trace.experiments.behaviour_setup import PROFILES, make_profile, parse_numbers
+from steer_trace.experiments.behaviour_setup import PROFILES, make_profile
+from tasks.common import parse_numbers
 from steer_trace.experiments import skills
 from tasks.cli import main
 
@@ -183,10 +184,8 @@ def test_make_profile_returns_a_profile_or_user_error(name, n_vector, n_validati
 @given(st.sampled_from(["quick", "paper", "test"]) | st.text(max_size=6), number_lists,
        st.none() | st.integers(-3, 10**6), st.none() | st.integers(-3, 10**6))
 def test_skills_profile_and_coefs_parse_or_user_error(name, coefs, n_eval, batch_size):
-    from tasks.skills import _numbers
-
     try:
-        profile = skills.make_profile(name, coefs=_numbers(coefs), n_eval=n_eval, batch_size=batch_size)
+        profile = skills.make_profile(name, coefs=parse_numbers(coefs), n_eval=n_eval, batch_size=batch_size)
     except UserError:
         return
     assert 0.0 in profile.coefs and all(c == c for c in profile.coefs)

@@ -7,7 +7,6 @@ smollm2-135m (30 layers) and layer 8 of qwen2.5-coder-0.5b (24 layers).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -69,19 +68,6 @@ PROFILES = {
 def model_layer(paper_layer: int, n_layers: int) -> int:
     """Paper layer (of 32) at the same relative depth in a model with `n_layers`."""
     return min(n_layers - 1, max(0, round(paper_layer * n_layers / PAPER_LAYERS)))
-
-
-def parse_numbers(text: str | None, kind=float) -> tuple | None:
-    """'1,2,-3' -> (1.0, 2.0, -3.0); None or '' -> None."""
-    if text is None or not str(text).strip():
-        return None
-    try:
-        numbers = tuple(kind(part) for part in str(text).replace(" ", "").split(",") if part)
-    except ValueError:
-        raise UserError(f"cannot read {text!r} as a comma-separated list of numbers") from None
-    if not all(math.isfinite(n) for n in numbers):  # "nan" / "inf" would make every score NaN
-        raise UserError(f"{text!r}: numbers must be finite")
-    return numbers
 
 
 @dataclass
