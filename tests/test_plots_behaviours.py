@@ -214,6 +214,16 @@ def test_interference_deltas_against_the_default():
     assert deltas["clear"].to_list() == [True, False]
 
 
+def test_interference_draws_the_run_with_the_most_behaviours():
+    """A paper-profile run of one file must not replace the five-behaviour grid of another variant."""
+    five = [ab_row("m", b, v, 15, "add", 1, 0.5, profile="quick") for b in BEHAVIOURS for v in BEHAVIOURS]
+    one = [ab_row("m", "survival", "survival", 15, "add", 1, 0.5, profile="paper")]
+    rows = pl.DataFrame(five + one)
+    assert select_variant(rows)[1]["profile"] == "paper"  # the plain choice
+    kept, chosen = select_variant(plots.widest_runs(rows))
+    assert chosen["profile"] == "quick" and kept["behaviour"].n_unique() == 5
+
+
 def test_interference_clear_means_the_paired_interval_excludes_zero():
     rows = pl.DataFrame([
         ab_row("m", "myopic", "none", 15, "default", 0, 0.30),

@@ -20,8 +20,8 @@ import polars as pl
 
 from ..cache import load_tables
 from .common import (
-    behaviour_order, file_name, guarded, n_text, new_figure, per_model, pretty, save, select_variant, slug, style,
-    variant_text, write_file,
+    VARIANT_COLUMNS, behaviour_order, file_name, guarded, n_text, new_figure, per_model, pretty, save, select_variant,
+    slug, style, variant_text, write_file,
 )
 from .skills import DEFAULT_MODEL
 
@@ -429,13 +429,24 @@ def interference_deltas(rows: pl.DataFrame, defaults: pl.DataFrame) -> pl.DataFr
     )
 
 
+def widest_runs(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the variants that scored the most behaviours: interference compares behaviours, and a
+    one-file run (e.g. a --dataset of its own) would otherwise win the variant choice with a 1 × 1 grid."""
+    keys = [c for c in VARIANT_COLUMNS if c in rows.columns]
+    if not keys or "behaviour" not in rows.columns:
+        return rows
+    counts = rows.group_by(keys).agg(pl.col("behaviour").n_unique().alias("n_behaviours"))
+    widest = counts.filter(pl.col("n_behaviours") == counts["n_behaviours"].max()).drop("n_behaviours")
+    return rows.join(widest, on=keys, how="semi", nulls_equal=True)
+
+
 def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
     import seaborn as sns
 
     table = tables.get("behaviours_interference")
     written = []
     for model, rows in per_model(table):
-        rows, chosen = select_variant(rows)
+        rows, chosen = select_variant(widest_runs(rows))
         if "vector" not in rows.columns:
             continue
         defaults = defaults_at(rows)
