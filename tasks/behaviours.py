@@ -89,8 +89,7 @@ def build_study(model_spec: dict, study_args: dict):
         profile = replace(profile, batch_size=max(1, batch_size))
     if tax_docs:
         profile = replace(profile, tax_docs=tax_docs)
-    model = open_model(model_spec)
-    return open_study(model, profile, **args)
+    return open_study(lambda: open_model(model_spec), profile, **args)
 
 
 def layers_option(help_text: str):

@@ -14,20 +14,21 @@ from steer_trace.errors import UserError
 from steer_trace.models import DEFAULT_MODEL, DEVICES, DTYPES
 
 
-def parse_numbers(text: str | None, kind=float) -> tuple | None:
+def parse_numbers(text: str | None, kind=float, option: str = "") -> tuple | None:
     """'1,2,-3' -> (1.0, 2.0, -3.0); None or blank -> None. A non-number, an empty item ('1,,2') or a
-    non-finite value ('nan' would make every score NaN) is a one-line UserError."""
+    non-finite value ('nan' would make every score NaN) is a one-line UserError naming `option` if given."""
     if text is None or not str(text).strip():
         return None
+    given = f"{option} {text!r}" if option else repr(text)
     parts = str(text).replace(" ", "").split(",")
     if "" in parts:
-        raise UserError(f"{text!r} has an empty item: give comma-separated numbers, e.g. 1,1.5,2")
+        raise UserError(f"{given} has an empty item: give comma-separated numbers, e.g. 1,1.5,2")
     try:
         numbers = tuple(kind(part) for part in parts)
     except ValueError:
-        raise UserError(f"cannot read {text!r} as a comma-separated list of numbers") from None
+        raise UserError(f"cannot read {given} as a comma-separated list of numbers") from None
     if not all(math.isfinite(n) for n in numbers):
-        raise UserError(f"{text!r}: numbers must be finite")
+        raise UserError(f"{given}: numbers must be finite")
     return numbers
 
 

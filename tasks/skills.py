@@ -139,17 +139,18 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
     from steer_trace.experiments import skills
 
     started = time.time()
-    profile, corpus, model = _prepare(setup, n_eval=n_eval, eval_tokens=max_tokens, coefs=parse_numbers(coefs),
+    profile, corpus, model = _prepare(setup, n_eval=n_eval, eval_tokens=max_tokens,
+                                      coefs=parse_numbers(coefs, option="--coefs"),
                                       sweep_tokens=sweep_tokens, headline_tokens=headline_tokens, rule=rule)
     wanted = tuple(t.strip() for t in targets.split(",") if t.strip())
     bad = [t for t in wanted if t not in skills.TARGETS]
     if bad or not wanted:
         raise UserError(f"unknown target(s) {', '.join(bad) or '(none)'} (code, python)")
-    layers = parse_numbers(layers, int)
-    if layers:  # before any extraction: a typo should not cost one
-        [model().check_layer(L) for L in layers]
+    layers = parse_numbers(layers, int, "--layers")
     vectors = skills.load_vectors(setup["root"], model.name)
     if vectors is None:
+        for L in layers or ():  # before extracting: a typo should not cost an extraction
+            model().check_layer(L)
         _echo_err("no saved skills vectors for this model: extracting them first")
         vectors = skills.extract(model, corpus, profile, setup["root"], setup["seed"], log=_echo_err).vectors
     skills.check_vectors_match(vectors, model.name, corpus, setup["seed"], _echo_err)

@@ -13,7 +13,7 @@ EXPORT_FORMATS = ("gguf",)
 
 
 def _layer_list(text: str | None) -> list[int] | None:
-    layers = parse_numbers(text, int)
+    layers = parse_numbers(text, int, "--layers")
     return list(layers) if layers else None
 
 

@@ -68,6 +68,17 @@ def test_layer_out_of_range_on_skills(smol, skills_data_args, tmp_path, monkeypa
     assert "extracting" not in result.output and not (root / "skills_extract").exists()
 
 
+@pytest.mark.parametrize("where", ["--dataset", "--data-dir"])
+def test_a_missing_data_path_is_an_error_before_the_model_opens(where, tmp_path, monkeypatch):
+    def no_model(spec):
+        raise AssertionError("the model was opened")
+
+    monkeypatch.setattr("tasks.behaviours.open_model", no_model)
+    result = CliRunner().invoke(main, ["behaviours", "single", where, str(tmp_path / "missing"), "--results",
+                                       str(tmp_path / "results"), "--add-mult", "1", "--subtract-mult", "1"])
+    one_error_line(result, "does not exist")
+
+
 @pytest.mark.parametrize("args, needle", [
     (["simultaneous", "--layers", "3"], "one layer per behaviour"),  # two behaviours, one layer
     (["single", "--n-test", "-3"], "--n-test must be at least 1"),

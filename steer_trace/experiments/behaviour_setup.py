@@ -14,6 +14,7 @@ from .. import data
 from ..aggregators import DEFAULT_METHOD, method_of
 from ..cache import ensure_writable, results_root
 from ..errors import UserError
+from ..models import Model
 from ..plan import Steering
 from ..read import content_hash
 from .behaviour_data import BEHAVIOURS, load_behaviours
@@ -187,7 +188,9 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
                balanced: bool = True, relative: bool = False, root=None, slices: str = "balanced",
                split: str = "seeded", scoring: str = "letter", vector_source: str = "letter",
                steering: Steering | None = None, method: str = DEFAULT_METHOD, skip_bad_rows: bool = False) -> Study:
-    """Load the behaviours' data for `model` and bundle the options."""
+    """Load the behaviours' data for `model` and bundle the options. `model` may be a zero-argument
+    function that opens it: it is called only once the options and the data have loaded, so a typo
+    in a path is an error before a model (or a remote session) is opened."""
     for option, value, allowed in (("orders", orders, ("both", "given")), ("slices", slices, ("balanced", "plain")),
                                    ("split", split, ("seeded", "paper")), ("scoring", scoring, ("letter", "content")),
                                    ("vector-source", vector_source, ("letter", "content"))):
@@ -204,9 +207,11 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
                         f"or give --data-dir / --dataset)")
     loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper",
                              skip_bad_rows=skip_bad_rows)
+    root = ensure_writable(results_root(root))
+    model = model() if callable(model) and not isinstance(model, Model) else model
     study = Study(model, profile, {k: v[0] for k, v in loaded.items()}, {k: v[1] for k, v in loaded.items()},
                   prompt_style, orders, balanced, relative, slices, split, scoring, vector_source,
-                  ensure_writable(results_root(root)), steering=steering or Steering(), method=method)
+                  root, steering=steering or Steering(), method=method)
     if prompt_style == "chat":
         study.prompt(study.items[study.names[0]][0])  # fails early without a chat template
     return study
