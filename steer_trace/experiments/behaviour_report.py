@@ -186,8 +186,7 @@ def with_fdr(entries: list[dict], alpha: float = 0.05) -> list[dict]:
     for e, value in zip(entries, q):
         e["q"] = value
         if e["verdict"] in ("moves", "moves, wrong way") and not value <= alpha:
-            way = ", wrong way" if e["verdict"].endswith("wrong way") else ""
-            e["verdict"] = f"moves{way} at p < 0.05, not after FDR (q {value:.2f})"
+            e["verdict"] = f"{e['verdict']} at p < 0.05, not after FDR (q {value:.2f})"
     return entries
 
 

@@ -14,7 +14,6 @@ from .. import data
 from ..aggregators import DEFAULT_METHOD, method_of
 from ..cache import ensure_writable, results_root
 from ..errors import UserError
-from ..models import Model
 from ..plan import Steering
 from ..read import content_hash
 from .behaviour_data import BEHAVIOURS, load_behaviours
@@ -208,7 +207,7 @@ def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = Non
     loaded = load_behaviours(list(behaviours), data_dir, dataset_files, use_hub=profile.name == "paper",
                              skip_bad_rows=skip_bad_rows)
     root = ensure_writable(results_root(root))
-    model = model() if callable(model) and not isinstance(model, Model) else model
+    model = model() if callable(model) else model  # a Model is not callable
     study = Study(model, profile, {k: v[0] for k, v in loaded.items()}, {k: v[1] for k, v in loaded.items()},
                   prompt_style, orders, balanced, relative, slices, split, scoring, vector_source,
                   root, steering=steering or Steering(), method=method)
