@@ -42,8 +42,10 @@ def damaged_table(draw, table: pl.DataFrame) -> pl.DataFrame:
         dtype = table.schema[column]
         if how == "drop" and table.width > 1:
             table = table.drop(column)
-        elif how == "as_text":
-            table = table.with_columns(pl.col(column).cast(pl.String))
+        elif how == "as_text":  # a list or struct column becomes its printed form (polars cannot cast it)
+            text = [None if v is None else str(v) for v in table[column].to_list()] if dtype.is_nested() else None
+            table = table.with_columns(pl.Series(column, text, dtype=pl.String) if text is not None
+                                       else pl.col(column).cast(pl.String))
         elif how == "as_int" and dtype.is_numeric():
             table = table.with_columns(pl.col(column).cast(pl.Int64, strict=False))
         elif how == "nulls":
@@ -126,3 +128,19 @@ def test_figures_on_any_results_folder_exit_0_or_2_and_only_read(spec):
         assert snapshot(root) == before
         if result.exit_code == 0:
             assert all(p.stat().st_size > 0 for p in out.glob("*.png"))
+
+
+@pytest.mark.parametrize("column", ["q_id", "q_p_matching"])
+def test_figures_with_a_per_question_list_column_as_text(column, tmp_path):
+    """The per-question list columns of a behaviour table, turned into their printed text: exit 0 or 2."""
+    table = TABLES["behaviours_single"]
+    text = [None if v is None else str(v) for v in table[column].to_list()]
+    data = parquet_bytes(table.with_columns(pl.Series(column, text, dtype=pl.String)))
+    sidecar = json.dumps({"config": {}, "sha256": hashlib.sha256(data).hexdigest(), "rows": 0})
+    spec = {"tables": {"behaviours_single": [{"kind": "table", "data": data, "sidecar": sidecar}]}, "junk": []}
+    root = tmp_path / "results"
+    write(root, spec)
+    before = snapshot(root)
+    result = CliRunner().invoke(main, ["figures", "--results", str(root), "--out", str(tmp_path / "figures")])
+    assert result.exit_code in (0, 2), (result.exit_code, result.output, repr(result.exception))
+    assert snapshot(root) == before
