@@ -29,7 +29,8 @@ from .errors import UserError
 from .metrics import COLLAPSE, bootstrap_ci
 from .models import Model
 from .plan import Plan
-from .score import ROW_DATA, Readout, measure
+from .packing import answer_weights, encode_packed, option_logprobs, option_targets, pack, packable
+from .score import ROW_DATA, Readout, measure, model_inputs
 
 CHOICES_LABEL = re.compile(r"\s*(Choices|Options|Answers?)\s*:\s*$", re.IGNORECASE)
 
@@ -86,6 +87,26 @@ def answer_logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str]
     return [out[0] for out in measure(model, texts_, plans, readout, batch_size, points_per_request)]
 
 
+def packed_answer_logprobs(model: Model, prompts: Sequence[str], answers: Sequence[Sequence[str]],
+                           plans: Sequence[Plan], batch_size: int = 8, points_per_request: int = 16
+                           ) -> list[torch.Tensor]:
+    """As `answer_logprobs` over every (prompts[q], answers[q][j]), in that order, from one packed row per
+    prompt (packing.py: its stem read once). Needs `packing.packable(model, plans)`."""
+    rows = [pack(model.tokenizer, p, a) for p, a in zip(prompts, answers)]
+    targets, positions = option_targets(rows)
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else model.tokenizer.eos_token_id
+    dtype = getattr(model, "dtype", None) or torch.float32
+    readout = Readout(_packed_option_logprobs, per_text=targets, logit_positions=positions,
+                      encode=lambda _model, chunk: encode_packed(chunk, pad, dtype))
+    shown = torch.tensor([len(a) for a in answers])
+    present = torch.arange(targets.shape[2])[None, :] < shown[:, None]
+    return [out[0][present] for out in measure(model, rows, plans, readout, batch_size, points_per_request)]
+
+
+def _packed_option_logprobs(model: Model, enc: dict) -> tuple:
+    return (option_logprobs(model.lm.output.logits, enc[ROW_DATA]).cpu().save(),)
+
+
 def _answer_mean_logprob(model: Model, enc: dict) -> tuple:
     """Inside the trace: each row's mean log-probability of its last enc[ROW_DATA] tokens (its answer).
     The logits may cover only the last positions (`logits_to_keep`); rows are left padded."""
@@ -105,14 +126,10 @@ def _question_rows(study, behaviour: str, split: str):
     key = ("content", behaviour, split)
     if key not in study._prompts:
         items = study.part(behaviour, split)
-        prompts, answers, owner = [], [], []
-        for q, item in enumerate(items):
-            head = content_prompt(item, study.prompt_style, study.model.tokenizer)
-            for text in texts(item):
-                prompts.append(head)
-                answers.append(text)
-                owner.append(q)
-        study._prompts[key] = (items, prompts, answers, np.asarray(owner))
+        heads = [content_prompt(item, study.prompt_style, study.model.tokenizer) for item in items]
+        options = [texts(item) for item in items]
+        owner = np.asarray([q for q, shown in enumerate(options) for _ in shown])
+        study._prompts[key] = (items, heads, options, owner)
     return study._prompts[key]
 
 
@@ -144,10 +161,16 @@ def content_summary(items: list[ABItem], scores: np.ndarray, owner: np.ndarray) 
 
 
 def content_rows(study, behaviour: str, split: str, plans: list[Plan], points_per_request: int = 16) -> list[dict]:
-    """One result row per plan, scored by answer texts (see `content_summary`)."""
-    items, prompts, answers, owner = _question_rows(study, behaviour, split)
-    results = answer_logprobs(study.model, prompts, answers, plans, batch_size=study.profile.batch_size,
-                              points_per_request=points_per_request)
+    """One result row per plan, scored by answer texts (see `content_summary`); a question's options share
+    one packed row where the plans allow it (`packing.packable`), else one row each."""
+    items, heads, options, owner = _question_rows(study, behaviour, split)
+    size = study.profile.batch_size
+    if packable(study.model, plans):
+        results = packed_answer_logprobs(study.model, heads, options, plans, size, points_per_request)
+    else:
+        prompts = [heads[q] for q in owner]
+        answers = [text for shown in options for text in shown]
+        results = answer_logprobs(study.model, prompts, answers, plans, size, points_per_request)
     return [content_summary(items, scores.double().numpy(), owner) for scores in results]
 
 
@@ -177,6 +200,34 @@ def answer_token_means(model: Model, prompts: Sequence[str], answers: Sequence[s
     return {L: torch.cat(parts) for L, parts in out.items()}
 
 
+def option_means(model: Model, prompts: Sequence[str], answers: Sequence[Sequence[str]], layers: list[int],
+                 batch_size: int = 8) -> dict[int, torch.Tensor]:
+    """{layer: [every option, d]} as `answer_token_means` over every (prompts[q], answers[q][j]), in that order;
+    one packed row per prompt (its stem read once) where the model takes a 4D mask (`packing.packable`)."""
+    if not packable(model, []):
+        flat = [p for p, shown in zip(prompts, answers) for _ in shown]
+        return answer_token_means(model, flat, [a for shown in answers for a in shown], layers, batch_size)
+    layers = sorted({model.check_layer(L) for L in layers})
+    rows = [pack(model.tokenizer, p, a) for p, a in zip(prompts, answers)]
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else model.tokenizer.eos_token_id
+    out: dict[int, list[torch.Tensor]] = {L: [] for L in layers}
+    envoys = model.layers()
+    for batch in chunks(rows, batch_size):
+        enc = encode_packed(batch, pad, getattr(model, "dtype", None) or torch.float32)
+        weights = answer_weights(batch, enc["input_ids"].shape[1])
+        with torch.no_grad(), model.lm.trace(model.on_device(model_inputs(enc)), **model.last_logits(),
+                                             **model.trace_kwargs()):
+            saved = nnsight.save({})
+            for L in layers:  # forward order
+                h = envoys[L].output
+                saved[L] = (weights.to(h.device, h.dtype) @ h).save()
+        shown = torch.tensor([len(row.segments) for row in batch])
+        present = torch.arange(weights.shape[1])[None, :] < shown[:, None]
+        for L in layers:
+            out[L].append(saved[L].detach().float()[present])
+    return {L: torch.cat(parts) for L, parts in out.items()}
+
+
 def content_pairs(items: list[ABItem], style: str = "paper", tokenizer=None) -> tuple[list, list, list]:
     """(prompts, matching texts, non-matching texts): one pair per non-matching option."""
     prompts, pos, neg = [], [], []
@@ -190,12 +241,25 @@ def content_pairs(items: list[ABItem], style: str = "paper", tokenizer=None) -> 
     return prompts, pos, neg
 
 
+def pair_means(model: Model, items: list[ABItem], layers: list[int], style: str = "paper",
+               batch_size: int = 8) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """({layer: [pairs, d]} answer-token mean of stem + matching text, the same of stem + non-matching text),
+    pairs as `content_pairs`; each option is read once (`option_means`)."""
+    if not any(item.non_matching for item in items):
+        raise UserError("no content pairs to read")
+    heads = [content_prompt(item, style, model.tokenizer) for item in items]
+    means = option_means(model, heads, [texts(item) for item in items], layers, batch_size)
+    pos, neg, first = [], [], 0
+    for item in items:
+        where = {option: first + j for j, option in enumerate(item.options)}
+        pos += [where[item.matching]] * len(item.non_matching)
+        neg += [where[other] for other in item.non_matching]
+        first += len(item.options)
+    return {L: m[pos] for L, m in means.items()}, {L: m[neg] for L, m in means.items()}
+
+
 def pair_differences(model: Model, items: list[ABItem], layers: list[int], style: str = "paper",
                      batch_size: int = 8) -> dict[int, torch.Tensor]:
     """{layer: [pairs, d]} answer-token mean of stem + matching minus stem + non-matching."""
-    prompts, pos, neg = content_pairs(items, style, model.tokenizer)
-    if not prompts:
-        raise UserError("no content pairs to read")
-    plus = answer_token_means(model, prompts, pos, layers, batch_size)
-    minus = answer_token_means(model, prompts, neg, layers, batch_size)
+    plus, minus = pair_means(model, items, layers, style, batch_size)
     return {L: plus[L] - minus[L] for L in plus}

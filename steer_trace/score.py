@@ -54,9 +54,16 @@ class Readout:
     logit_positions: int | None = None
     max_tokens: int | None = None
     per_text: torch.Tensor | None = None  # [len(texts), ...]: reaches `save` as enc[ROW_DATA], per row
+    encode: Callable[[Model, Sequence], dict] | None = None  # a chunk of texts -> the pass's inputs (None: text)
 
 
 ROW_DATA = "readout_row_data"  # key of a pass's rows' `per_text` values in the encoding `save` sees
+STEER_MASK = "readout_token_mask"  # [B, T] real tokens, where the model's own attention_mask is not 2D (packing)
+
+
+def model_inputs(enc: dict) -> dict:
+    """What the model is called with: the encoding without the readout's own keys."""
+    return {key: value for key, value in enc.items() if not key.startswith("readout_")}
 
 
 # -- inside a trace --------------------------------------------------------------
@@ -65,7 +72,7 @@ ROW_DATA = "readout_row_data"  # key of a pass's rows' `per_text` values in the 
 def _steer(model: Model, plan: Plan | None, deltas: list, enc: dict) -> None:
     """One plan for every row (`plan`), or per-row pure-add deltas ([rows, d] per layer)."""
     if plan is not None:
-        apply_plan(model, plan, attention_mask=enc["attention_mask"])
+        apply_plan(model, plan, attention_mask=enc.get(STEER_MASK, enc["attention_mask"]))
         return
     layers = model.layers()
     for layer, delta in deltas:
@@ -85,7 +92,7 @@ def _start_at(model: Model, layer: int, hidden) -> None:
 def _prefix_pass(model: Model, enc: dict, layer: int, kwargs: dict, keep: bool):
     """Layers < `layer` over the chunk's texts; the layers above are skipped. Returns layer-1's output."""
     layers = model.layers()
-    with model.lm.trace(enc, **kwargs):
+    with model.lm.trace(model_inputs(enc), **kwargs):
         hidden = layers[layer - 1].output
         if keep:
             hidden = hidden.save()
@@ -95,8 +102,7 @@ def _prefix_pass(model: Model, enc: dict, layer: int, kwargs: dict, keep: bool):
 
 
 def _rows_pass(model: Model, enc: dict, plan, deltas, shared_below: int, hidden, readout: Readout, kwargs: dict):
-    inputs = {key: value for key, value in enc.items() if key != ROW_DATA}
-    with model.lm.trace(inputs, **kwargs):
+    with model.lm.trace(model_inputs(enc), **kwargs):
         if shared_below:
             _start_at(model, shared_below, hidden)
         _steer(model, plan, deltas, enc)
@@ -144,7 +150,9 @@ def measure(
         if c not in encoded:
             encoded.clear()  # batches come chunk by chunk
             chunk = [texts[j] for j in chunk_texts[c]]
-            encoded[c] = model.on_device(encode(model.tokenizer, chunk, readout.max_tokens))
+            inputs = readout.encode(model, chunk) if readout.encode else encode(model.tokenizer, chunk,
+                                                                                readout.max_tokens)
+            encoded[c] = model.on_device(inputs)
         return encoded[c]
 
     def prepared(batch: Batch) -> tuple:

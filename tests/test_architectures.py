@@ -252,3 +252,23 @@ def test_gpu_parity_script_runs_on_the_cpu(tmp_path):
     assert parity.main(argv) == 0
     text = log.read_text()
     assert text.count("\nok   ") == 12 and "FAIL" not in text and "0 failure(s)" in text
+
+
+def test_packed_content_scores_equal_one_row_per_option_where_packable(tiny):
+    """A 4D mask taken as given (packing.py): each family either packs to the unpacked numbers or says it
+    cannot (`packable` False, and content scoring keeps one row per option)."""
+    from steer_trace.content import answer_logprobs, packed_answer_logprobs
+    from steer_trace.packing import packable
+
+    family, model = tiny
+    plan = a_plan(model)
+    heads = ["Human:\nWhich one?\n\nAI:\n", "Human:\nPick a plan for the money you saved this year.\n\nAI:\n"]
+    options = [["The first", "The second one, surely"], ["Save it", "Spend it", "Give it away to a friend"]]
+    if not packable(model, [plan]):
+        pytest.skip(f"{family}: attention {model.config._attn_implementation} does not take a 4D mask as given")
+    got = packed_answer_logprobs(model, heads, options, [Plan.none(), plan], batch_size=2)
+    flat = [h for h, shown in zip(heads, options) for _ in shown]
+    want = answer_logprobs(model, flat, [t for shown in options for t in shown], [Plan.none(), plan], batch_size=1)
+    for g, w in zip(got, want):
+        assert (g - w).abs().max() <= 1e-4, family
+    assert (got[0] - got[1]).abs().max() > 1e-3

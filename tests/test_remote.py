@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from ndif_fixture import ndif_host, ndif_stack  # noqa: F401  (fixtures)
-from steer_trace.content import answer_logprobs
+from steer_trace.content import answer_logprobs, packed_answer_logprobs
 from steer_trace.errors import UserError
 from steer_trace.models import load_model
 from steer_trace.plan import Plan, steered_generate
@@ -135,6 +135,13 @@ def _same_content_scores(model, smol):
     for g, w in zip(got, want):
         assert torch.allclose(g, w, atol=1e-5)
     assert (want[0] - want[1]).abs().max() > 1e-3  # the steered plan moved the scores
+    # packed (a question's options in one row, a 4D attention mask): the same scores remotely as locally
+    heads, options = [CONTENT[0][0], CONTENT[2][0]], [[CONTENT[0][1], CONTENT[1][1]], [CONTENT[2][1], "No"]]
+    got = packed_answer_logprobs(model, heads, options, plans, batch_size=2, points_per_request=3)
+    want = packed_answer_logprobs(smol, heads, options, plans, batch_size=2)
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, atol=1e-5)
+    assert (want[0] - want[1]).abs().max() > 1e-3
 
 
 def test_local_simulation_content_scores_match(simulated, smol):

@@ -19,7 +19,6 @@ import torch
 
 from ..batching import chunks
 from ..cache import Run
-from ..content import content_pairs
 from ..plan import Plan
 from ..read import read_batch
 from ..stats import heldout_auc, sign_flip_null
@@ -40,13 +39,9 @@ def pair_activations(study, items, layers: list[int]) -> tuple[dict, dict]:
     """({layer: [pairs, d]} matching, same for non-matching): one pair per non-matching option."""
     model, bs = study.model, study.profile.batch_size
     if study.vector_source == "content":
-        from ..content import answer_token_means
+        from ..content import pair_means
 
-        prompts, pos, neg = content_pairs(items, study.prompt_style, model.tokenizer)
-        return (
-            answer_token_means(model, prompts, pos, layers, bs),
-            answer_token_means(model, prompts, neg, layers, bs),
-        )
+        return pair_means(model, items, layers, study.prompt_style, bs)
     pos, neg = [], []
     for item in items:
         prompt = study.prompt(item)
