@@ -14,6 +14,10 @@ from .read import contrastive_vector, mean_activations, read_batch, residual_nor
 from .score import answer_probs, answer_token_ids, token_accuracy
 from .vectors import SteeringVector, combine, cosine
 
+from . import _sources, batching, content, pairs, plan, read, score  # the modules that open traces
+
+_sources.pin(batching, content, pairs, plan, read, score)
+
 __all__ = [
     "Injection", "Plan", "SteeringVector", "UserError", "answer_probs", "answer_token_ids", "apply_plan",
     "combine", "contrastive_vector", "cosine", "extract_vector", "load_model", "mean_activations", "read_batch",
