@@ -11,8 +11,6 @@ share of the positions whose logits are kept, and the largest score difference b
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 from pathlib import Path
 
 import torch
@@ -23,7 +21,7 @@ from steer_trace.models import load_model
 from steer_trace.plan import Plan
 from steer_trace.score import Readout, measure
 
-from .harness import interleaved, median_ratio, random_vector
+from .harness import interleaved, load_line, median_ratio, medians_line, random_vector
 
 OWN_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "behaviours" / "myopic.jsonl"
 
@@ -61,12 +59,11 @@ def main(argv=None) -> None:
           f"{widths.float().mean():.0f} tokens on average (answers {int(lengths.min())}-{int(lengths.max())}), "
           f"{len(plans)} plans, batch {args.batch_size}, {args.repeats} rounds, "
           f"torch threads {torch.get_num_threads()}")
-    print(f"  median s: answer positions {statistics.median(times['answer positions']):.1f}, "
-          f"every position {statistics.median(times['every position']):.1f}")
+    print(medians_line(times))
     ratio = median_ratio(times["answer positions"], times["every position"])
     print(f"  time answer positions / every position {ratio:.2f}"
           f"  (logits kept at {kept:.2f} of the mean text's positions); max |score difference| {delta:.1e}")
-    print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(load_line())
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ Default questions: the project's own myopia set (two options); `--dataset` any A
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 from pathlib import Path
 
 import torch
@@ -23,7 +21,7 @@ from steer_trace.models import load_model
 from steer_trace.packing import pack
 from steer_trace.plan import Plan
 
-from .harness import interleaved, median_ratio, random_vector
+from .harness import interleaved, load_line, median_ratio, medians_line, random_vector
 
 OWN_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "behaviours" / "myopic.jsonl"
 
@@ -61,12 +59,11 @@ def main(argv=None) -> None:
           f"{args.repeats} rounds, torch threads {torch.get_num_threads()}")
     print(f"  tokens per plan: packed {packed_tokens}, row per option {unpacked_tokens} "
           f"(ratio {packed_tokens / unpacked_tokens:.2f})")
-    print(f"  median s: packed {statistics.median(times['packed']):.1f}, "
-          f"row per option {statistics.median(times['row per option']):.1f}")
+    print(medians_line(times))
     ratio = median_ratio(times["packed"], times["row per option"])
     print(f"  time packed / row per option {ratio:.2f}  (token ratio {packed_tokens / unpacked_tokens:.2f}); "
           f"max |score difference| {delta:.1e}")
-    print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(load_line())
 
 
 if __name__ == "__main__":

@@ -122,6 +122,15 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: bool
     return times, values, passes
 
 
+def medians_line(times: dict[str, list[float]]) -> str:
+    """'  median s: a 1.2, b 3.4' for the sides of an interleaved comparison."""
+    return "  median s: " + ", ".join(f"{name} {statistics.median(t):.1f}" for name, t in times.items())
+
+
+def load_line() -> str:
+    return f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+
+
 def median_ratio(num: Sequence[float], den: Sequence[float]) -> float:
     """Median of the paired ratios num[i] / den[i]."""
     return statistics.median(a / b for a, b in zip(num, den))

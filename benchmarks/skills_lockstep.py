@@ -15,9 +15,7 @@ with per-token cost taken as parameters: a layer's share (1 - h) / n, the head's
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from steer_trace.models import load_model
 from steer_trace.plan import Plan
 from steer_trace.row_plans import forward_equivalents, layout
 
-from .harness import interleaved, median_ratio, random_vector
+from .harness import interleaved, load_line, median_ratio, medians_line, random_vector
 
 
 def small_vectors(model, norm: float) -> dict:
@@ -123,7 +121,7 @@ def main(argv=None) -> None:
           f"(S={s} steps, {steered} steered points), {n_docs} documents of <= {args.max_tokens} tokens, "
           f"batch {args.batch_size}, {args.repeats} rounds, torch threads {torch.get_num_threads()}")
     print("  forward passes (prefix passes included): " + ", ".join(f"{name} {passes[name]}" for name in sides))
-    print("  median s: " + ", ".join(f"{name} {statistics.median(times[name]):.1f}" for name in sides))
+    print(medians_line({name: times[name] for name in sides}))
     print(f"  time lockstep/one-by-one {median_ratio(times['lockstep'], times['one-by-one']):.2f}  "
           f"ideal (L + K(n-L))/(K n) = {formula:.2f} (layout forward-equivalents {from_layout:.2f}), "
           f"with the head {lock_head:.2f}")
@@ -131,7 +129,7 @@ def main(argv=None) -> None:
           f"ideal (L + S K(n-L))/(S (L + K(n-L))) = {kept_formula:.2f}, with the head {kept_head:.2f}; "
           f"same points and counts on all three: {'yes' if same else 'NO'}")
     print(f"  head share h = {h:.2f} of a pass's per-token cost (parameters: head / (head + decoder layers))")
-    print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(load_line())
     if not same:
         raise SystemExit("error: the three sides scored different points or counts")
 
