@@ -4,7 +4,8 @@
 # (every rotation), the paper's layers 10 and 15 of 32 (9 and 14 here); multipliers relative to the
 # layer's residual norm (--relative), fixed (no grid), so both modes add vectors of the same size.
 # Steps (default: all, in this order): extract single simultaneous diagnose half combined
-# (and, asked by name: draws / draws9 - five more random directions per point at layer 14 / 9, for the spread)
+# (and, asked by name: draws / draws9 - five more random directions per point at layer 14 / 9, for the spread;
+# interference - every vector x every behaviour at layer 14, x+-1)
 # Resumable: every point is cached, rerunning recomputes nothing that finished.
 # Usage: OMP_NUM_THREADS=1 nohup sh results/behaviours_run2.sh letter [step ...] >> results/behaviours_run_letter.log 2>&1 &
 set -e
@@ -28,6 +29,7 @@ for step in $steps; do
     half) run single --relative --layers 9,14 --add-mult 0.5 --subtract-mult 0.5 ;;
     draws) run single --relative --layers 14 --add-mult 1 --subtract-mult 1 --more-random 5 ;;
     draws9) run single --relative --layers 9 --add-mult 1 --subtract-mult 1 --more-random 5 ;;
+    interference) run interference --relative --layers 14 --multipliers=-1,1 ;;
     combined) run combined --relative --layers 14 --add-mult 1 --subtract-mult 1
               run combined --relative --layers 9 --add-mult 1 --subtract-mult 1 ;;
     *) echo "unknown step $step"; exit 2 ;;
