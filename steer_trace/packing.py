@@ -16,8 +16,9 @@ Gotchas:
   `content.answer_lengths`): the shared stem is the prefix every option's tokens agree on;
 - every position of a packed row is steered alike, so only position-independent steering
   (scope `all`) gives the unpacked numbers; `packable` says when a call may pack;
-- the model must take a 4D mask as given (transformers' sdpa and eager attention do);
-  `packable` checks the attention implementation.
+- the model must take a 4D mask as given (transformers' sdpa and eager attention do; flash attention does
+  not); `packable` checks the attention implementation. On NDIF the client's counts: nnsight sends it with
+  every request and the server switches to it or refuses the request.
 """
 
 from __future__ import annotations
