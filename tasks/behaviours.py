@@ -55,7 +55,7 @@ def study_options(func):
     @click.option("--n-vector", type=int, default=None, help="Cap on vector pairs (profile default).")
     @click.option("--n-validation", type=int, default=None, help="Cap on validation questions.")
     @click.option("--n-test", type=int, default=None, help="Cap on test questions (before both orders).")
-    @click.option("--batch-size", type=int, default=None, help="Prompts per forward pass.")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Prompts per forward pass.")
     @click.option("--tax-docs", type=click.IntRange(min=1), default=None,
                   help="Plain-text documents for the alignment tax (profile default; paper: 200).")
     @click.option("--skip-bad-rows", is_flag=True,
@@ -86,7 +86,7 @@ def build_study(model_spec: dict, study_args: dict):
     profile = make_profile(args.pop("profile"), *args.pop("sizes"))
     batch_size, tax_docs = args.pop("batch_size"), args.pop("tax_docs")
     if batch_size:
-        profile = replace(profile, batch_size=max(1, batch_size))
+        profile = replace(profile, batch_size=batch_size)
     if tax_docs:
         profile = replace(profile, tax_docs=tax_docs)
     return open_study(lambda: open_model(model_spec), profile, **args)

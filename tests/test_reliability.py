@@ -83,6 +83,7 @@ def test_a_missing_data_path_is_an_error_before_the_model_opens(where, tmp_path,
     (["simultaneous", "--layers", "3"], "one layer per behaviour"),  # two behaviours, one layer
     (["single", "--n-test", "-3"], "--n-test must be at least 1"),
     (["single", "--n-vector", "0"], "--n-vector must be at least 1"),
+    (["single", "--batch-size", "-2"], "-2 is not in the range x>=1"),  # was taken as 1, silently
     (["single", "--add-mult", "2"], "give both --add-mult and --subtract-mult"),
     (["single", "--layers", "9,x", "--add-mult", "1", "--subtract-mult", "1"], "cannot read '9,x'"),
     (["single", "--layers", "9,,14", "--add-mult", "1", "--subtract-mult", "1"], "'9,,14' has an empty item"),
