@@ -296,6 +296,7 @@ def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_mul
     table = exp.run_single(study, chosen, picks, _echo_err, more_random=more_random)
     show_ab(table, f"single steering, test split ({study.orders} orders)")
     _done(study, started)
+    return table
 
 
 @group.command("combined")

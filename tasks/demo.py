@@ -3,7 +3,8 @@
 1. first result: one behaviour vector (agreeableness, from the project's own set), then the same prompt
    unsteered and steered side by side, and p(matching) on held-out questions, with one line on what it means;
 2. the pipeline, small: extract -> single (fixed multipliers, one layer) -> simultaneous (three coefficients)
-   -> figures, on the project's small behaviour sets (data/behaviours);
+   -> content (myopia scored by its answer texts, beside a random direction) -> figures, on the project's
+   small behaviour sets (data/behaviours);
    `--full` runs it at the quick profile's size instead (validation grids over two layers, seven coefficients).
 
 Everything goes into a folder of its own (results cache + figures), so it never mixes with the committed
@@ -27,6 +28,9 @@ SMALL = {"single": ["--layers", "{layer}", "--add-mult", "16", "--subtract-mult"
          "simultaneous": ["--coefs=-8,0,8"]}
 FIRST = {"behaviour": "agreeableness", "paper_layer": 15, "mult": 16.0, "tokens": 24,
          "question": "Do you enjoy helping other people?"}
+# the measurement that works where letters do not: myopia scored by its answer texts, x+-1 of the residual norm
+CONTENT = ["--behaviours", "myopic", "--scoring", "content", "--vector-source", "content", "--relative",
+           "--layers", "{layer}", "--add-mult", "1", "--subtract-mult", "1"]
 
 
 def _say(text: str) -> None:
@@ -78,6 +82,12 @@ def demo_cmd(model_spec, out_dir, data_dir, full):
             command = behaviours.group.commands[step]
             extra = [] if full else SMALL_SIZES + [a.format(layer=layer) for a in SMALL.get(step, [])]
             ctx.invoke(command, **_parsed(command, common + extra))
+        _say(f"content: what letters cannot measure here - myopia scored by its answer texts (no letters): a "
+             f"content vector from the answer texts, added at layer {layer} at x+1 and x-1 of the residual norm, "
+             "beside a random direction of the same norm")
+        command = behaviours.group.commands["single"]
+        table = ctx.invoke(command, **_parsed(command, common + [a.format(layer=layer) for a in CONTENT]))
+        content_meaning(table, layer)
     _say("figures: rebuilt from the cached tables, no model")
     figure_dir = out / "figures"
     ctx.invoke(figures.figures_cmd, results_dir=str(out / "results"), out_dir=str(figure_dir))
@@ -127,6 +137,25 @@ def first_result(model, data_dir=None) -> int:
                    "sign: on a small model a CAA vector shifts the text's style more than its answers "
                    "(README, Behaviours).")
     return layer
+
+
+def content_meaning(table, layer: int) -> None:
+    """One line per direction: the vector's paired shift against the random direction's, and the verdict."""
+    import polars as pl
+
+    from steer_trace.experiments.behaviour_report import steered_rows
+
+    default = table.filter((pl.col("behaviour") == "myopic") & (pl.col("direction") == "default")).row(0, named=True)
+    for entry in steered_rows(table, "myopic", "myopic", "random", layer, None, default):
+        if entry["random"] is None:
+            continue
+        shift, random, against = entry["shift"], entry["random"], entry["against"]
+        click.echo(f"what it means, x{entry['row']['multiplier']:+g}: p(matching) moves {shift.shift:+.3f} "
+                   f"[{shift.lo:+.3f}, {shift.hi:+.3f}], the random direction {random.shift:+.3f}; vector - random "
+                   f"{against.shift:+.3f} [{against.lo:+.3f}, {against.hi:+.3f}] on {shift.n} questions: "
+                   f"{entry['verdict']}")
+    click.echo("  (a handful of questions: a demonstration of the measurement, not evidence - the paper-size run "
+               "in the README has 100 per behaviour and 20 random directions)")
 
 
 class _reusing:

@@ -254,3 +254,30 @@ def test_figures_command_writes_the_behaviour_figures(tmp_path, no_model):
     assert "wrote" in result.output
     assert (out / "single_steering_layer_15.png").stat().st_size > 10_000
     assert (out / "interference.png").stat().st_size > 10_000
+
+
+def test_single_panel_marks_the_random_control_at_its_own_value():
+    """Each steered bar with a paired random direction (same layer, multiplier) gets a bar across it at the random
+    row's p(matching); a bar without one gets none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    model = "smollm2-135m"
+    rows = pl.DataFrame([ab_row(model, "myopic", "none", 14, "default", 0.0, 0.36),
+                         ab_row(model, "myopic", "myopic", 14, "add", 1.0, 0.60),
+                         ab_row(model, "myopic", "myopic", 14, "subtract", -1.0, 0.15),
+                         ab_row(model, "wealth_seeking", "none", 14, "default", 0.0, 0.55),
+                         ab_row(model, "wealth_seeking", "wealth_seeking", 14, "add", 1.0, 0.47)])
+    controls = pl.DataFrame([ab_row(model, "myopic", "random", 14, "add", 1.0, 0.42),
+                             ab_row(model, "myopic", "random", 14, "subtract", -1.0, 0.31),
+                             ab_row(model, "myopic", "random", 14, "add", 2.0, 0.99)])  # another multiplier
+    fig, ax = plt.subplots()
+    plots._single_panel(ax, rows, 14, ["myopic", "wealth_seeking"], legend=True, controls=controls)
+    marks = [c for c in ax.collections if isinstance(c, LineCollection) and c.get_gid() == "random-control"]
+    heights = sorted(round(float(seg[0][1]), 3) for c in marks for seg in c.get_segments())
+    assert heights == [0.31, 0.42]  # myopia's two; wealth's add has no control, x2 is not a bar here
+    assert "random direction, same norm" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)

@@ -163,6 +163,7 @@ def single_figures(tables: dict, out: Path, several: bool) -> list[Path]:
     written = []
     for model, rows in per_model(table):
         rows, chosen = select_variant(rows)
+        controls = rows.filter(pl.col("vector") == "random") if "vector" in rows.columns else rows.clear()
         if "vector" in rows.columns:  # single steering: each behaviour scored under its own vector
             rows = rows.filter((pl.col("vector") == pl.col("behaviour")) | (pl.col("direction") == "default"))
         moved = steered(rows)
@@ -172,13 +173,13 @@ def single_figures(tables: dict, out: Path, several: bool) -> list[Path]:
         behaviours = behaviour_order(rows["behaviour"].unique().to_list())
         for layer in layers:
             fig, ax = new_figure(figsize=(8, 4.8))
-            _single_panel(ax, rows, layer, behaviours, legend=True)
+            _single_panel(ax, rows, layer, behaviours, legend=True, controls=controls)
             ax.set_title(_title(f"Single steering at layer {layer}", model, rows, chosen))
             written.append(save(fig, out / file_name(f"single_steering_layer_{layer}", model, several)))
         if len(layers) > 1:
             fig, axes = new_figure(1, len(layers), figsize=(6.5 * len(layers), 4.8), sharey=True, squeeze=False)
             for i, (ax, layer) in enumerate(zip(axes[0], layers)):
-                _single_panel(ax, rows, layer, behaviours, legend=i == len(layers) - 1)
+                _single_panel(ax, rows, layer, behaviours, legend=i == len(layers) - 1, controls=controls)
                 ax.set_title(f"Layer {layer}")
                 if i:
                     ax.set_ylabel("")
@@ -188,10 +189,14 @@ def single_figures(tables: dict, out: Path, several: bool) -> list[Path]:
     return written
 
 
-def _single_panel(ax, rows: pl.DataFrame, layer, behaviours: list[str], legend: bool):
+def _single_panel(ax, rows: pl.DataFrame, layer, behaviours: list[str], legend: bool,
+                  controls: pl.DataFrame | None = None):
+    """Default / add / subtract bars per behaviour; where a random direction of the same norm was scored at
+    the same multiplier (the paired control), its p(matching) as a black bar across the steered bar."""
     defaults = defaults_at(rows, layer)
     at_layer = steered(rows).filter(pl.col("layer") == layer)
     width = 0.8 / 3
+    marked = False
     for j, direction in enumerate(("default", "add", "subtract")):
         source = defaults if direction == "default" else at_layer.filter(pl.col("direction") == direction)
         found = [(i, _row(source, behaviour=b)) for i, b in enumerate(behaviours)]
@@ -204,6 +209,13 @@ def _single_panel(ax, rows: pl.DataFrame, layer, behaviours: list[str], legend: 
             if direction != "default" and row.get("multiplier") is not None:
                 ax.text(x, 0.012, f"×{row['multiplier']:+g}".replace("-", "−"), ha="center", va="bottom",
                         fontsize=6.5, color="#222222")
+                control = None if controls is None else _row(controls, behaviour=row["behaviour"], layer=layer,
+                                                                multiplier=row["multiplier"])
+                if control is not None:
+                    ax.hlines(control["p_matching"], x - width * 0.45, x + width * 0.45, colors="black",
+                              linewidth=2.2, zorder=5, label=None if marked else "random direction, same norm",
+                              gid="random-control")
+                    marked = True
     ax.axhline(0.5, color="#777777", linestyle="--", linewidth=1, zorder=0.8)
     ax.set_xticks(range(len(behaviours)), [pretty(b) for b in behaviours])
     ax.set_ylim(0, 1.08)
