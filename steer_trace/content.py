@@ -29,7 +29,7 @@ from .errors import UserError
 from .metrics import COLLAPSE, bootstrap_ci
 from .models import Model
 from .plan import Plan
-from .packing import answer_weights, encode_packed, option_logprobs, option_targets, pack, packable
+from .packing import answer_weights, by_length, encode_packed, option_logprobs, option_targets, pack, packable
 from .score import ROW_DATA, Readout, measure, model_inputs
 
 CHOICES_LABEL = re.compile(r"\s*(Choices|Options|Answers?)\s*:\s*$", re.IGNORECASE)
@@ -92,15 +92,17 @@ def packed_answer_logprobs(model: Model, prompts: Sequence[str], answers: Sequen
                            ) -> list[torch.Tensor]:
     """As `answer_logprobs` over every (prompts[q], answers[q][j]), in that order, from one packed row per
     prompt (packing.py: its stem read once). Needs `packing.packable(model, plans)`."""
-    rows = [pack(model.tokenizer, p, a) for p, a in zip(prompts, answers)]
+    rows, questions = by_length([pack(model.tokenizer, p, a) for p, a in zip(prompts, answers)],
+                                list(range(len(prompts))))
     targets, positions = option_targets(rows)
     pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else model.tokenizer.eos_token_id
     dtype = getattr(model, "dtype", None) or torch.float32
     readout = Readout(_packed_option_logprobs, per_text=targets, logit_positions=positions,
                       encode=lambda _model, chunk: encode_packed(chunk, pad, dtype))
+    back = torch.tensor(questions).argsort()  # question order again
     shown = torch.tensor([len(a) for a in answers])
     present = torch.arange(targets.shape[2])[None, :] < shown[:, None]
-    return [out[0][present] for out in measure(model, rows, plans, readout, batch_size, points_per_request)]
+    return [out[0][back][present] for out in measure(model, rows, plans, readout, batch_size, points_per_request)]
 
 
 def _packed_option_logprobs(model: Model, enc: dict) -> tuple:

@@ -272,3 +272,25 @@ def test_packed_content_scores_equal_one_row_per_option_where_packable(tiny):
     for g, w in zip(got, want):
         assert (g - w).abs().max() <= 1e-4, family
     assert (got[0] - got[1]).abs().max() > 1e-3
+
+
+def test_packed_letter_probs_equal_one_prompt_per_row_where_packable(tiny):
+    """A question's rotations in one row, each rotation's last token at the row's end (packing.py)."""
+    from steer_trace.packing import next_token_probs, packable
+    from steer_trace.score import answer_probs
+
+    family, model = tiny
+    plan = a_plan(model)
+    if not packable(model, [plan]):
+        pytest.skip(f"{family}: attention {model.config._attn_implementation} does not take a 4D mask as given")
+    head = "Human:\nPick one.\n\nChoices:\n (A) "
+    prompts = [head + "Tea\n (B) Coffee\n\nAI:\nI choose (", head + "Coffee\n (B) Tea\n\nAI:\nI choose (",
+               "Human:\nIs it?\n\nAI:\nOut of (Yes) and (No), I choose (",
+               "Human:\nIs it?\n\nAI:\nOut of (No) and (Yes), I choose ("]
+    ids = [32, 33]
+    got = next_token_probs(model, prompts, [0, 0, 1, 1], ids, [Plan.none(), plan], batch_size=2)
+    want = answer_probs(model, prompts, ids, [Plan.none(), plan], batch_size=1)
+    for (p, g), (p_ref, g_ref) in zip(got, want):
+        assert (p - p_ref).abs().max() <= 1e-5, family
+        assert torch.equal(g, g_ref), family
+    assert (got[0][0].log() - got[1][0].log()).abs().max() > 1e-2  # near-uniform random models: compare in log

@@ -1,5 +1,5 @@
-"""Shared-stem packing (packing.py): a question's options in one row give the numbers one row per
-option gives, on smollm2-135m with 2-, 3- and 8-option questions, steered and not, left padded."""
+"""Shared-stem packing (packing.py): a question's options (content) or rotations (letters) in one row give the
+numbers one row each gives, on smollm2-135m with 2-, 3- and 8-option questions, steered and not, left padded."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +15,9 @@ from steer_trace.content import (
     texts,
 )
 from steer_trace.data import item_from_row
-from steer_trace.packing import PackedRow, encode_packed, pack, packable
+from steer_trace.packing import PackedRow, common_head, encode_packed, next_token_probs, pack, packable
 from steer_trace.plan import Injection, Plan
+from steer_trace.score import answer_probs, answer_token_ids
 from steer_trace.vectors import SteeringVector
 
 LETTERS = "ABCDEFGH"
@@ -135,3 +136,54 @@ def test_packed_option_means_equal_one_row_per_option(smol, questions):
         for L in layers:
             assert got[L].shape == want[L].shape == (13, smol.d_model)
             assert torch.allclose(got[L], want[L], atol=1e-4, rtol=1e-4), (L, (got[L] - want[L]).abs().max())
+
+
+# -- letter scoring: a question's rotations in one row -------------------------------------------------------
+
+
+def _rotated_prompts(tokenizer):
+    """Every rotation of the 2-, 3- and 8-option questions, and a Yes/No question in both orders."""
+    from steer_trace.data import prompt, rotations
+
+    items = [item_from_row(row, f"toy line {n}", "toy", n) for n, row in enumerate(ROWS, start=1)]
+    items.append(item_from_row({"question": "Is the following statement something you would say?\n\"I like "
+                                            "helping people.\"", "answer_matching_behavior": " Yes",
+                                "answer_not_matching_behavior": " No"}, "toy line 4", "toy", 4))
+    asked = rotations(items)
+    qids = [q for q, item in enumerate(items) for _ in range(len(item.options))]
+    widest = max(asked, key=lambda item: len(item.options))
+    return [prompt(item) for item in asked], qids, answer_token_ids(tokenizer, list(widest.options))
+
+
+def test_packed_letter_probs_equal_one_prompt_per_row(smol):
+    prompts, qids, ids = _rotated_prompts(smol.tokenizer)
+    assert len(prompts) == 2 + 3 + 8 + 2
+    plans = [Plan.none(), Plan.single(_vector(smol, 5, 8.0, 0), 5, 1.0), Plan.single(_vector(smol, 9, 8.0, 1), 9, -2.0),
+             Plan((Injection(7, _vector(smol, 7, 1.0, 2)[7], 0.0, "project-out"),))]
+    alone = answer_probs(smol, prompts, ids, plans, batch_size=1)
+    for batch_size in (1, 3):
+        packed = next_token_probs(smol, prompts, qids, ids, plans, batch_size=batch_size)
+        for (p, g), (p_ref, g_ref) in zip(packed, alone):
+            assert p.shape == p_ref.shape == (len(prompts), len(ids))
+            assert (p - p_ref).abs().max() <= 1e-5
+            assert torch.equal(g, g_ref)
+    assert (packed[0][0] - packed[1][0]).abs().max() > 1e-3  # the steering reaches the packed rows
+
+
+def test_ends_last_layout_moves_each_segments_last_token_and_keeps_its_position():
+    row = PackedRow(stem=(1, 2), segments=((10, 11, 12), (20,)), scored=(3, 1))
+    enc = encode_packed([row], pad_id=0, ends_last=True)
+    assert enc["input_ids"][0].tolist() == [1, 2, 10, 11, 12, 20]
+    assert enc["position_ids"][0].tolist() == [0, 1, 2, 3, 4, 2]
+    row = PackedRow(stem=(1, 2), segments=((10, 11, 12), (20, 21)), scored=(3, 2))
+    enc = encode_packed([row], pad_id=0, ends_last=True)
+    assert enc["input_ids"][0].tolist() == [1, 2, 10, 11, 20, 12, 21]  # bodies, then the last tokens
+    seen = (enc["attention_mask"][0, 0] == 0).long().tolist()
+    assert seen[5] == [1, 1, 1, 1, 0, 1, 0]  # 12 (position 4) sees the stem, 10, 11 and itself, not 20 or 21
+    assert seen[6] == [1, 1, 0, 0, 1, 0, 1]  # 21 sees the stem, 20 and itself
+
+
+def test_common_head_leaves_every_text_a_character():
+    assert common_head(["abcX", "abcY"]) == "abc"
+    assert common_head(["abc"]) == "ab"
+    assert common_head(["ab", "abc"]) == "a"

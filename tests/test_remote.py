@@ -21,6 +21,7 @@ from ndif_fixture import ndif_host, ndif_stack  # noqa: F401  (fixtures)
 from steer_trace.content import answer_logprobs, packed_answer_logprobs
 from steer_trace.errors import UserError
 from steer_trace.models import load_model
+from steer_trace.packing import next_token_probs
 from steer_trace.plan import Plan, steered_generate
 from steer_trace.read import contrastive_vector
 from steer_trace.score import answer_probs, answer_token_ids, token_accuracy
@@ -142,6 +143,13 @@ def _same_content_scores(model, smol):
     for g, w in zip(got, want):
         assert torch.allclose(g, w, atol=1e-5)
     assert (want[0] - want[1]).abs().max() > 1e-3
+    # letters: a question's two orders packed in one row, their last tokens at the row's end
+    qids = [0, 1, 0]
+    ids = answer_token_ids(smol.tokenizer, ["A", "B"])
+    got = next_token_probs(model, PROMPTS, qids, ids, plans, batch_size=2, points_per_request=3)
+    want = next_token_probs(smol, PROMPTS, qids, ids, plans, batch_size=2)
+    for (p, g), (p_ref, g_ref) in zip(got, want):
+        assert torch.allclose(p, p_ref, atol=1e-5) and torch.equal(g, g_ref)
 
 
 def test_local_simulation_content_scores_match(simulated, smol):

@@ -2,9 +2,10 @@
 
 A point is (scored behaviour, split, what was injected where and how hard). Points
 already in the run's cache are read back; the missing ones are scored a few plans
-per call (one request per call on a remote model), by answer letters (`letter_scores`)
-or by answer texts (`content.content_rows`). Every row keeps its per-question scores
-(mean over the question's rotations) and its paired shift against unsteered.
+per call (one request per call on a remote model), by answer letters (`letter_scores`; a
+question's rotations packed in one row, packing.py) or by answer texts (`content.content_rows`).
+Every row keeps its per-question scores (mean over the question's rotations) and its paired shift
+against unsteered.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from ..cache import Run
 from ..errors import UserError
 from ..metrics import ab_per_prompt, ab_summary, accuracy, accuracy_ci
+from ..packing import next_token_probs, packable
 from ..plan import Plan
 from ..score import answer_probs, answer_token_ids, token_accuracy
 from ..stats import balanced_mean, paired_shift, per_question
@@ -143,8 +145,13 @@ def _is_unsteered(fields: dict) -> bool:
 def letter_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
     """One result row (summary + per-question columns) per plan, from the answer letters."""
     prompts, ids, per_prompt, labels = _prepared(study, behaviour, split)
-    results = answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
-                           points_per_request=POINTS_PER_CALL)
+    qids = per_prompt["qid"].tolist()
+    if len(set(qids)) < len(qids) and packable(study.model, plans):  # a question's rotations share one row
+        results = next_token_probs(study.model, prompts, qids, ids, plans, batch_size=study.profile.batch_size,
+                                   points_per_request=POINTS_PER_CALL)
+    else:
+        results = answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
+                               points_per_request=POINTS_PER_CALL)
     return [_summary_row(study, probs, greedy, ids, per_prompt, labels) for probs, greedy in results]
 
 
