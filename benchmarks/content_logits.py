@@ -10,38 +10,27 @@ share of the positions whose logits are kept, and the largest score difference b
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 
 import torch
 
 from steer_trace import content
 from steer_trace.data import load_ab_file
 from steer_trace.models import load_model
-from steer_trace.plan import Plan
 from steer_trace.score import Readout, measure
 
-from .harness import interleaved, load_line, median_ratio, medians_line, random_vector
+from .harness import (OWN_QUESTIONS, interleaved, load_line, median_ratio, medians_line, middle_layer_plans,
+                      question_bench_args)
 
-OWN_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "behaviours" / "myopic.jsonl"
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.content_logits")
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--questions", type=int, default=24)
-    parser.add_argument("--plans", type=int, default=4, help="Unsteered + this many - 1 steered plans.")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args(argv)
+    args = question_bench_args("python -m benchmarks.content_logits", argv, dataset=False)
 
     model = load_model(args.model)
     items = load_ab_file(OWN_QUESTIONS)[: args.questions]
     prompts = [content.content_prompt(i) for i in items for _ in content.texts(i)]
     answers = [t for i in items for t in content.texts(i)]
-    layer = model.n_layers // 2
-    plans = [Plan.none()] + [Plan.single(random_vector(model, [layer], seed=k, norm=8.0), layer, 1.0)
-                             for k in range(args.plans - 1)]
+    plans = middle_layer_plans(model, args.plans)
     lengths = torch.tensor(content.answer_lengths(model.tokenizer, prompts, answers))
     widths = torch.tensor([len(ids) for ids in model.tokenizer([p + a for p, a in zip(prompts, answers)])["input_ids"]])
 

@@ -24,6 +24,7 @@ counts calls (measurement only; it touches no value).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -35,6 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -155,6 +157,29 @@ def random_vector(model: Model, layers: Sequence[int], seed: int = 0, norm: floa
         v = torch.randn(model.d_model, generator=gen)
         out[int(L)] = v / v.norm() * norm
     return SteeringVector(out, {"name": f"random-{seed}", "method": "random"})
+
+
+OWN_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "behaviours" / "myopic.jsonl"
+
+
+def question_bench_args(prog: str, argv=None, dataset: bool = False):
+    """The options every question-scoring benchmark takes (model, questions, plans, repeats, batch size)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--model", default="smollm2-135m")
+    if dataset:
+        parser.add_argument("--dataset", type=Path, default=OWN_QUESTIONS)
+    parser.add_argument("--questions", type=int, default=24)
+    parser.add_argument("--plans", type=int, default=4, help="Unsteered + this many - 1 steered plans.")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    return parser.parse_args(argv)
+
+
+def middle_layer_plans(model: Model, n: int) -> list[Plan]:
+    """Unsteered + n - 1 plans each adding a different random direction (norm 8) at the middle layer."""
+    layer = model.n_layers // 2
+    return [Plan.none()] + [Plan.single(random_vector(model, [layer], seed=k, norm=8.0), layer, 1.0)
+                            for k in range(n - 1)]
 
 
 # -- 1. steering overhead -----------------------------------------------------

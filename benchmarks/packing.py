@@ -10,8 +10,6 @@ Default questions: the project's own myopia set (two options); `--dataset` any A
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 
 import torch
 
@@ -19,29 +17,19 @@ from steer_trace import content
 from steer_trace.data import load_ab_file, prompt, rotations
 from steer_trace.models import load_model
 from steer_trace.packing import common_head, next_token_probs, pack
-from steer_trace.plan import Plan
 from steer_trace.score import answer_probs, answer_token_ids
 
-from .harness import interleaved, load_line, median_ratio, medians_line, random_vector
+from .harness import (interleaved, load_line, median_ratio, medians_line, middle_layer_plans,
+                      question_bench_args)
 
-OWN_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "behaviours" / "myopic.jsonl"
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.packing")
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--dataset", type=Path, default=OWN_QUESTIONS)
-    parser.add_argument("--questions", type=int, default=24)
-    parser.add_argument("--plans", type=int, default=4, help="Unsteered + this many - 1 steered plans.")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args(argv)
+    args = question_bench_args("python -m benchmarks.packing", argv, dataset=True)
 
     model = load_model(args.model)
     items = load_ab_file(args.dataset)[: args.questions]
-    layer = model.n_layers // 2
-    plans = [Plan.none()] + [Plan.single(random_vector(model, [layer], seed=k, norm=8.0), layer, 1.0)
-                             for k in range(args.plans - 1)]
+    plans = middle_layer_plans(model, args.plans)
     print(f"{args.model}: {len(items)} questions of {args.dataset.name}, {len(plans)} plans, batch {args.batch_size}, "
           f"{args.repeats} rounds, torch threads {torch.get_num_threads()}")
     content_scoring(model, items, plans, args)
