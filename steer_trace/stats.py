@@ -127,16 +127,33 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom > 0 else float("nan")
 
 
-def split_half(diffs, n_splits: int = 20, seed: int = 0) -> float:
-    """Mean cosine between the mean of one random half of the pair differences [N, d] and
-    the mean of the other half (near 1: the direction is reliable; near 0: noise)."""
+def _labels(groups) -> np.ndarray | None:
+    return None if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+
+
+def group_mean(diffs, groups=None) -> np.ndarray:
+    """The vector as extracted: the plain mean of the pair differences [N, d], or with `groups` (one label per
+    pair, e.g. its matching answer letter) the mean of the per-group means (the letter-balanced CAA vector)."""
     diffs = np.asarray(diffs, dtype=np.float64)
+    if groups is None:
+        return diffs.mean(0)
+    labels = np.asarray(groups)
+    return np.mean([diffs[labels == g].mean(0) for g in np.unique(labels)], axis=0)
+
+
+def split_half(diffs, n_splits: int = 20, seed: int = 0, groups=None) -> float:
+    """Mean cosine between the vector (`group_mean`) of one random half of the pairs and that of the other
+    half (near 1: the direction is reliable; near 0: noise)."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    labels = _labels(groups)
     rng = np.random.default_rng(seed)
     half = diffs.shape[0] // 2
     out = []
     for _ in range(n_splits):
         order = rng.permutation(diffs.shape[0])
-        out.append(_cos(diffs[order[:half]].mean(0), diffs[order[half : 2 * half]].mean(0)))
+        a, b = order[:half], order[half : 2 * half]
+        out.append(_cos(group_mean(diffs[a], None if labels is None else labels[a]),
+                        group_mean(diffs[b], None if labels is None else labels[b])))
     return float(np.mean(out))
 
 
@@ -154,19 +171,33 @@ class VectorQuality:
         return asdict(self)
 
 
-def sign_flip_null(diffs, n_null: int = 200, n_splits: int = 4, seed: int = 0) -> VectorQuality:
+def sign_flip_null(diffs, n_null: int = 200, n_splits: int = 4, seed: int = 0, groups=None,
+                   swapped=None) -> VectorQuality:
     """The vector's norm and split-half reliability against a label-permutation null: each
     pair's (matching, non-matching) labels swapped at random, i.e. its difference's sign
-    flipped. p-values: the share of null draws at least as large as observed."""
+    flipped. With `groups` (the vector is the mean of per-group means), a swapped pair also
+    moves to the group of its other answer (`swapped`, one label per pair): a pair (A matching,
+    B not) swapped is a B-matching pair, so the letter part of the differences keeps its sign
+    per group and cancels in the null as it does in the vector. Without this, a difference
+    dominated by the answer-letter direction makes every null half-vector the letter direction
+    (null split-half ~0.98: no test at all). p-values: the share of null draws at least as large
+    as observed."""
     diffs = np.asarray(diffs, dtype=np.float64)
+    if (groups is None) != (swapped is None):
+        raise ValueError("groups and swapped go together")
+    if groups is not None:
+        both = np.unique(np.concatenate([np.asarray(groups), np.asarray(swapped)]), return_inverse=True)[1]
+        groups, swapped = both[: diffs.shape[0]], both[diffs.shape[0]:]
     rng = np.random.default_rng(seed)
-    norm = float(np.linalg.norm(diffs.mean(0)))
-    reliability = split_half(diffs, n_splits=20, seed=seed)
+    norm = float(np.linalg.norm(group_mean(diffs, groups)))
+    reliability = split_half(diffs, n_splits=20, seed=seed, groups=groups)
     norms, rels = np.zeros(n_null), np.zeros(n_null)
     for i in range(n_null):
-        flipped = diffs * rng.choice(np.array([-1.0, 1.0]), size=(diffs.shape[0], 1))
-        norms[i] = np.linalg.norm(flipped.mean(0))
-        rels[i] = split_half(flipped, n_splits=n_splits, seed=int(rng.integers(1 << 31)))
+        signs = rng.choice(np.array([-1.0, 1.0]), size=diffs.shape[0])
+        flipped = diffs * signs[:, None]
+        labels = None if groups is None else np.where(signs < 0, swapped, groups)
+        norms[i] = np.linalg.norm(group_mean(flipped, labels))
+        rels[i] = split_half(flipped, n_splits=n_splits, seed=int(rng.integers(1 << 31)), groups=labels)
     return VectorQuality(
         norm=norm, norm_null_mean=float(norms.mean()), norm_null_95=float(np.quantile(norms, 0.95)),
         norm_p=float((1 + np.count_nonzero(norms >= norm)) / (1 + n_null)),
@@ -185,8 +216,8 @@ def auc(positive, negative) -> float:
     return float((greater + 0.5 * ties) / (pos.size * neg.size))
 
 
-def heldout_auc(train_diffs, test_pos, test_neg) -> float:
-    """AUC of the projection on the training vector (mean of `train_diffs`) separating
+def heldout_auc(train_diffs, test_pos, test_neg, groups=None) -> float:
+    """AUC of the projection on the training vector (`group_mean` of `train_diffs`) separating
     held-out matching activations from non-matching ones."""
-    direction = np.asarray(train_diffs, dtype=np.float64).mean(0)
+    direction = group_mean(train_diffs, groups)
     return auc(np.asarray(test_pos, dtype=np.float64) @ direction, np.asarray(test_neg, dtype=np.float64) @ direction)

@@ -7,6 +7,7 @@ import json
 import re
 from collections import Counter
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -193,6 +194,27 @@ def test_group_vector_matches_plain_torch(cli, smol, paper_sets):
             acts.append(out.hidden_states[LAYER + 1][0, -1])
         diffs.append(acts[0] - acts[1])
     assert torch.allclose(group[LAYER], torch.stack(diffs).mean(0), atol=1e-3, rtol=1e-3)
+
+
+def test_vector_quality_measures_the_letter_balanced_vector_as_built(smol, paper_sets, tmp_path, monkeypatch):
+    """On a vector split of 4 A-matching and 1 B-matching questions the balanced vector (mean of the group
+    means) and a plain mean differ; diagnose's norm is the extracted vector's, and a plain-mean statistic is not."""
+    from steer_trace.experiments import behaviour_quality
+    from steer_trace.experiments.behaviour_vectors import extract
+
+    s = study(smol, paper_sets, root=tmp_path)
+    rows = s.items["myopic"]
+    pick = [r for r in rows if r.matching == "A"][:4] + [r for r in rows if r.matching == "B"][:1]
+    part = s.part
+    monkeypatch.setattr(s, "part", lambda name, which: pick if which == "vector" else part(name, which))
+    vector, _ = extract(s, "myopic")
+    assert vector.meta["groups"] == {"A": 4, "B": 1}
+    built = float(vector.layers[LAYER].norm())
+    measured = behaviour_quality.quality_rows(s, "myopic", [LAYER])["norm"][0]
+    assert measured == pytest.approx(built, rel=2e-3)
+    monkeypatch.setattr(behaviour_quality, "_letter_balanced", lambda study: False)
+    plain = behaviour_quality.quality_rows(s, "myopic", [LAYER])["norm"][0]
+    assert abs(plain - built) > 0.1 * built
 
 
 def test_diagnose_prints_the_letter_cosine(cli):

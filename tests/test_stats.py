@@ -7,6 +7,7 @@ import pytest
 from steer_trace.stats import (
     auc,
     balanced_mean,
+    group_mean,
     heldout_auc,
     mde,
     paired_shift,
@@ -94,6 +95,42 @@ def test_split_half_and_null_find_nothing_without_one():
     q = sign_flip_null(diffs, n_null=100)
     assert abs(split_half(diffs)) < 0.3
     assert q.norm_p > 0.05 and q.reliability_p > 0.05
+
+
+def letter_dominated(n, d=32, behaviour=0.0, seed=0):
+    """CAA letter pairs: each difference is the answer-letter direction (size 30), signed by which letter
+    matches, plus noise and a planted behaviour direction of size `behaviour`."""
+    rng = np.random.default_rng(seed)
+    matching = rng.choice(np.array(["A", "B"]), size=n)
+    sign = np.where(matching == "A", 1.0, -1.0)[:, None]
+    letter, content = np.eye(d)[1] * 30.0, np.eye(d)[0] * behaviour
+    diffs = sign * letter + content + rng.normal(0, 1, (n, d))
+    return diffs, matching, np.where(matching == "A", "B", "A")
+
+
+def test_the_balanced_null_finds_a_behaviour_under_the_letter_direction():
+    diffs, groups, swapped = letter_dominated(200, behaviour=0.8)
+    q = sign_flip_null(diffs, n_null=100, groups=groups, swapped=swapped)
+    assert q.norm_p < 0.02 and q.reliability_p < 0.02 and q.reliability > 0.6
+    assert q.reliability_null_95 < 0.6  # the null's half-vectors are noise, not the letter direction
+    # the plain sign-flip null on the same differences has no power: its half-vectors are the letter direction
+    plain = sign_flip_null(diffs, n_null=100)
+    assert plain.reliability_null_95 > 0.9 and plain.reliability_p > 0.05
+
+
+def test_the_balanced_null_finds_nothing_under_the_letter_direction_alone():
+    diffs, groups, swapped = letter_dominated(200, behaviour=0.0, seed=4)
+    q = sign_flip_null(diffs, n_null=100, groups=groups, swapped=swapped)
+    assert q.norm_p > 0.05 and q.reliability_p > 0.05 and abs(q.reliability) < 0.3
+    assert abs(group_mean(diffs, groups)[1]) < 0.3  # the letter direction cancels between the groups
+
+
+def test_the_balanced_vector_is_the_mean_of_the_group_means():
+    diffs = np.array([[1.0, 0], [3.0, 0], [0, 2.0]])
+    assert np.allclose(group_mean(diffs, ["A", "A", "B"]), [1.0, 1.0])
+    assert np.allclose(group_mean(diffs), [4 / 3, 2 / 3])
+    with pytest.raises(ValueError):
+        sign_flip_null(diffs, groups=["A", "A", "B"])
 
 
 def test_auc():

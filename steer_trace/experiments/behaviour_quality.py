@@ -2,9 +2,12 @@
 
 Per behaviour and layer, from the per-pair differences of the vector split (letter: the
 answer-letter token, as CAA; content: the answer-text tokens, see content.py):
-- split-half reliability: cosine between the means of two disjoint random halves;
+- split-half reliability: cosine between the vectors of two disjoint random halves;
 - a label-permutation null: each pair's (matching, non-matching) labels swapped at random;
   the vector's norm and reliability against it, with p-values;
+each computed for the vector as it is built: letter vectors (unless --plain-mean) as the mean of the
+per-matching-answer group means, with a swapped pair moving to its other answer's group
+(`stats.sign_flip_null`); content vectors as the plain mean;
 - held-out AUC: the projection on the vector separating matching from non-matching
   activations of the test split's questions (0.5: no separation);
 plus the unsteered precondition row (order consistency) from the letter scores.
@@ -51,16 +54,28 @@ def pair_activations(study, items, layers: list[int]) -> tuple[dict, dict]:
     return _read(model, pos, layers, bs, "last"), _read(model, neg, layers, bs, "last")
 
 
+def _letter_balanced(study) -> bool:
+    """Letter vectors are the mean of per-matching-answer group means unless --plain-mean; content vectors a
+    plain mean. The statistics measure the vector as it is built."""
+    return study.vector_source == "letter" and study.balanced
+
+
 def quality_rows(study, name: str, layers: list[int], log: Log | None = None) -> pl.DataFrame:
-    train_pos, train_neg = pair_activations(study, study.part(name, "vector"), layers)
+    vector_items = study.part(name, "vector")
+    train_pos, train_neg = pair_activations(study, vector_items, layers)
     test_pos, test_neg = pair_activations(study, study.part(name, "test"), layers)
+    groups = swapped = None
+    if _letter_balanced(study):  # pairs in pair_activations' order: per question, per non-matching answer
+        groups = [item.matching for item in vector_items for _ in item.non_matching]
+        swapped = [other for item in vector_items for other in item.non_matching]
     rows = []
     for L in layers:
         diffs = (train_pos[L] - train_neg[L]).double().numpy()
-        quality = sign_flip_null(diffs)
+        quality = sign_flip_null(diffs, groups=groups, swapped=swapped)
         rows.append({"model": study.model.name, "profile": study.profile.name, "behaviour": name, "layer": L,
                      "vector_source": study.vector_source, "n_pairs": int(diffs.shape[0]), **quality.as_dict(),
-                     "heldout_auc": heldout_auc(diffs, test_pos[L].double().numpy(), test_neg[L].double().numpy()),
+                     "heldout_auc": heldout_auc(diffs, test_pos[L].double().numpy(), test_neg[L].double().numpy(),
+                                                groups),
                      "n_test_pairs": int(test_pos[L].shape[0])})
     if log:
         log(f"  vector quality {name}: {diffs.shape[0]} pairs, layers {', '.join(map(str, layers))}")
@@ -69,7 +84,9 @@ def quality_rows(study, name: str, layers: list[int], log: Log | None = None) ->
 
 def run_quality(study, layers: list[int], log: Log | None = None) -> pl.DataFrame:
     run = Run("behaviours_quality", {**vectors_config(study), "vector_source": study.vector_source,
-                                     "layers": layers, "null": "sign-flip/200", "version": 1}, study.root)
+                                     "layers": layers, "null": "sign-flip/200", "version": 1,
+                                     **({"estimator": "group-balanced"} if _letter_balanced(study) else {})},
+              study.root)
     return per_behaviour_table(study, run, lambda study, name: quality_rows(study, name, layers, log))
 
 
