@@ -7,7 +7,6 @@ import json
 import re
 from collections import Counter
 
-import numpy as np
 import polars as pl
 import pytest
 import torch
