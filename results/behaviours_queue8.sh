@@ -1,0 +1,16 @@
+#!/bin/sh
+# Issue 11, eighth queue (one core): after the running smollm2 content interference, the paper's plain-mean
+# protocol at 500 pairs (a build item of the issue) ahead of queue6's remaining extras - qwen content
+# interference + 20 draws, content draws9, x0.5, qwen letter, survival letter. Each step retried once.
+# Usage: OMP_NUM_THREADS=1 nohup sh results/behaviours_queue8.sh [PID to wait for] >> results/behaviours_queue.log 2>&1 &
+cd "$(dirname "$0")/.."
+if [ -n "$1" ]; then while kill -0 "$1" 2>/dev/null; do sleep 30; done; fi
+retry() { "$@" || { echo "== $(date -u +%H:%M:%S) retry: $*"; "$@"; }; }
+retry sh results/behaviours_run2.sh content interference >> results/behaviours_run_content.log 2>&1
+retry sh results/behaviours_plain_mean.sh >> results/behaviours_run_plain_mean.log 2>&1
+retry sh results/behaviours_qwen.sh content interference draws >> results/behaviours_run_qwen.log 2>&1
+retry sh results/behaviours_run2.sh content draws9 half >> results/behaviours_run_content.log 2>&1
+retry sh results/behaviours_run2.sh letter half >> results/behaviours_run_letter.log 2>&1
+retry sh results/behaviours_qwen.sh letter >> results/behaviours_run_qwen.log 2>&1
+retry sh results/behaviours_survival.sh letter >> results/behaviours_run_survival.log 2>&1
+echo "== $(date -u +%H:%M:%S) queue8 done"
