@@ -405,7 +405,9 @@ def tax_cmd(model_spec, study_args, vector_specs, layers, coefs):
 
 
 def show_quality(table) -> None:
-    click.echo("vector quality (vector split pairs; null: each pair's labels swapped at random, 200 draws)")
+    built = table["estimator"][0] if "estimator" in table.columns else "plain mean"
+    click.echo(f"vector quality (vector split pairs, the vector as built: {built}; null: each pair's labels swapped "
+               "at random, 200 draws)")
     widths = (16, 5, 7, 8, 15, 7, 9, 11, 7, 8)
     click.echo(_row(("behaviour", "layer", "pairs", "norm", "null mean/95%", "p", "split-half", "null 95%", "p",
                      "held-AUC"), widths))

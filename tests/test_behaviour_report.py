@@ -157,3 +157,26 @@ def test_variants_get_their_own_sections_and_other_files_and_interference_are_re
     assert "## Interference — content scoring, content vectors" in text and "seeded split" in text
     [survival] = [line for line in text.splitlines() if "survival_instinct (its own)" in line]
     assert survival.split("|")[-2].strip() == "moves"
+
+
+def test_vector_quality_shows_the_rows_measured_on_the_vector_as_built(tmp_path):
+    """A letter-balanced variant shows the group-balanced quality rows, not an older table that measured a
+    plain mean of the same pairs; content and plain-mean letter variants show plain-mean rows."""
+    root = tmp_path / "results"
+
+    def quality(source, norm, **extra):
+        return {"model": "tiny", "profile": "paper", "behaviour": "myopic", "layer": 14, "vector_source": source,
+                "n_pairs": 500, "norm": norm, "norm_null_mean": 1.0, "norm_null_95": 2.0, "norm_p": 0.5,
+                "reliability": 0.1, "reliability_null_95": 0.2, "reliability_p": 0.5, "heldout_auc": 0.5, **extra}
+
+    Run("behaviours_quality", {"old": 1}, root).finish([pl.DataFrame([quality("letter", 11.0),
+                                                                       quality("content", 33.0)])])
+    Run("behaviours_quality", {"new": 1}, root).finish(
+        [pl.DataFrame([quality("letter", 22.0, estimator="group-balanced")])])
+    norm = {True: "11.00", False: "22.00"}
+    for plain_mean in (False, True):
+        lines = report.quality_section(root, "tiny", "paper", "letter", ["myopic"], plain_mean)
+        rows = [line for line in lines if line.startswith("| myopic")]
+        assert len(rows) == 1 and rows[0].split("|")[4].strip() == norm[plain_mean]
+    [content] = [ln for ln in report.quality_section(root, "tiny", "paper", "content", ["myopic"]) if "myopic" in ln]
+    assert content.split("|")[4].strip() == "33.00"

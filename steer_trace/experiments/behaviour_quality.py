@@ -73,7 +73,8 @@ def quality_rows(study, name: str, layers: list[int], log: Log | None = None) ->
         diffs = (train_pos[L] - train_neg[L]).double().numpy()
         quality = sign_flip_null(diffs, groups=groups, swapped=swapped)
         rows.append({"model": study.model.name, "profile": study.profile.name, "behaviour": name, "layer": L,
-                     "vector_source": study.vector_source, "n_pairs": int(diffs.shape[0]), **quality.as_dict(),
+                     "vector_source": study.vector_source, "n_pairs": int(diffs.shape[0]),
+                     "estimator": "group-balanced" if groups is not None else "plain mean", **quality.as_dict(),
                      "heldout_auc": heldout_auc(diffs, test_pos[L].double().numpy(), test_neg[L].double().numpy(),
                                                 groups),
                      "n_test_pairs": int(test_pos[L].shape[0])})

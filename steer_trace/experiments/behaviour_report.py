@@ -334,12 +334,19 @@ def interference_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[s
                             "q (BH)", "detectable", "verdict"], rows) + [""]) if rows else []
 
 
-def quality_section(root: Path, model: str, profile: str, source: str, behaviours: list[str]) -> list[str]:
+def quality_section(root: Path, model: str, profile: str, source: str, behaviours: list[str],
+                    plain_mean: bool = False) -> list[str]:
+    """The vector-quality rows measured on the vector as this variant builds it (tables from before the
+    estimator column measured a plain mean, so they only stand for plain-mean and content vectors)."""
     frame = load_tables("behaviours_quality", root)
     if frame is None:
         return []
+    if "estimator" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("estimator"))
+    built = "group-balanced" if source == "letter" and not plain_mean else "plain mean"
     frame = frame.filter((pl.col("model") == model) & (pl.col("profile") == profile)
-                         & (pl.col("vector_source") == source) & pl.col("behaviour").is_in(behaviours))
+                         & (pl.col("vector_source") == source) & pl.col("behaviour").is_in(behaviours)
+                         & (pl.col("estimator").fill_null("plain mean") == built))
     if not frame.height:
         return []
     rows = [[r["behaviour"], str(r["layer"]), str(r["n_pairs"]), f"{r['norm']:.2f}",
@@ -391,7 +398,8 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
             letter = variant["scoring"] == "letter"
             lines += [f"## {title} — {_mode_name(variant)}", ""]
             if experiment == "behaviours_single":
-                quality = quality_section(root, model, profile, variant["vector_source"], behaviours_in(part))
+                quality = quality_section(root, model, profile, variant["vector_source"], behaviours_in(part),
+                                          bool(variant["plain_mean"]))
                 if quality:
                     lines += [f"Vector quality ({variant['vector_source']} vectors; null: pair labels flipped at "
                               "random, 200 draws):", "", *quality]
