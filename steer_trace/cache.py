@@ -151,15 +151,32 @@ class Run:
         return table
 
 
-def load_tables(experiment: str, root: str | Path | None = None) -> pl.DataFrame | None:
+def _with_config(frame: pl.DataFrame, path: Path, keys: tuple[str, ...]) -> pl.DataFrame:
+    """`frame` with each of `keys` that its run's config holds filled in as a column where the rows lack it."""
+    try:
+        config = json.loads(path.with_suffix(".json").read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return frame
+    for key in keys:
+        if key in config:
+            value = pl.lit(config[key])
+            frame = frame.with_columns(pl.col(key).fill_null(value) if key in frame.columns else value.alias(key))
+    return frame
+
+
+def load_tables(experiment: str, root: str | Path | None = None,
+                config_columns: tuple[str, ...] = ()) -> pl.DataFrame | None:
     """Every finished run of an experiment, concatenated (for figures). Only reads: a damaged entry, or
-    one whose columns do not fit the others, is reported and skipped, never deleted."""
+    one whose columns do not fit the others, is reported and skipped, never deleted. `config_columns`: keys
+    of each run's config to fill in where its rows lack them (rows cached before a column existed)."""
     folder = results_root(root) / experiment
     table = None
     for path in sorted(folder.glob("*.parquet")):
         frame = _read_checked(path, repair=False)
         if frame is None or not frame.height:
             continue
+        if config_columns:
+            frame = _with_config(frame, path, config_columns)
         try:
             table = frame if table is None else pl.concat([table, frame], how="diagonal_relaxed")
         except Exception as error:  # noqa: BLE001 - columns of another kind than the other runs'

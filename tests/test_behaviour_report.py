@@ -173,6 +173,12 @@ def test_vector_quality_shows_the_rows_measured_on_the_vector_as_built(tmp_path)
                                                                        quality("content", 33.0)])])
     Run("behaviours_quality", {"new": 1}, root).finish(
         [pl.DataFrame([quality("letter", 22.0, estimator="group-balanced")])])
+    # rows cached before the column existed take it from their run's config
+    Run("behaviours_quality", {"new": 2, "estimator": "group-balanced"}, root).finish(
+        [pl.DataFrame([quality("letter", 44.0, behaviour="wealth_seeking"),
+                       quality("letter", 55.0, behaviour="sycophancy", estimator="group-balanced")])])
+    lines = report.quality_section(root, "tiny", "paper", "letter", ["wealth_seeking", "sycophancy"])
+    assert [line.split("|")[4].strip() for line in lines if line.startswith("| ")][1:] == ["55.00", "44.00"]
     norm = {True: "11.00", False: "22.00"}
     for plain_mean in (False, True):
         lines = report.quality_section(root, "tiny", "paper", "letter", ["myopic"], plain_mean)

@@ -338,7 +338,7 @@ def quality_section(root: Path, model: str, profile: str, source: str, behaviour
                     plain_mean: bool = False) -> list[str]:
     """The vector-quality rows measured on the vector as this variant builds it (tables from before the
     estimator column measured a plain mean, so they only stand for plain-mean and content vectors)."""
-    frame = load_tables("behaviours_quality", root)
+    frame = load_tables("behaviours_quality", root, config_columns=("estimator",))
     if frame is None:
         return []
     if "estimator" not in frame.columns:
