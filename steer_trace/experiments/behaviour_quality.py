@@ -88,7 +88,10 @@ def run_quality(study, layers: list[int], log: Log | None = None) -> pl.DataFram
                                      "layers": layers, "null": "sign-flip/200", "version": 1,
                                      **({"estimator": "group-balanced"} if _letter_balanced(study) else {})},
               study.root)
-    return per_behaviour_table(study, run, lambda study, name: quality_rows(study, name, layers, log))
+    table = per_behaviour_table(study, run, lambda study, name: quality_rows(study, name, layers, log))
+    built = pl.lit("group-balanced" if _letter_balanced(study) else "plain mean")
+    return table.with_columns(pl.col("estimator").fill_null(built) if "estimator" in table.columns
+                              else built.alias("estimator"))  # rows cached before the column
 
 
 def run_precondition(study, log: Log | None = None) -> pl.DataFrame:
