@@ -281,3 +281,22 @@ def test_single_panel_marks_the_random_control_at_its_own_value():
     assert heights == [0.31, 0.42]  # myopia's two; wealth's add has no control, x2 is not a bar here
     assert "random direction, same norm" in [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(fig)
+
+
+def test_the_component_histograms_show_one_extraction_not_several_pooled():
+    """Three extraction runs of one model (64 pairs, 500 letter-balanced, 500 plain mean) used to be pooled into
+    one histogram of 3 d values; the letter-balanced paper-size run is shown, with its label."""
+    from steer_trace.plots.behaviours import one_extraction
+
+    d = 8
+
+    def run(profile, balanced, split, value):
+        return pl.DataFrame({"model": "m", "profile": profile, "behaviour": "myopic", "layer": 9,
+                             "component": list(range(d)), "value": [value] * d, "balanced": balanced, "split": split})
+
+    rows = pl.concat([run("quick", True, None, 1.0), run("paper", False, "paper", 2.0),
+                      run("paper", True, "paper", 3.0)], how="diagonal_relaxed")
+    picked, label = one_extraction(rows)
+    assert picked.height == d and set(picked["value"]) == {3.0} and label == ", profile paper"
+    picked, label = one_extraction(rows.filter(pl.col("value") != 3.0))
+    assert set(picked["value"]) == {1.0} and label == ", profile quick"  # balanced before the paper's profile

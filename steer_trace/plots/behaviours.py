@@ -34,13 +34,15 @@ COMBINATIONS = [("mean", "Unweighted Mean"), ("weighted_mean", "Weighted Mean"),
 DIRECTION_COLOURS = {"default": "#6aaad4", "add": "#5e9a60", "subtract": "#ec8a67"}
 ADD_COLOURS = ["#66c18c", "#4f9470", "#8da64a", "#a9cfa5"]
 SUBTRACT_COLOURS = ["#fb8a72", "#ff7043", "#e9976a", "#cc4c44"]
+CONFIG_COLUMNS = {"behaviours_components": ("balanced", "split")}  # which extraction a component row is from
 FAULTY_MARK = 0.05  # annotate "F" when at least this share of greedy answers is neither answer
 
 
 def build(results_root, out_dir) -> list[Path]:
     """Write every behaviour figure whose tables exist; return the paths written."""
     out = Path(out_dir)
-    tables = {name: load_tables(name, results_root) for name in AB_TABLES + OTHER_TABLES}
+    tables = {name: load_tables(name, results_root, config_columns=CONFIG_COLUMNS.get(name, ()))
+              for name in AB_TABLES + OTHER_TABLES}
     tables = {name: t for name, t in tables.items() if t is not None and _usable(name, t)}
     models = set()
     for table in tables.values():
@@ -387,10 +389,30 @@ def _palette(n: int):
 MAX_HISTOGRAM_LAYERS = 4
 
 
+def one_extraction(rows: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    """The component rows of one extraction run (never several pooled into one histogram): the
+    letter-balanced one of the paper's profile and split when present; and its label for the title."""
+    keys = [c for c in ("profile", "balanced", "split") if c in rows.columns]
+    if not keys:
+        return rows, ""
+    runs = rows.select(keys).unique()
+
+    def rank(run: dict) -> tuple:
+        return (run.get("balanced") is not False, run.get("profile") == "paper", run.get("split") == "paper",
+                str(run.get("profile")))
+
+    best = max(runs.iter_rows(named=True), key=rank)
+    picked = rows.filter(pl.all_horizontal([pl.col(k).is_null() if best[k] is None else pl.col(k) == best[k]
+                                            for k in keys]))
+    label = f", profile {best.get('profile')}" + (", plain mean" if best.get("balanced") is False else "")
+    return picked, label
+
+
 def distribution_figures(tables: dict, out: Path, several: bool) -> list[Path]:
     table = tables.get("behaviours_components")
     written = []
     for model, rows in per_model(table):
+        rows, chosen = one_extraction(rows)
         layers = sorted(rows["layer"].unique().to_list())
         if len(layers) > MAX_HISTOGRAM_LAYERS:
             picks = np.linspace(0, len(layers) - 1, MAX_HISTOGRAM_LAYERS).round().astype(int)
@@ -416,7 +438,7 @@ def distribution_figures(tables: dict, out: Path, several: bool) -> list[Path]:
                     ax.set_title(pretty(behaviour))
                 if c == 0:
                     ax.set_ylabel(f"layer {layer}\ncount")
-        fig.suptitle(f"Steering-vector components — {model}, d={d} (values beyond ±{limit:.2g} clipped)")
+        fig.suptitle(f"Steering-vector components — {model}, d={d}{chosen} (values beyond ±{limit:.2g} clipped)")
         written.append(save(fig, out / file_name("multi_steering_activation_distributions", model, several)))
     return written
 
