@@ -5,7 +5,7 @@
 # layer's residual norm (--relative), fixed (no grid), so both modes add vectors of the same size.
 # Steps (default: all, in this order): extract single simultaneous diagnose half combined
 # (and, asked by name: draws / draws9 - five more random directions per point at layer 14 / 9, for the spread;
-# interference - every vector x every behaviour at layer 14, x+-1)
+# interference - every vector x every behaviour at layer 14, x+-1; combined14 / combined9 - one layer of combined)
 # Resumable: every point is cached, rerunning recomputes nothing that finished.
 # Usage: OMP_NUM_THREADS=1 nohup sh results/behaviours_run2.sh letter [step ...] >> results/behaviours_run_letter.log 2>&1 &
 set -e
@@ -32,6 +32,8 @@ for step in $steps; do
     interference) run interference --relative --layers 14 --multipliers=-1,1 ;;
     combined) run combined --relative --layers 14 --add-mult 1 --subtract-mult 1
               run combined --relative --layers 9 --add-mult 1 --subtract-mult 1 ;;
+    combined14) run combined --relative --layers 14 --add-mult 1 --subtract-mult 1 ;;
+    combined9) run combined --relative --layers 9 --add-mult 1 --subtract-mult 1 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done
