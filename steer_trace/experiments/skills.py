@@ -686,9 +686,19 @@ def load_points(root, key: str | None = None) -> pl.DataFrame | None:
                 continue
             params = json.loads(path.with_suffix(".json").read_text())["config"]
             frame = pl.read_parquet(path).with_columns(pl.lit(config.get("model", "?")).alias("model"),
-                                                       pl.lit(points_dir.name[:16]).alias("points_run"))
+                                                       pl.lit(points_dir.name[:16]).alias("points_run"),
+                                                       pl.lit(config.get("dtype", "float32")).alias("dtype"))
             visited.append((params, frame))
     return points_frame(visited) if visited else None
+
+
+def points_configs(root) -> dict[str, dict]:
+    """points run key -> its config (what its points depend on), for every points run under `root`."""
+    import json
+
+    folder = results_root(root) / POINTS
+    return {path.name[:-len(".config.json")]: json.loads(path.read_text())
+            for path in sorted(folder.glob("*.config.json"))}
 
 
 def _paired_ratio_ci(steered: np.ndarray, base: np.ndarray, counts: np.ndarray, n_boot: int, seed: int):
@@ -708,7 +718,7 @@ def _paired_ratio_ci(steered: np.ndarray, base: np.ndarray, counts: np.ndarray, 
 def summarise(documents: pl.DataFrame, n_boot: int = 1000, seed: int = 13, by: str = "domain") -> pl.DataFrame:
     """One row per (point, domain or language): accuracy, relative accuracy (to the baseline of the same
     documents) and their document-bootstrap 95% intervals, documents and tokens scored."""
-    keys = [k for k in ("model", "points_run") if k in documents.columns]
+    keys = [k for k in ("model", "points_run", "dtype") if k in documents.columns]
     base = documents.filter(pl.col("layer") == -1).select(*keys, "size", "doc", pl.col("correct").alias("base"))
     joined = documents.join(base, on=[*keys, "size", "doc"], how="left")
     rows = []

@@ -15,6 +15,7 @@ from ..cache import results_root
 from ..corpora import LANGUAGES
 from . import skills
 from .markdown import markdown_table
+from .skills_numerics import numerics_table, same_but_numerics
 from .skills_selectivity import equal_damage_table
 
 # the paper's relative accuracies (Llama-2-7B, % of baseline, target / text), shared/reference/paper_notes.md
@@ -97,7 +98,8 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
     n_layers = 30 if "smollm2" in model else 24 if "qwen2.5" in model else 32
     mid = skills.middle_layer(n_layers)
     steered = summary.filter(pl.col("layer") >= 0)
-    out = [f"# Skills: {model} (from the cached points)", "",
+    dtype = docs["dtype"][0] if "dtype" in docs.columns else "float32"
+    out = [f"# Skills: {model} ({dtype}; from the cached points)", "",
            (f"{steered.select(*skills.POINT_KEYS).unique().height} steered points; relative accuracy = accuracy / "
            "unsteered accuracy on the same documents, % with document-bootstrap 95% intervals (paired: the same "
            f"resampled documents for both; {n_boot} resamples). Tokens = next-token predictions scored."), ""]
@@ -179,20 +181,55 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
     return "\n".join(out), summary, langs
 
 
+def numerics_section(reference: pl.DataFrame, other: pl.DataFrame, n_boot: int) -> tuple[list[str], pl.DataFrame]:
+    """The points both runs scored, reference numerics against the other's: a summary and every point."""
+    table = numerics_table(reference, other, n_boot)
+    if not table.height:
+        return [], table
+    ref, oth = reference["dtype"][0], other["dtype"][0]
+    steered = table.filter(pl.col("layer") >= 0)
+    excluded = steered.filter((pl.col("difference_lo") > 0) | (pl.col("difference_hi") < 0)).height
+    summary = (f"{steered.select(*skills.POINT_KEYS).unique().height} steered points × their domains: median "
+               f"|difference| {100 * steered['difference'].abs().median():.2f} points, largest "
+               f"{100 * steered['difference'].abs().max():.2f}; {excluded} of {steered.height} intervals exclude 0."
+               if steered.height else "No steered point in both yet.")
+    out = [f"## Numerics: {oth} against {ref} on the points both scored", "",
+           f"The same vectors and documents scored in both; relative accuracy (accuracy for the baselines), %, "
+           f"and the paired difference {oth} − {ref} with its 95% document-bootstrap interval. {summary}", ""]
+    rows = [[r["target"] or "baseline", r["control"], str(r["layer"]) if r["layer"] >= 0 else "—", f"{r['coef']:g}",
+             r["size"], r["domain"], f"{100 * r['reference']:.1f}", f"{100 * r['other']:.1f}",
+             f"{100 * r['difference']:+.2f} [{100 * r['difference_lo']:+.2f}, {100 * r['difference_hi']:+.2f}]",
+             f"{r['n_tokens']:,}"] for r in table.iter_rows(named=True)]
+    return out + markdown_table(["vector", "control", "layer", "c", "set", "domain", f"{ref} %", f"{oth} %",
+                                 f"{oth} − {ref}", "tokens"], rows) + [""], table
+
+
 def write(root=None, out_dir=None, n_boot: int = 1000) -> list[Path]:
     docs = skills.load_points(root)
     if docs is None:
         return []
+    configs = skills.points_configs(root)
     out = Path(out_dir) if out_dir else results_root(root) / "skills_report"
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for (model,), part in docs.group_by(["model"], maintain_order=True):
-        counts = part.group_by("points_run").len().sort(["len", "points_run"], descending=[True, False])
-        part = part.filter(pl.col("points_run") == counts["points_run"][0])  # the fullest run of this model
+    for (model,), runs in docs.group_by(["model"], maintain_order=True):
+        counts = runs.group_by("points_run").len().sort(["len", "points_run"], descending=[True, False])
+        chosen = counts["points_run"][0]
+        part = runs.filter(pl.col("points_run") == chosen)  # the fullest run of this model
         text, summary, langs = model_report(model, part, n_boot)
         name = skills.safe_name(model)
+        files = {f"{name}_points.csv": summary, f"{name}_languages.csv": langs}
+        # runs of the same points in other numerics: checked against the chosen one (float32 the reference)
+        for run in counts["points_run"].to_list()[1:]:
+            if run in configs and chosen in configs and same_but_numerics(configs[chosen], configs[run]):
+                other = runs.filter(pl.col("points_run") == run)
+                reference, candidate = (other, part) if other["dtype"][0] == "float32" else (part, other)
+                lines, table = numerics_section(reference, candidate, n_boot)
+                if lines:
+                    text += "\n" + "\n".join(lines)
+                    files[f"{name}_numerics_{candidate['dtype'][0]}_{reference['dtype'][0]}.csv"] = table
         (out / f"{name}.md").write_text(text)
-        summary.write_csv(out / f"{name}_points.csv")
-        langs.write_csv(out / f"{name}_languages.csv")
-        written += [out / f"{name}.md", out / f"{name}_points.csv", out / f"{name}_languages.csv"]
+        for file, table in files.items():
+            table.write_csv(out / file)
+        written += [out / f"{name}.md", *(out / file for file in files)]
     return written

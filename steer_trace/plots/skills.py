@@ -64,7 +64,7 @@ def _build(sweep: pl.DataFrame | None, languages: pl.DataFrame | None, extract: 
                         if rows.filter(pl.col("target") == target).height:
                             written += _write(curve_figure(rows, target, model), FIGURES[target][0], names, out)
             if languages is not None:
-                rows = languages.filter(pl.col("model") == model)
+                rows = one_run(languages.filter(pl.col("model") == model))
                 fig = language_figure(rows, model)
                 if fig is not None:
                     written += _write(fig, "skills_language_matrix", names, out)
@@ -172,6 +172,8 @@ def curve_figure(rows: pl.DataFrame, target: str, model: str):
                      f"{target} {acc.get(target, float('nan')):.1%}")
     profile = rows["profile"][0] if "profile" in rows.columns else "default"
     data = rows["data"][0] if "data" in rows.columns else "cached points"
+    if "dtype" in rows.columns and rows["dtype"][0] != "float32":
+        data += f", {rows['dtype'][0]}"
     ax.set_title(f"text − {target} vector, {model} ({profile}, {data}; bars: 95% CI)\n"
                  f"baseline top-1, {'; '.join(parts)}", fontsize=8)
     top = max(105.0, float(np.nanmax([f["y"].max() for _, _, f in lines] + [f["x"].max() for _, _, f in lines])) + 3)
