@@ -144,11 +144,22 @@ class Run:
     def cached_point(self, params: dict) -> pl.DataFrame | None:
         return _read_checked(self.points_dir / f"{key_of(params)}.parquet")
 
+    def adopt_point(self, params: dict, frame: pl.DataFrame) -> None:
+        """Store `frame`, another run's point computed from the same inputs, as this run's point `params`."""
+        self.points_dir.mkdir(exist_ok=True)
+        _write_atomic(self.points_dir / f"{key_of(params)}.parquet", frame, params)
+
     def finish(self, frames: list[pl.DataFrame]) -> pl.DataFrame:
         table = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
         _write_atomic(self.path, table, self.config)
         shutil.rmtree(self.points_dir, ignore_errors=True)
         return table
+
+
+def read_point(experiment: str, run_key: str, params: dict, root: str | Path | None = None) -> pl.DataFrame | None:
+    """Point `params` of another run (by key), read only: a damaged entry is skipped, never deleted."""
+    path = results_root(root) / experiment / f"{run_key}.points" / f"{key_of(params)}.parquet"
+    return _read_checked(path, repair=False)
 
 
 def _with_config(frame: pl.DataFrame, path: Path, keys: tuple[str, ...]) -> pl.DataFrame:

@@ -201,3 +201,59 @@ def test_point_store_scores_the_missing_points_of_a_step_in_one_call_per_size(tm
     again = points.get(wanted[:2])  # asked again: read back from the cache, no call
     assert all(a.equals(b) for a, b in zip(again, frames[:2]))
     assert len(calls) == 2 and points.cached == 3
+
+
+def _configs(tmp_path, **configs):
+    for key, config in configs.items():
+        folder = tmp_path / skills.POINTS
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{key}.config.json").write_text(__import__("json").dumps(config))
+
+
+def test_point_donors_are_runs_with_the_same_documents_at_that_size(tmp_path):
+    base = {"model": "m", "vectors": "v1", "documents": {"sweep": "S", "headline": "H20"}}
+    _configs(tmp_path, other_headline={**base, "documents": {"sweep": "S", "headline": "H40"}},
+             sweep_only={**base, "documents": {"sweep": "S"}},
+             other_sweep={**base, "documents": {"sweep": "S2", "headline": "H20"}},
+             other_vectors={**base, "vectors": "v2"}, itself=base)
+    assert skills.point_donors(tmp_path, base, "itself") == {"sweep": ["other_headline", "sweep_only"],
+                                                             "headline": ["other_sweep"]}
+
+
+def test_point_store_copies_a_donor_point_instead_of_scoring_it(tmp_path, monkeypatch):
+    sets = {"sweep": skills.EvalSet("sweep", ["text"] * 2, ["text"] * 2, ["a", "b"])}
+    monkeypatch.setattr(score, "token_accuracy", lambda m, docs, plans, *a, **k:
+                        [(torch.full((len(docs),), p), torch.full((len(docs),), 10)) for p in plans])
+    params = {"kind": "steered", "target": "code", "layer": 3, "coef": 1.0, "control": "none", "size": "sweep"}
+    donor = Run(skills.POINTS, {"run": "donor"}, tmp_path)
+    donor.point(params, lambda: skills._documents_frame(sets["sweep"], torch.tensor([4, 5]), torch.tensor([9, 9])))
+    store = Run(skills.POINTS, {"run": "new"}, tmp_path)
+    points = skills.PointStore(store, sets, skills.LazyModel(lambda: "model", "m", "r"), skills.make_profile("quick"),
+                               lambda _m: None, donors={"sweep": [donor.key]})
+    other = {**params, "coef": 2.0}
+    frames = points.get([(params, lambda: 1), (other, lambda: 2)])
+    assert [f["correct"].to_list() for f in frames] == [[4, 5], [2, 2]]
+    assert points.adopted == points.cached == 1 and store.computed_points == 1
+    assert store.cached_point(params)["correct"].to_list() == [4, 5]  # now this run's own point
+    assert donor.cached_point(other) is None  # the donor is only read
+
+
+@pytest.mark.slow
+def test_a_sweep_with_another_headline_size_reuses_the_sweep_points(setting, tmp_path, monkeypatch):
+    model, corpus, profile, vectors = setting
+    small = replace(profile, coefs=(0.0, 1.0, 5.0))
+    first, _ = counted_sweep(monkeypatch, (model, corpus, small, vectors), tmp_path, layers=[0], targets=("code",),
+                             permuted_control=False)
+    bigger, calls = counted_sweep(monkeypatch, (model, corpus, replace(small, headline_tokens=60), vectors), tmp_path,
+                                  layers=[0], targets=("code",), permuted_control=False)
+    assert len(skills.points_configs(tmp_path)) == 2  # a second points run (its headline documents differ)
+    # only the headline points are scored again (baseline and c = 1 at layer 0); the sweep ones are copied
+    assert sorted(p for call in calls for p in call) == [(-1, "headline"), (0, "headline")]
+    assert bigger.computed_points == 2 and bigger.cached_points == first.computed_points - 2
+
+    def sweep_rows(out):
+        return out.documents.filter(pl.col("size") == "sweep")
+
+    assert sweep_rows(bigger).equals(sweep_rows(first))
+    assert bigger.documents.filter(pl.col("size") == "headline")["count"].sum() > \
+        first.documents.filter(pl.col("size") == "headline")["count"].sum()

@@ -69,8 +69,9 @@ def test_only_runs_that_differ_in_numerics_alone_are_compared():
     assert not same_but_numerics(base, {**base, "dtype": "bfloat16", "vectors": "w"})  # other vectors
 
 
-def _two_runs(root):
-    """Two points runs of one model "m", float32 (1 steered point) and bfloat16 (2), at layer 5."""
+def _two_runs(root, bigger_run: bool = False):
+    """Two points runs of one model "m", float32 (1 steered point) and bfloat16 (2), at layer 5; with
+    `bigger_run` a third, bfloat16 over other documents, with 3 points (the fullest)."""
     import torch
 
     from steer_trace.cache import Run
@@ -78,9 +79,12 @@ def _two_runs(root):
 
     eset = skills.EvalSet("sweep", ["text", "code", "python"] * 2, ["text", "cpp", "python"] * 2, list("abcdef"))
     counts = torch.full((6,), TOKENS)
-    for dtype, points in (("float32", {1.5: [20, 20, 20, 10, 11, 12]}),
-                          ("bfloat16", {1.5: [21, 20, 20, 10, 11, 12], 2.0: [10, 10, 10, 5, 5, 5]})):
-        config = {"model": "m", "vectors": "v", "dtype": dtype, "device": "cpu"}
+    runs = [("float32", {1.5: [20, 20, 20, 10, 11, 12]}),
+            ("bfloat16", {1.5: [21, 20, 20, 10, 11, 12], 2.0: [10, 10, 10, 5, 5, 5]})]
+    if bigger_run:
+        runs.append(("bfloat16", {1.0: [25] * 6, 1.5: [9] * 6, 2.0: [8] * 6}))
+    for i, (dtype, points) in enumerate(runs):
+        config = {"model": "m", "vectors": "v", "dtype": dtype, "device": "cpu", **({"documents": 2} if i > 1 else {})}
         store = Run(skills.POINTS, config, root)
         skills._write_config(store, config)
         base = skills._documents_frame(eset, torch.tensor([30, 30, 30, 20, 20, 20]), counts)
@@ -123,3 +127,17 @@ def test_figures_draw_one_run_of_a_model(tmp_path, monkeypatch):
     assert set(drawn) == {"curve_figure", "language_figure"}
     for rows in (r for frames in drawn.values() for r in frames):
         assert rows["dtype"].unique().to_list() == ["bfloat16"] and rows["points_run"].n_unique() == 1
+
+
+def test_a_float32_run_is_checked_against_the_bfloat16_run_of_its_documents(tmp_path):
+    """The report's run (the fullest) scored other documents: float32 is compared with the bfloat16 run that
+    scored its documents, not with the report's run."""
+    from steer_trace.experiments import skills_report
+
+    _two_runs(tmp_path, bigger_run=True)
+    skills_report.write(tmp_path, tmp_path / "out", n_boot=50)
+    text = (tmp_path / "out" / "m.md").read_text()
+    assert "3 steered points" in text and "## Numerics: bfloat16 against float32" in text
+    table = pl.read_csv(tmp_path / "out" / "m_numerics_bfloat16_float32.csv")
+    text_row = table.filter((pl.col("layer") == 5) & (pl.col("domain") == "text")).row(0, named=True)
+    assert text_row["difference"] == pytest.approx(1 / 50)

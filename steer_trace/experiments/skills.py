@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..cache import Run, results_root
+from ..cache import Run, key_of, read_point, results_root
 from ..corpora import DOMAINS, Corpus
 from ..errors import UserError
 
@@ -490,6 +490,16 @@ class Curve:
     visited: list[tuple[dict, pl.DataFrame]] = field(default_factory=list)
 
 
+def point_donors(root, config: dict, key: str) -> dict[str, list[str]]:
+    """Per evaluation-set size, the other points runs whose points at that size are this run's too: the same
+    config but for the documents of the *other* size (e.g. the same sweep with another --headline-tokens)."""
+    rest = key_of({k: v for k, v in config.items() if k != "documents"})
+    others = {k: c for k, c in points_configs(root).items()
+              if k != key and key_of({n: v for n, v in c.items() if n != "documents"}) == rest}
+    return {size: [k for k, c in others.items() if c.get("documents", {}).get(size) == docs]
+            for size, docs in config["documents"].items()}
+
+
 def lockstep_groups(curves: list[Curve], lockstep: bool = True) -> list[list[Curve]]:
     """The curves that advance together: all curves of one layer (layers in their first curve's order),
     or each curve alone (`lockstep=False`: one plan per scoring call)."""
@@ -514,20 +524,33 @@ class PointStore:
     a step's layer are kept (`prefix_cache`), so each layer's prefix runs once per sweep, not once per step."""
 
     def __init__(self, store: Run, sets: dict[str, EvalSet], model: LazyModel, profile: Profile, log: Log,
-                 progress: Callable[[int], None] | None = None, prefix_cache: bool = True):
+                 progress: Callable[[int], None] | None = None, prefix_cache: bool = True,
+                 donors: dict[str, list[str]] | None = None):
         from ..prefix_cache import PrefixCache
 
         self.store, self.sets, self.model, self.profile = store, sets, model, profile
         self.log, self.progress = log, progress
-        self.cached = 0
+        self.donors = donors or {}
+        self.cached = self.adopted = 0
         self.prefixes = PrefixCache() if prefix_cache else None
+
+    def _cached(self, params: dict) -> pl.DataFrame | None:
+        """This run's point, else a donor run's (copied into this run)."""
+        frame = self.store.cached_point(params)
+        for key in self.donors.get(params["size"], ()) if frame is None else ():
+            frame = read_point(POINTS, key, params, self.store.dir.parent)
+            if frame is not None:
+                self.store.adopt_point(params, frame)
+                self.adopted += 1
+                break
+        return frame
 
     def get(self, wanted: list[tuple[dict, Callable]]) -> list[pl.DataFrame]:
         """The frame of each (params, plan maker); a plan is made only for a point that is not cached."""
         frames: list[pl.DataFrame | None] = []
         missing: dict[str, list[int]] = {}  # size -> positions in `wanted`
         for i, (params, _) in enumerate(wanted):
-            frames.append(self.store.cached_point(params))
+            frames.append(self._cached(params))
             if frames[-1] is None:
                 missing.setdefault(params["size"], []).append(i)
             else:
@@ -595,7 +618,8 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
         docs = load_points(root, store.key)
         return Swept(finished, docs, 0, finished.select(*POINT_KEYS).unique().height, time.time() - started)
 
-    points = PointStore(store, sets, model, profile, log, progress, prefix_cache=keep_prefixes)
+    points = PointStore(store, sets, model, profile, log, progress, prefix_cache=keep_prefixes,
+                        donors=point_donors(root, config, store.key))
     baseline_params = [{"kind": "baseline", "size": size} for size in sets]
     baselines = dict(zip(sets, points.get([(params, Plan.none) for params in baseline_params])))
     base_acc = {size: _domain_accuracy(frame) for size, frame in baselines.items()}
@@ -631,6 +655,9 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
     for group in lockstep_groups(curves, lockstep):
         while active := [curve for curve in group if curve.steps.next_coef() is not None]:
             step(active)
+    if points.adopted:
+        log(f"{points.adopted} of the cached points came from other points runs of the same model, vectors and "
+            "documents at their size (copied into this run)")
     visited = [*zip(baseline_params, baselines.values()), *(point for curve in curves for point in curve.visited)]
     documents = points_frame(visited)
     table = summarise(documents, profile.n_boot, seed).with_columns(

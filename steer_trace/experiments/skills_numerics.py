@@ -26,11 +26,14 @@ from .skills import POINT_KEYS
 NUMERICS_KEYS = ("dtype", "device")
 
 
+def numerics_of(config: dict) -> tuple:
+    return tuple(config.get(k, "") for k in NUMERICS_KEYS)
+
+
 def same_but_numerics(a: dict, b: dict) -> bool:
     """Two points-run configs that differ at most in numerics (and do differ there)."""
     rest = [{k: v for k, v in c.items() if k not in NUMERICS_KEYS} for c in (a, b)]
-    numerics = [tuple(c.get(k, "") for k in NUMERICS_KEYS) for c in (a, b)]
-    return rest[0] == rest[1] and numerics[0] != numerics[1]
+    return rest[0] == rest[1] and numerics_of(a) != numerics_of(b)
 
 
 def _with_base(docs: pl.DataFrame) -> pl.DataFrame:

@@ -15,7 +15,7 @@ from ..cache import results_root
 from ..corpora import LANGUAGES
 from . import skills
 from .markdown import markdown_table
-from .skills_numerics import numerics_table, same_but_numerics
+from .skills_numerics import numerics_of, numerics_table, same_but_numerics
 from .skills_selectivity import equal_damage_table
 
 # the paper's relative accuracies (Llama-2-7B, % of baseline, target / text), shared/reference/paper_notes.md
@@ -219,11 +219,16 @@ def write(root=None, out_dir=None, n_boot: int = 1000) -> list[Path]:
         text, summary, langs = model_report(model, part, n_boot)
         name = skills.safe_name(model)
         files = {f"{name}_points.csv": summary, f"{name}_languages.csv": langs}
-        # runs of the same points in other numerics: checked against the chosen one (float32 the reference)
-        for run in counts["points_run"].to_list()[1:]:
-            if run in configs and chosen in configs and same_but_numerics(configs[chosen], configs[run]):
-                other = runs.filter(pl.col("points_run") == run)
-                reference, candidate = (other, part) if other["dtype"][0] == "float32" else (part, other)
+        # runs of the same points in other numerics: checked against the run in the chosen one's numerics that
+        # scored the same documents (the chosen run itself, or e.g. its smaller-headline predecessor)
+        keys = [key for key in counts["points_run"].to_list() if key in configs]
+        for run in (key for key in keys if chosen in configs and numerics_of(configs[key]) != numerics_of(
+                configs[chosen])):
+            partner = next((key for key in keys if numerics_of(configs[key]) == numerics_of(configs[chosen])
+                            and same_but_numerics(configs[key], configs[run])), None)
+            if partner is not None:
+                other, mine = (runs.filter(pl.col("points_run") == key) for key in (run, partner))
+                reference, candidate = (other, mine) if other["dtype"][0] == "float32" else (mine, other)
                 lines, table = numerics_section(reference, candidate, n_boot)
                 if lines:
                     text += "\n" + "\n".join(lines)
