@@ -4,6 +4,7 @@ sweep (`lockstep=False`, the previous code path) on smollm2-135m with tiny docum
 per-document counts and summary table, fewer calls; a sweep with some points cached scores only the others."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import polars as pl
@@ -207,7 +208,7 @@ def _configs(tmp_path, **configs):
     for key, config in configs.items():
         folder = tmp_path / skills.POINTS
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{key}.config.json").write_text(__import__("json").dumps(config))
+        (folder / f"{key}.config.json").write_text(json.dumps(config))
 
 
 def test_point_donors_are_runs_with_the_same_documents_at_that_size(tmp_path):
