@@ -246,6 +246,32 @@ def test_bfloat16_agrees_with_float32_within_the_stated_tolerance(smol, smol_bf1
         assert not torch.equal(r32[L], r16[L])  # it really ran in bfloat16
 
 
+def test_last_logits_hand_the_vocabulary_projection_a_contiguous_copy(smol_bf16):
+    """Locally the kept positions go as an index: transformers' int slice is a strided view, which torch's CPU
+    bfloat16 matmul runs ~300x slower (benchmarks/last_logits.py). Same logits as the int form; the head sees
+    contiguous [rows, n, d] inputs; remote traces keep the int (the server's transformers slices)."""
+    from steer_trace.read import encode
+    from steer_trace.score import model_inputs
+
+    enc = model_inputs(encode(smol_bf16.tokenizer, AB_PROMPTS[:3], 64))
+    seen = []
+    head = smol_bf16.lm._module.lm_head
+    handle = head.register_forward_pre_hook(lambda _m, args: seen.append((args[0].shape, args[0].is_contiguous())))
+    try:
+        logits = {}
+        for name, kwargs in (("index", smol_bf16.last_logits(2)), ("int", {"logits_to_keep": 2})):
+            with torch.no_grad(), smol_bf16.lm.trace(enc, **kwargs):
+                logits[name] = smol_bf16.lm.output.logits.save()
+    finally:
+        handle.remove()
+    assert torch.is_tensor(smol_bf16.last_logits(2)["logits_to_keep"])
+    assert seen == [(torch.Size([3, 2, 576]), True), (torch.Size([3, 2, 576]), False)]
+    assert torch.equal(logits["index"], logits["int"])
+    remote = object.__new__(type(smol_bf16))
+    remote.__dict__.update(smol_bf16.__dict__, remote=True)
+    assert remote.last_logits(2) == {"logits_to_keep": 2}
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
 def test_a_vector_of_another_dtype_is_cast_not_refused(smol, dtype):
     from steer_trace.plan import Injection, Plan, apply_plan
