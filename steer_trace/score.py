@@ -101,8 +101,17 @@ def _prefix_pass(model: Model, enc: dict, layer: int, kwargs: dict, keep: bool):
     return hidden
 
 
+def _fit_kept(kwargs: dict, enc: dict) -> dict:
+    """Kept positions as an index (models.last_logits) no longer than the rows: an int slice clamps, an index
+    would raise (a readout may ask for more positions than a short batch has)."""
+    keep, length = kwargs.get("logits_to_keep"), enc["input_ids"].shape[1]
+    if torch.is_tensor(keep) and keep.numel() > length:
+        return {**kwargs, "logits_to_keep": keep[-length:]}
+    return kwargs
+
+
 def _rows_pass(model: Model, enc: dict, plan, deltas, shared_below: int, hidden, readout: Readout, kwargs: dict):
-    with model.lm.trace(model_inputs(enc), **kwargs):
+    with model.lm.trace(model_inputs(enc), **_fit_kept(kwargs, enc)):
         if shared_below:
             _start_at(model, shared_below, hidden)
         _steer(model, plan, deltas, enc)
