@@ -537,13 +537,15 @@ class PointStore:
     def _cached(self, params: dict) -> pl.DataFrame | None:
         """This run's point, else a donor run's (copied into this run)."""
         frame = self.store.cached_point(params)
-        for key in self.donors.get(params["size"], ()) if frame is None else ():
+        if frame is not None:
+            return frame
+        for key in self.donors.get(params["size"], ()):
             frame = read_point(POINTS, key, params, self.store.dir.parent)
             if frame is not None:
                 self.store.adopt_point(params, frame)
                 self.adopted += 1
-                break
-        return frame
+                return frame
+        return None
 
     def get(self, wanted: list[tuple[dict, Callable]]) -> list[pl.DataFrame]:
         """The frame of each (params, plan maker); a plan is made only for a point that is not cached."""
