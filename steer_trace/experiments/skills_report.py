@@ -222,10 +222,9 @@ def write(root=None, out_dir=None, n_boot: int = 1000) -> list[Path]:
         # runs of the same points in other numerics: checked against the run in the chosen one's numerics that
         # scored the same documents (the chosen run itself, or e.g. its smaller-headline predecessor)
         keys = [key for key in counts["points_run"].to_list() if key in configs]
-        for run in (key for key in keys if chosen in configs and numerics_of(configs[key]) != numerics_of(
-                configs[chosen])):
-            partner = next((key for key in keys if numerics_of(configs[key]) == numerics_of(configs[chosen])
-                            and same_but_numerics(configs[key], configs[run])), None)
+        ours = [key for key in keys if chosen in configs and numerics_of(configs[key]) == numerics_of(configs[chosen])]
+        for run in (key for key in keys if key not in ours):
+            partner = next((key for key in ours if same_but_numerics(configs[key], configs[run])), None)
             if partner is not None:
                 other, mine = (runs.filter(pl.col("points_run") == key) for key in (run, partner))
                 reference, candidate = (other, mine) if other["dtype"][0] == "float32" else (mine, other)
