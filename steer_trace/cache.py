@@ -156,6 +156,19 @@ class Run:
         return table
 
 
+def finished_tables(experiment: str, root: str | Path | None = None) -> list[Path]:
+    """The finished tables of an experiment whose sidecar checks out (paths, sorted)."""
+    folder = results_root(root) / experiment
+    return [p for p in sorted(folder.glob("*.parquet")) if _read_checked(p, repair=False) is not None]
+
+
+def rewrite_finished(path: Path, frame: pl.DataFrame) -> None:
+    """Replace a finished table with `frame` (its stored statistics recomputed), keeping its config: the run
+    key and its sidecar's config stay, the checksum is the new table's."""
+    config = json.loads(path.with_suffix(".json").read_text())["config"]
+    _write_atomic(path, frame, config)
+
+
 def read_point(experiment: str, run_key: str, params: dict, root: str | Path | None = None) -> pl.DataFrame | None:
     """Point `params` of another run (by key), read only: a damaged entry is skipped, never deleted."""
     path = results_root(root) / experiment / f"{run_key}.points" / f"{key_of(params)}.parquet"

@@ -284,8 +284,13 @@ def grid_cmd(model_spec, study_args, layers, multipliers):
 @click.option("--more-random", type=click.IntRange(min=0), default=0, show_default=True,
               help="Score N more random directions of each vector's norm per point, and only those (the vector "
                    "and its paired control come from the run without it): the spread `behaviours report` ranks "
-                   "the vector's shift in (each direction counts at + and -; 19 draws for a rank p of 0.05).")
-def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers, more_random):
+                   "the vector's shift in (one draw per distinct direction; 19 for a rank p of 0.05).")
+@click.option("--random-signs", type=click.Choice(["both", "add"]), default="both", show_default=True,
+              help="With --more-random: score each further direction at +m and -m (both), or at +m only (add: "
+                   "half the points; direction d at +m is direction -d at -m, so one sign gives a draw for the "
+                   "add and the subtract rows alike).")
+def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers, more_random,
+               random_signs):
     """Each behaviour alone at a layer: default / add / subtract on the test split."""
     from steer_trace.experiments import behaviours as exp
 
@@ -293,7 +298,7 @@ def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_mul
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.report_layers)
     picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers, grid_layers)
-    table = exp.run_single(study, chosen, picks, _echo_err, more_random=more_random)
+    table = exp.run_single(study, chosen, picks, _echo_err, more_random=more_random, random_signs=random_signs)
     show_ab(table, f"single steering, test split ({study.orders} orders)")
     _done(study, started)
     return table
@@ -493,6 +498,22 @@ def report_cmd(results_dir, out_dir, profile, split_rule):
     if not written:
         click.echo(f"no behaviour results with per-question scores for profile {profile}"
                    + (f", split {split_rule}" if split_rule else ""))
+
+
+@group.command("restat")
+@click.option("--results", "results_dir", default=None, type=click.Path(),
+              help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
+def restat_cmd(results_dir):
+    """Recompute the statistics the finished tables store (p_bal, the paired shift, its interval and p) from
+    their per-question scores, in place, after a statistic's definition changed; no model, nothing else
+    changes."""
+    from steer_trace.experiments import behaviour_restat
+
+    changed = behaviour_restat.restat(results_dir)
+    for path, n in changed:
+        click.echo(f"restated {path}: {n} rows")
+    if not changed:
+        click.echo("every stored statistic is current")
 
 
 COMMANDS = [group]

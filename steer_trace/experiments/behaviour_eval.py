@@ -6,6 +6,21 @@ per call (one request per call on a remote model), by answer letters (`letter_sc
 question's rotations packed in one row, packing.py) or by answer texts (`content.content_rows`).
 Every row keeps its per-question scores (mean over the question's rotations) and its paired shift
 against unsteered.
+
+Balance (what a row's mean and paired shift are balanced over) depends on the scoring mode, and every
+table, report and figure takes it from `strata`:
+- letter scoring: by the matching answer's letter (its position). The model sees the letters, so a push
+  toward one letter would move p(matching) on the questions whose matching answer has that letter: a set
+  with more A- than B-matching questions would show a letter push as an effect. The mean of the per-letter
+  means (and a bootstrap within letters) cancels it.
+- content scoring: by what the model reads. Each option's text is read after the stem alone, no letters
+  and no option list are shown. In a Yes/No set the answer texts are "Yes" and "No" in every question, so a
+  push toward "Yes" would pose as an effect exactly as a letter push does in letter scoring: balance by the
+  matching answer (Yes / No). In a letter set (the paper's A/B sets, survival_instinct's A-D) the matching
+  letter is invisible and every question has its own texts: nothing can push on the letter, and weighting
+  by it only reweights questions (survival_instinct: 2 D-matching questions of 100 would carry 25%), so
+  the plain mean over questions. A preference that does not depend on the behaviour (longer or shorter
+  texts, any text under a perturbation) is what the equal-norm random directions control, not a weighting.
 """
 
 from __future__ import annotations
@@ -18,6 +33,7 @@ import polars as pl
 import torch
 
 from ..cache import Run
+from ..data import YES_NO
 from ..errors import UserError
 from ..metrics import ab_per_prompt, ab_summary, accuracy, accuracy_ci
 from ..packing import next_token_probs, packable
@@ -85,16 +101,42 @@ def order_consistency(chosen: torch.Tensor, rotation: torch.Tensor, n_shown: tor
     return float(np.mean(same)), float(np.mean(chance))
 
 
-def question_columns(per: dict, per_prompt: dict, labels: list[str]) -> dict:
-    """Per-question scores (mean over the question's rotations) as list columns, plus the
-    label-balanced headline p(matching) and the order consistency of the greedy answers."""
+# one sentence for every table and report that shows a balanced statistic
+BALANCE_NOTE = ("balanced per scoring mode: letter scoring, the mean of the per-letter means over the matching "
+                "answer's letter, bootstrap within letters (a push toward one letter cannot pose as an effect); "
+                "content scoring, the plain mean over questions, bootstrap over questions (no letters are shown, "
+                "so a letter cannot move anything; a Yes/No set, whose answer texts repeat, is balanced by its "
+                "matching Yes / No)")
+
+
+def strata(scoring: str | None, q_label):
+    """The labels a row of this scoring mode is balanced over: the matching letters for letter scoring
+    (a None scoring counts as letter: rows cached before the column existed were letter-scored); for
+    content scoring the matching Yes / No of a Yes/No set, none (the plain mean) for a letter set. See the
+    module docstring."""
+    if scoring != "content" or q_label is None:
+        return q_label
+    return q_label if all(label in YES_NO for label in q_label) else None
+
+
+def row_shift(row: dict, base: dict, n_boot: int = 2000):
+    """The paired shift of a table row's per-question p(matching) against `base` (the unsteered row, or a
+    control) on the same questions, balanced as the row's scoring mode says (`strata`)."""
+    return paired_shift(row["q_p_matching"], base["q_p_matching"], strata(row.get("scoring"), row["q_label"]),
+                        n_boot=n_boot)
+
+
+def question_columns(per: dict, per_prompt: dict, labels: list[str], scoring: str = "letter") -> dict:
+    """Per-question scores (mean over the question's rotations) as list columns, plus the headline
+    p(matching) balanced as `scoring` says (`strata`) and the order consistency of the greedy answers."""
     qids, p_q = per_question(per["p_matching"].numpy(), per_prompt["qid"].numpy())
     _, m_q = per_question(per["matching"].numpy(), per_prompt["qid"].numpy())
     q_labels = [labels[q] for q in qids]
     consistent, chance = order_consistency(per["chosen"], per_prompt["rotation"], per_prompt["n_shown"],
                                            per_prompt["qid"])
-    return {"n_questions": len(qids), "p_matching_balanced": balanced_mean(p_q, q_labels),
-            "matching_balanced": balanced_mean(m_q, q_labels), "order_consistency": consistent,
+    balance = strata(scoring, q_labels)
+    return {"n_questions": len(qids), "p_matching_balanced": balanced_mean(p_q, balance),
+            "matching_balanced": balanced_mean(m_q, balance), "order_consistency": consistent,
             "consistency_chance": chance, "q_id": [int(q) for q in qids], "q_label": q_labels,
             "q_p_matching": [float(v) for v in p_q], "q_matching": [float(v) for v in m_q]}
 
@@ -111,15 +153,15 @@ SHIFT_COLUMNS = ("shift", "shift_lo", "shift_hi", "shift_p", "shift_n", "shift_s
 
 
 def with_shift(frame: pl.DataFrame, unsteered: pl.DataFrame | None) -> pl.DataFrame:
-    """The row's label-balanced paired shift of per-question p(matching) against unsteered
-    (NaN when either lacks per-question scores, e.g. results cached before they existed)."""
+    """The row's paired shift of per-question p(matching) against unsteered, balanced as its scoring mode
+    says (`row_shift`; NaN when either lacks per-question scores, e.g. results cached before they existed)."""
     nan = {c: float("nan") for c in SHIFT_COLUMNS}
     if unsteered is None or "q_p_matching" not in frame.columns or "q_p_matching" not in unsteered.columns:
         return frame.with_columns(**{c: pl.lit(v) for c, v in nan.items()})
     row, base = frame.row(0, named=True), unsteered.row(0, named=True)
     if row["q_id"] != base["q_id"]:
         raise UserError("steered and unsteered rows were scored on different questions")
-    shift = paired_shift(row["q_p_matching"], base["q_p_matching"], row["q_label"]).as_dict()
+    shift = row_shift(row, base).as_dict()
     return frame.with_columns(**{c: pl.lit(float(shift[c])) for c in SHIFT_COLUMNS})
 
 
