@@ -141,7 +141,12 @@ PRETTY = {
 
 
 def pretty(name: str) -> str:
-    return PRETTY.get(name, str(name).replace("_", " ").title())
+    """One display name per behaviour (PRETTY), everywhere; 'random:<vector>' (a control seeded by the vector's
+    name) as 'random (for <its display name>)', so no figure shows a second spelling of a behaviour."""
+    name = str(name)
+    if name.startswith("random:"):
+        return f"random (for {pretty(name.removeprefix('random:'))})"
+    return PRETTY.get(name, name.replace("_", " ").title())
 
 
 def behaviour_order(names) -> list[str]:
