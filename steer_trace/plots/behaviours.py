@@ -485,13 +485,15 @@ def interference_deltas(rows: pl.DataFrame, defaults: pl.DataFrame) -> pl.DataFr
 
 def interference_marks(moved: pl.DataFrame, rows: pl.DataFrame, alpha: float = 0.05) -> list[bool]:
     """Per row of `moved`: a vector's cell when its shift and its shift against its own random direction
-    (`random:<vector>`, paired) both exclude 0 in one sign, a random direction's cell when its shift excludes
-    0; and in both cases q <= alpha after Benjamini-Hochberg over all the cells (evidence: the larger p)."""
-    evidence, sign = [], []
+    (`random:<vector>`, paired) both exclude 0 in one sign with q <= alpha after Benjamini-Hochberg over the
+    vector cells (evidence: the larger p) - the report's interference verdicts, "moves" either way; a random
+    direction's cell when its shift excludes 0 with q <= alpha over the random cells (a family of its own)."""
+    evidence, sign, family = [], [], []
     for r in moved.iter_rows(named=True):
         own = (r["shift_lo"] > 0) - (r["shift_hi"] < 0)
         p = r["shift_p"]
-        if not str(r["vector"]).startswith("random"):
+        is_random = str(r["vector"]).startswith("random")
+        if not is_random:
             control = _row(rows, behaviour=r["behaviour"], vector=f"random:{r['vector']}", layer=r["layer"],
                            multiplier=r["multiplier"])
             if control is None or control["q_id"] != r["q_id"]:
@@ -502,7 +504,11 @@ def interference_marks(moved: pl.DataFrame, rows: pl.DataFrame, alpha: float = 0
                 p = max(p, against.p)
         evidence.append(p)
         sign.append(own)
-    q = bh_qvalues(evidence)
+        family.append(is_random)
+    evidence, family = np.array(evidence, dtype=float), np.array(family)
+    q = np.full(evidence.shape, np.nan)
+    for members in (family, ~family):
+        q[members] = bh_qvalues(evidence[members])
     return [bool(s != 0 and value <= alpha) for s, value in zip(sign, q)]
 
 
@@ -575,10 +581,10 @@ def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
                 ax.set_title(f"{where}{direction} vector", fontsize=9)
                 ax.set_xlabel("behaviour scored")
                 ax.set_ylabel("vector injected" if c == 0 else "")
-        n_cells = int(deltas.height)
         fig.suptitle(_title("Interference: paired shift of each behaviour", model, rows, chosen) + "\n"
-                     f"* moves after Benjamini–Hochberg over the {n_cells} cells (q ≤ 0.05; a vector's cell: shift "
-                     "and vector − its random direction both clear of 0); C collapsed; F faulty ≥ 5 %", fontsize=9)
+                     "* q ≤ 0.05 after Benjamini–Hochberg (vector cells: shift and vector − its random direction "
+                     "clear of 0, as the report's 'moves'; random cells: their own family); C collapsed; "
+                     "F faulty ≥ 5 %", fontsize=9)
         written.append(save(fig, out / file_name("interference", model, several)))
     return written
 
