@@ -23,10 +23,14 @@ early position's steering depends on later tokens (one bit per row); score promp
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .errors import UserError
 from .token_scope import Where
@@ -108,3 +112,42 @@ ALWAYS = Gate()
 
 def projection(vector: torch.Tensor, layer: int, threshold: float, pool: str = "mean") -> Gate:
     return Gate("projection", int(layer), vector, float(threshold), pool)
+
+
+# -- files: safetensors, tensor "condition", the gate's settings and provenance as JSON in the header ---------------
+
+FORMAT = "steer_trace.gate/1"
+
+
+def save_gate(gate: Gate, path: str | Path, meta: dict | None = None) -> Path:
+    if gate.always:
+        raise UserError("the always gate has nothing to save")
+    path = Path(path)
+    settings = {"kind": gate.kind, "layer": gate.layer, "threshold": gate.threshold, "pool": gate.pool}
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"condition": gate.vector.contiguous()}, str(tmp),
+                  metadata={"format": FORMAT, "gate": json.dumps(settings), "provenance": json.dumps(meta or {})})
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write gate file {path} ({error.strerror or error})") from None
+    return path
+
+
+def load_gate(path: str | Path) -> tuple[Gate, dict]:
+    """(gate, provenance) from a gate file; never unpickles."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            if header.get("format") != FORMAT or "condition" not in f.keys():
+                raise UserError(f"{path} is not a steer_trace gate file (format {header.get('format')!r})")
+            vector = f.get_tensor("condition")
+        settings = json.loads(header["gate"])
+        meta = json.loads(header.get("provenance", "{}"))
+    except (OSError, SafetensorError, ValueError, KeyError) as error:
+        raise UserError(f"cannot read gate file {path} ({getattr(error, 'strerror', None) or error})") from None
+    return Gate(settings["kind"], int(settings["layer"]), vector, float(settings["threshold"]),
+                settings["pool"]), meta

@@ -80,6 +80,10 @@ class Plan:
         """The same injections with one operator, token scope and gate."""
         return Plan(tuple(replace(i, op=op, scope=scope, gate=gate) for i in self.injections), self.label)
 
+    def gated(self, gate: Gate) -> "Plan":
+        """The same injections, each applied only to the rows `gate` lets through."""
+        return Plan(tuple(replace(i, gate=gate) for i in self.injections), self.label)
+
     def gates(self) -> list[Gate]:
         """The distinct gates (other than always) of the injections that act, in plan order."""
         out: list[Gate] = []

@@ -1,0 +1,65 @@
+"""`steer-trace gates experiment` / `gates report`: gated vs ungated steering on held-out documents."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tasks.common import model_options, open_model, parse_numbers
+
+REPO = Path(__file__).resolve().parents[2]
+SUMMARY = "gates_summary"  # results/gates_summary/<model>.csv: the committed table the README reads
+
+
+@click.command("experiment")
+@model_options
+@click.option("--vector", type=click.Path(), default=None,
+              help="Vector file (default: results/vectors/<model>/skills_text_minus_code.safetensors).")
+@click.option("--layer", type=int, default=14, show_default=True, help="Layer the vector is added at.")
+@click.option("--coefs", default="1,1.5", show_default=True, help="Comma-separated coefficients.")
+@click.option("--gate", "gate_file", type=click.Path(), required=True, help="Gate file (steer-trace gates fit).")
+@click.option("--n-docs", type=click.IntRange(min=2), default=40, show_default=True,
+              help="Held-out documents per domain (text, code).")
+@click.option("--max-tokens", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--data-dir", default=None, help="Shared data folder (default: $STEER_TRACE_DATA, else data/skills).")
+@click.option("--results", "results_dir", default=None, type=click.Path(), help="Results root (default: results/).")
+def experiment_cmd(model_spec, vector, layer, coefs, gate_file, n_docs, max_tokens, batch_size, data_dir,
+                   results_dir):
+    """Top-1 accuracy on text (non-target) and code (target) documents: unsteered, steered, gated."""
+    from steer_trace.cache import results_root
+    from steer_trace.errors import UserError
+    from steer_trace.gates import load_gate
+    from steer_trace.vectors import SteeringVector
+
+    from .experiment import Setup, run, summarise, unsteered_equal, write_summary
+
+    name = model_spec["name"]
+    vector = vector or str(REPO / "results" / "vectors" / name / "skills_text_minus_code.safetensors")
+    if not Path(vector).exists():
+        raise UserError(f"no vector file {vector}: give --vector")
+    gate, meta = load_gate(gate_file)
+    if gate.layer > layer:
+        raise UserError(f"the gate reads layer {gate.layer}, above the steered layer {layer}")
+    setup = Setup(name, vector, layer, parse_numbers(coefs, float, "--coefs"), gate_file, n_docs, max_tokens,
+                  batch_size, data_dir)
+    table = run(lambda: open_model(model_spec), setup, SteeringVector.load(vector), gate, results_dir,
+                log=lambda line: click.echo(line, err=True))
+    if not unsteered_equal(table):
+        raise click.ClickException("documents the gate closed did not score exactly as unsteered")
+    summary = summarise(table)
+    written = write_summary(summary, results_root(results_dir) / SUMMARY, name.replace("/", "_"))
+    show(summary)
+    click.echo(f"wrote {', '.join(map(str, written))}")
+
+
+def show(summary) -> None:
+    for row in summary.iter_rows(named=True):
+        click.echo(f"c={row['coef']:g} {row['domain']:>4} ({row['docs']} docs, {row['tokens']} tokens, gate opened "
+                   f"{row['gate_opened']}): unsteered {row['acc_unsteered']:.1f}%, steered {row['acc_steered']:.1f}%, "
+                   f"gated {row['acc_gated']:.1f}%; gated - steered {row['gate_gain']:+.1f} "
+                   f"[{row['gate_gain_lo']:+.1f}, {row['gate_gain_hi']:+.1f}] points; gated relative "
+                   f"{row['rel_gated']:.1f}% [{row['rel_gated_lo']:.1f}, {row['rel_gated_hi']:.1f}]")
+
+
+COMMANDS = [experiment_cmd]
