@@ -62,4 +62,21 @@ def show(summary) -> None:
                    f"{row['rel_gated']:.1f}% [{row['rel_gated_lo']:.1f}, {row['rel_gated_hi']:.1f}]")
 
 
-COMMANDS = [experiment_cmd]
+@click.command("report")
+@click.option("--results", "results_dir", default=None, type=click.Path(), help="Results root (default: results/).")
+@click.option("--docs", "docs_dir", default=str(REPO / "docs"), show_default=True, type=click.Path())
+@click.option("--readme", default=str(REPO / "README.md"), show_default=True, type=click.Path())
+def report_cmd(results_dir, docs_dir, readme):
+    """docs/gates.md and the README's gates block from the committed tables (no model)."""
+    from steer_trace.cache import results_root
+
+    from .report import report, update_readme
+
+    root = results_root(results_dir)
+    for path in report(root, Path(docs_dir)):
+        click.echo(f"wrote {path}")
+    if update_readme(Path(readme), root):
+        click.echo(f"updated the gates block of {readme}")
+
+
+COMMANDS = [experiment_cmd, report_cmd]
