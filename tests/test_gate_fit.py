@@ -29,7 +29,7 @@ from steer_trace.gates import Gate, load_gate, projection, save_gate
 from steer_trace.plan import Injection, Plan, apply_plan
 from steer_trace.token_scope import where
 from tasks.cli import main
-from tasks.gates import DEFAULT_DATA
+from studies.gates.cli import DEFAULT_DATA
 
 
 def run(*argv):

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from steer_trace.cache import Run, key_of
-from steer_trace.corpora import load_corpus
+from studies.skills.corpora import load_corpus
 from steer_trace.gate_fit import cosines, pooled_outputs
 from steer_trace.gates import Gate
 from steer_trace.plan import Plan
