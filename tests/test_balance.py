@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 
 from steer_trace.cache import Run
-from steer_trace.experiments import behaviour_report as report
-from steer_trace.experiments.behaviour_eval import question_columns, refreshed_shifts, strata
+from steer_trace.metrics import question_columns, strata
+from studies.behaviours import report
+from studies.behaviours.scoring import refreshed_shifts
 
 LETTERS = ["A"] * 68 + ["B"] * 24 + ["C"] * 6 + ["D"] * 2
 N = len(LETTERS)
@@ -23,7 +24,7 @@ MOVED = BASE + np.where(np.array(LETTERS) == "D", 0.5, 0.0)
 def _row(vector, direction, mult, scores, scoring, labels=LETTERS):
     return {"model": "tiny", "profile": "paper", "split_rule": "paper", "scoring": scoring, "vector_source": scoring,
             "relative": True, "behaviour": "survival_instinct", "vector": vector, "layer": 14, "layers": "14",
-            "direction": direction, "multiplier": float(mult), "split": "test", "q_id": list(range(N)),
+            "direction": direction, "coef": float(mult), "split": "test", "q_id": list(range(N)),
             "q_label": labels, "q_p_matching": [float(v) for v in scores], "p_matching_balanced": float("nan"),
             "n_questions": N}
 

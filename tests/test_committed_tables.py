@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from steer_trace.cache import Run, finished_tables
-from steer_trace.experiments.behaviour_restat import EXPERIMENTS, restat, restated, stale
+from studies.behaviours.restat import EXPERIMENTS, restat, restated, stale
 
 REPO = Path(__file__).resolve().parents[1]
 NOISE = 0.02
@@ -44,15 +44,14 @@ def test_committed_stored_statistics_are_current(path):
     table = pl.read_parquet(path)
     assert stale(table) == 0, f"{path}: stored statistics differ from a recompute: run `behaviours restat`"
     bad = disagreeing(table)
-    assert bad.height == 0, bad.select("behaviour", "vector", "layer", "multiplier", "shift_lo", "shift_hi",
-                                       "shift_p")
+    assert bad.height == 0, bad.select("behaviour", "vector", "layer", "direction", "shift_lo", "shift_hi", "shift_p")
 
 
 def test_a_stale_p_is_caught_and_restat_rewrites_it_keeping_the_run(tmp_path):
     rng = np.random.default_rng(0)
     n = 60
     base = rng.uniform(0.2, 0.6, n)
-    rows = [{"behaviour": "myopic", "split": "test", "vector": v, "direction": d, "multiplier": m, "layer": 14,
+    rows = [{"behaviour": "myopic", "split": "test", "vector": v, "direction": d, "coef": m, "layer": 14,
              "scoring": "letter", "q_id": list(range(n)), "q_label": ["A", "B"] * (n // 2),
              "q_p_matching": [float(x) for x in base + s + rng.normal(0, 0.05, n)]}
             for v, d, m, s in (("none", "default", 0.0, 0.0), ("myopic", "add", 1.0, 0.03))]

@@ -8,21 +8,21 @@ import polars as pl
 import pytest
 
 from steer_trace.cache import Run
-from steer_trace.plots import behaviours as plots
-from steer_trace.plots.common import file_name, select_variant
+from studies.behaviours import plots
+from studies.common.plots import file_name, select_variant
 
 BEHAVIOURS = ["myopic", "wealth_seeking", "sycophancy", "agreeableness", "anti_immigration"]
 DEFAULT_P = dict(zip(BEHAVIOURS, [0.28, 0.50, 0.58, 0.92, 0.17]))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def ab_row(model, behaviour, vector, layer, direction, multiplier, p, *, n=300, orders="both", split="test",
+def ab_row(model, behaviour, vector, layer, direction, coef, p, *, n=300, orders="both", split="test",
            layers=None, collapsed=False, faulty=0.0, profile="test"):
     half = 1.96 * np.sqrt(p * (1 - p) / n) * 0.5
     shift = 0.0 if direction == "default" else p - DEFAULT_P.get(behaviour, 0.5)  # the paired shift, as stored
     return {"shift": shift, "shift_lo": shift - half, "shift_hi": shift + half,
         "model": model, "profile": profile, "prompt_style": "paper", "behaviour": behaviour, "vector": vector,
-        "layer": layer, "layers": layers or str(layer), "direction": direction, "multiplier": float(multiplier),
+        "layer": layer, "layers": layers or str(layer), "direction": direction, "coef": float(coef),
         "orders": orders, "split": split, "n": n, "p_matching": p, "p_matching_lo": max(p - half, 0.0),
         "p_matching_hi": min(p + half, 1.0), "matching_score": min(max(p + 0.03, 0.0), 1.0), "faulty": faulty,
         "answer_mass": 0.9, "top_answer_share": 0.99 if collapsed else 0.6, "collapsed": bool(collapsed),
@@ -72,7 +72,7 @@ def write_synthetic(root, model="smollm2-135m", layers=(10, 15), what=None):
         write(root, "behaviours_simultaneous", rows, model=model)
     if "tax" in what:
         rows = [{"model": model, "profile": "test", "vector": "simultaneous", "layers": "11,12,13,14,15",
-                 "multiplier": float(s), "accuracy": 0.66 - 0.03 * s * s, "accuracy_lo": 0.64 - 0.03 * s * s,
+                 "coef": float(s), "accuracy": 0.66 - 0.03 * s * s, "accuracy_lo": 0.64 - 0.03 * s * s,
                  "accuracy_hi": 0.68 - 0.03 * s * s, "n_tokens": 5000} for s in np.round(np.arange(-2, 2.01, 0.1), 2)]
         write(root, "behaviours_tax", rows, model=model)
     if "interference" in what:
@@ -202,10 +202,10 @@ def test_defaults_prefer_the_layer_then_any():
     assert rows["p_matching"].to_list() == [0.2, 0.3]
 
 
-def _scored(behaviour, vector, direction, multiplier, scores, layer=15):
+def _scored(behaviour, vector, direction, coef, scores, layer=15):
     n = len(scores)
     return {"model": "m", "profile": "test", "behaviour": behaviour, "vector": vector, "layer": layer,
-            "direction": direction, "multiplier": float(multiplier), "split": "test", "scoring": "content",
+            "direction": direction, "coef": float(coef), "split": "test", "scoring": "content",
             "n": n, "p_matching": float(np.mean(scores)), "q_id": list(range(n)), "q_label": ["A", "B"] * (n // 2),
             "q_p_matching": [float(x) for x in scores]}
 
@@ -213,7 +213,7 @@ def _scored(behaviour, vector, direction, multiplier, scores, layer=15):
 def _interference(planted: float, weak: float, n_null: int, seed: int = 0) -> pl.DataFrame:
     """myopic's own vector moves myopia by `planted`; sycophancy's by `weak`; `n_null` other vectors nothing;
     every vector beside its random direction (random:<vector>), which moves nothing."""
-    from steer_trace.experiments.behaviour_eval import refreshed_shifts
+    from studies.behaviours.scoring import refreshed_shifts
 
     rng = np.random.default_rng(seed)
     base = rng.uniform(0.2, 0.6, 60)
@@ -274,7 +274,7 @@ def test_figures_command_writes_the_behaviour_figures(tmp_path, no_model):
 
 def test_single_panel_draws_paired_shifts_and_the_random_control_at_its_own():
     """Each steered bar is the row's paired shift against unsteered (its height the stored shift, its error bar
-    the paired interval); a paired random direction (same layer, multiplier) is a marker at its own shift; a bar
+    the paired interval); a paired random direction (same layer, coef) is a marker at its own shift; a bar
     without one gets none."""
     import matplotlib
 
@@ -289,7 +289,7 @@ def test_single_panel_draws_paired_shifts_and_the_random_control_at_its_own():
                          ab_row(model, "wealth_seeking", "wealth_seeking", 14, "add", 1.0, 0.47)])
     controls = pl.DataFrame([ab_row(model, "myopic", "random", 14, "add", 1.0, 0.42),
                              ab_row(model, "myopic", "random", 14, "subtract", -1.0, 0.31),
-                             ab_row(model, "myopic", "random", 14, "add", 2.0, 0.99)])  # another multiplier
+                             ab_row(model, "myopic", "random", 14, "add", 2.0, 0.99)])  # another coef
     fig, ax = plt.subplots()
     plots._single_panel(ax, rows, 14, ["myopic", "wealth_seeking"], legend=True, controls=controls)
     heights = sorted(round(float(p.get_height()), 3) for p in ax.patches)
@@ -304,7 +304,7 @@ def test_single_panel_draws_paired_shifts_and_the_random_control_at_its_own():
 def test_the_component_histograms_show_one_extraction_not_several_pooled():
     """Three extraction runs of one model (64 pairs, 500 letter-balanced, 500 plain mean) used to be pooled into
     one histogram of 3 d values; the letter-balanced paper-size run is shown, with its label."""
-    from steer_trace.plots.behaviours import one_extraction
+    from studies.behaviours.plots import one_extraction
 
     d = 8
 

@@ -2,7 +2,7 @@
 a planted shift beyond 24 distinct random directions is found (rank p = 1/25), one drawn like them is not;
 draws are counted by distinct direction (± of one direction is one draw; interference's random:<behaviour>
 repeats the single run's random and is not another); the pool is the single run's own directions with
-absolute multipliers and every section's with relative ones."""
+absolute coefs and every section's with relative ones."""
 from __future__ import annotations
 
 import random
@@ -10,19 +10,19 @@ import random
 import polars as pl
 import pytest
 
-from steer_trace.experiments.random_spread import (COMBINED, INTERFERENCE, SINGLE, direction_of, rank_p, spread_rows,
-                                                   spread_verdict)
+from studies.behaviours.random_spread import (COMBINED, INTERFERENCE, SINGLE, direction_of, rank_p, spread_rows,
+                                              spread_verdict)
 
 N_Q = 40
 LABELS = ["A", "B"] * (N_Q // 2)
 BASE = [0.3 + 0.01 * (i % 7) for i in range(N_Q)]
 
 
-def _row(vector, direction, multiplier, shift, behaviour="myopic", layer=14, noise=0.0, seed=0):
+def _row(vector, direction, coef, shift, behaviour="myopic", layer=14, noise=0.0, seed=0):
     rng = random.Random(seed)
     scores = [b + shift + rng.gauss(0, noise) for b in BASE]
     return {"behaviour": behaviour, "vector": vector, "direction": direction, "layer": layer,
-            "multiplier": float(multiplier), "q_id": list(range(N_Q)), "q_label": LABELS, "q_p_matching": scores}
+            "coef": float(coef), "q_id": list(range(N_Q)), "q_label": LABELS, "q_p_matching": scores}
 
 
 def _table(rows) -> pl.DataFrame:
@@ -80,7 +80,7 @@ def test_direction_names_follow_the_seeds_of_each_experiment():
     assert add != subtract  # the combined run seeds one direction per sign
 
 
-def test_the_pool_is_every_section_only_with_relative_multipliers():
+def test_the_pool_is_every_section_only_with_relative_coefs():
     single = _table([_row("myopic", "add", 1, 0.30), *_draws(3)])
     combined = _table(_draws(5, prefix="random:sum"))  # other directions (one seed per sign), same questions
     combined = combined.vstack(_table([_row("sum", "add", 1, 0.5)]).slice(1))  # a combined vector: not a draw

@@ -73,12 +73,12 @@ def test_bad_op_or_scope_is_one_error_line(args, needle, vector_file):
 
 
 def test_sweep_with_a_steering_is_its_own_cached_run(smol, paper_sets, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     root = tmp_path / "results"
 
     def single(*extra):
         result = run("behaviours", "single", "--profile", "test", "--n-test", "2", "--results", root,
-                     "--data-dir", paper_sets, "--behaviours", "myopic", "--add-mult", 8, "--subtract-mult", 8,
+                     "--data-dir", paper_sets, "--behaviours", "myopic", "--add-coef", 8, "--subtract-coef", 8,
                      *extra)
         assert result.exit_code == 0, (result.output, result.exception)
         runs = sorted(p.name for p in (root / "behaviours_single").glob("*.json"))
