@@ -69,3 +69,25 @@ def test_a_stale_p_is_caught_and_restat_rewrites_it_keeping_the_run(tmp_path):
     assert after is not None and stale(after) == 0 and after.columns == old.columns
     assert after.drop("shift_p").equals(old.drop("shift_p"))
     assert restat(tmp_path) == []
+
+
+def test_restat_command_rewrites_and_refuses_an_empty_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.2, 0.6, 40)
+    rows = [{"behaviour": "myopic", "split": "test", "vector": v, "direction": d, "coef": c, "layer": 9,
+             "scoring": "content", "q_id": list(range(40)), "q_label": ["A", "B"] * 20,
+             "q_p_matching": [float(x) for x in base + s]} for v, d, c, s in (("none", "default", 0.0, 0.0),
+                                                                              ("myopic", "add", 1.0, 0.1))]
+    run = Run("behaviours_single", {"synthetic": 2}, tmp_path)
+    run.finish([restated(pl.DataFrame(rows)).with_columns(pl.lit(0.9).alias("shift_p"))])
+    result = CliRunner().invoke(main, ["behaviours", "restat", "--results", str(tmp_path)])
+    assert result.exit_code == 0 and "restated" in result.output and "2 rows" in result.output
+    assert stale(run.finished()) == 0
+    again = CliRunner().invoke(main, ["behaviours", "restat", "--results", str(tmp_path)])
+    assert again.exit_code == 0 and "every stored statistic is current" in again.output
+    empty = CliRunner().invoke(main, ["behaviours", "restat", "--results", str(tmp_path / "none")])
+    assert empty.exit_code == 2 and empty.output.startswith("error: no finished behaviour tables")

@@ -504,8 +504,13 @@ def restat_cmd(results_dir):
     """Recompute the statistics the finished tables store (p_bal, the paired shift, its interval and p) from
     their per-question scores, in place, after a statistic's definition changed; no model, nothing else
     changes."""
+    from steer_trace.cache import results_root
+    from steer_trace.errors import UserError
+
     from . import restat as behaviour_restat
 
+    if not behaviour_restat.tables(results_dir):
+        raise UserError(f"no finished behaviour tables with per-question scores under {results_root(results_dir)}")
     changed = behaviour_restat.restat(results_dir)
     for path, n in changed:
         click.echo(f"restated {path}: {n} rows")

@@ -68,16 +68,21 @@ def stale(table: pl.DataFrame) -> int:
     return int((bad & has_scores).sum())
 
 
+def tables(root=None) -> list[Path]:
+    """Every finished behaviour table under `root` that stores per-question scores."""
+    root = results_root(root)
+    return [path for experiment in EXPERIMENTS for path in finished_tables(experiment, root)
+            if "q_p_matching" in pl.read_parquet_schema(path)]
+
+
 def restat(root=None) -> list[tuple[Path, int]]:
     """Recompute the derived columns of every finished behaviour table under `root`; (path, stale rows) of
     each table that changed."""
-    root = results_root(root)
     changed = []
-    for experiment in EXPERIMENTS:
-        for path in finished_tables(experiment, root):
-            table = pl.read_parquet(path)
-            n = stale(table) if "q_p_matching" in table.columns else 0
-            if n:
-                rewrite_finished(path, restated(table))
-                changed.append((path, n))
+    for path in tables(root):
+        table = pl.read_parquet(path)
+        n = stale(table)
+        if n:
+            rewrite_finished(path, restated(table))
+            changed.append((path, n))
     return changed
