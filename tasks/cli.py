@@ -25,9 +25,9 @@ def main():
 
 
 def _register():
-    from . import behaviours, bench, core_commands, demo, figures, skills
+    from . import behaviours, bench, core_commands, demo, docs_commands, figures, skills
 
-    for module in (core_commands, behaviours, skills, figures, bench, demo):
+    for module in (core_commands, behaviours, skills, figures, docs_commands, bench, demo):
         for command in module.COMMANDS:
             main.add_command(command)
     from .vector_io import register
