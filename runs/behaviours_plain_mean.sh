@@ -8,8 +8,9 @@
 set -e
 cd "$(dirname "$0")/.."
 D=${STEER_TRACE_PAPER_SETS:-../shared/data/extending-activation-addition/data/datasets}
-ST=${STEER_TRACE:-.venv/bin/steer-trace}
-P="--profile paper --split paper --data-dir $D --results results --plain-mean --orders given --slices plain --n-vector 500 --n-validation 30 --n-test 300"
+ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's venv)
+R=${RESULTS:-results}                    # the results folder (default: the committed one)
+P="--profile paper --split paper --data-dir $D --results $R --plain-mean --orders given --slices plain --n-vector 500 --n-validation 30 --n-test 300"
 echo "== $(date -u +%H:%M:%S) behaviours extract"
 "$ST" behaviours extract $P
 echo "== $(date -u +%H:%M:%S) behaviours single"

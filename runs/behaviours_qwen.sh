@@ -12,11 +12,12 @@ set -e
 steps=${*:-extract precondition single simultaneous}
 cd "$(dirname "$0")/.."
 D=${STEER_TRACE_PAPER_SETS:-../shared/data/extending-activation-addition/data/datasets}
-ST=${STEER_TRACE:-.venv/bin/steer-trace}
+ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's venv)
+R=${RESULTS:-results}                    # the results folder (default: the committed one)
 run() {
   echo "== $(date -u +%H:%M:%S) behaviours $*"
   "$ST" behaviours "$@" --profile paper --split paper --data-dir "$D" --model qwen2.5-coder-0.5b \
-    --n-vector 200 --n-validation 30 --n-test 60 --results results
+    --n-vector 200 --n-validation 30 --n-test 60 --results "$R"
 }
 C="--scoring content --vector-source content"
 for step in $steps; do

@@ -26,11 +26,12 @@ case $mode in
 esac
 cd "$(dirname "$0")/.."
 D=${STEER_TRACE_PAPER_SETS:-../shared/data/extending-activation-addition/data/datasets}
-ST=${STEER_TRACE:-.venv/bin/steer-trace}
+ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's venv)
+R=${RESULTS:-results}                    # the results folder (default: the committed one)
 run() {
   echo "== $(date -u +%H:%M:%S) behaviours $*"
   "$ST" behaviours "$@" --profile paper --split paper --data-dir "$D" --scoring "$mode" --vector-source "$mode" \
-    --n-vector 500 --n-validation 30 --n-test 100 --results results
+    --n-vector 500 --n-validation 30 --n-test 100 --results "$R"
 }
 SIM="0,0.02,0.05,0.1,0.15,0.2,0.3,0.4,0.6,0.8,1.2,-0.02,-0.05,-0.1,-0.15,-0.2,-0.3,-0.4,-0.6,-0.8,-1.2"
 for step in $steps; do

@@ -13,11 +13,12 @@ set -e
 steps=${*:-extract diagnose single combined simultaneous interference draws}
 cd "$(dirname "$0")/.."
 S=${STEER_TRACE_SURVIVAL:-../shared/data/anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl}
-ST=${STEER_TRACE:-.venv/bin/steer-trace}
+ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's venv)
+R=${RESULTS:-results}                    # the results folder (default: the committed one)
 run() {
   echo "== $(date -u +%H:%M:%S) behaviours $*"
   "$ST" behaviours "$@" --profile paper --scoring content --vector-source content --dataset "$S" \
-    --n-vector 500 --n-validation 30 --n-test 100 --results results
+    --n-vector 500 --n-validation 30 --n-test 100 --results "$R"
 }
 for step in $steps; do
   case $step in

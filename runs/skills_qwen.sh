@@ -17,10 +17,11 @@ set -e
 steps=${*:-extract float32-check bfloat16-sweep bfloat16-headline}
 cd "$(dirname "$0")/.."
 D=${STEER_TRACE_DATA:-../shared/data}
-ST=${STEER_TRACE:-.venv/bin/steer-trace}
+ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's venv)
+R=${RESULTS:-results}                    # the results folder (default: the committed one)
 run() {
   echo "== $(date -u +%H:%M:%S) skills $*"
-  "$ST" skills "$@" --model qwen2.5-coder-0.5b --data-dir "$D" --results results
+  "$ST" skills "$@" --model qwen2.5-coder-0.5b --data-dir "$D" --results "$R"
 }
 Z="--sweep-tokens 5000 --headline-tokens 5000"
 for step in $steps; do

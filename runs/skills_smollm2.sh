@@ -15,8 +15,9 @@ set -e
 steps=${*:-extract sweep}
 cd "$(dirname "$0")/.."
 D=${STEER_TRACE_DATA:-../shared/data}
-ST=${STEER_TRACE:-.venv/bin/steer-trace}
-run() { echo "== $(date -u +%H:%M:%S) skills $*"; "$ST" skills "$@" --data-dir "$D" --results results; }
+ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's venv)
+R=${RESULTS:-results}                    # the results folder (default: the committed one)
+run() { echo "== $(date -u +%H:%M:%S) skills $*"; "$ST" skills "$@" --data-dir "$D" --results "$R"; }
 for step in $steps; do
   case $step in
     extract) run extract ;;

@@ -2,6 +2,7 @@
 changed table value changes the page."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -71,3 +72,18 @@ def test_a_changed_table_value_changes_the_rendered_page(tmp_path):
             _write_atomic(path, frame, config)
     after = pages.render(template, pages.values(root, [("behaviours", behaviour_pages)]))
     assert "0.00 of the rotations" in before and "0.75 of the rotations" in after
+
+
+def test_the_api_reference_lists_every_public_module_of_the_core_library():
+    listed = set(re.findall(r"^::: (steer_trace\.\w+)$", (REPO / "docs/api.md").read_text(), re.M))
+    modules = {f"steer_trace.{p.stem}" for p in (REPO / "steer_trace").glob("*.py") if not p.stem.startswith("_")}
+    assert listed == modules, f"docs/api.md: add {sorted(modules - listed)}, drop {sorted(listed - modules)}"
+
+
+def test_the_site_config_names_every_page_and_excludes_the_templates():
+    config = (REPO / "mkdocs.yml").read_text()
+    pages_on_disk = {p.name for p in (REPO / "docs").glob("*.md")}
+    named = set(re.findall(r":\s+(\w+\.md)\s*$", config, re.M))
+    missing, extra = sorted(pages_on_disk - named), sorted(named - pages_on_disk)
+    assert named == pages_on_disk, f"mkdocs.yml nav: add {missing}, drop {extra}"
+    assert "src/" in config  # the templates are not pages
