@@ -24,13 +24,23 @@ from pathlib import Path
 import polars as pl
 
 from steer_trace.cache import load_tables
-from steer_trace.experiments import behaviour_report as report
-from steer_trace.experiments.random_spread import spread_rows
 from steer_trace.stats import paired_shift
+
+from . import report
+from .random_spread import spread_rows
 
 PROFILE = "paper"
 MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen"}
 DIRECTIONS = {"add": "add", "subtract": "sub", "default": "default"}
+
+
+def _coef(row: dict) -> float:
+    """A row's steering coefficient, whichever name its table gives it."""
+    return row["coef"] if "coef" in row else row["multiplier"]
+
+
+def _coef_column(frame: pl.DataFrame) -> str:
+    return "coef" if "coef" in frame.columns else "multiplier"
 
 
 def model_key(model: str) -> str:
@@ -57,7 +67,7 @@ def _span(values, digits: int = 2, sign: bool = False) -> str:
 
 def _entry_values(prefix: str, e: dict, default: dict | None = None) -> dict[str, str]:
     r = e["row"]
-    out = {f"{prefix}.coef": f"{r['multiplier']:+g}", f"{prefix}.steered": _f(r["p_matching_balanced"]),
+    out = {f"{prefix}.coef": f"{_coef(r):+g}", f"{prefix}.steered": _f(r["p_matching_balanced"]),
            f"{prefix}.shift": report._interval(e["shift"]), f"{prefix}.shift_p": report._p(e["shift"].p),
            f"{prefix}.detectable": _f(e["shift"].mde, 2), f"{prefix}.n": str(e["shift"].n),
            f"{prefix}.verdict": e["verdict"], f"{prefix}.q": report._q(e)}
@@ -103,12 +113,13 @@ def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, others: list,
 def _simultaneous(key: str, part: pl.DataFrame, tax: pl.DataFrame | None) -> dict:
     out = {}
     names = report.behaviours_in(part)
-    for c in sorted(part.filter(pl.col("vector").is_in(["simultaneous", "random"]))["multiplier"].unique()):
+    column = _coef_column(part)
+    for c in sorted(part.filter(pl.col("vector").is_in(["simultaneous", "random"]))[column].unique()):
         for name in names:
             default = report._row_of(part, behaviour=name, direction="default")
             prefix = f"{key}.simul.c{c:+g}.{name}"
-            vec = report._row_of(part, behaviour=name, vector="simultaneous", multiplier=c)
-            rnd = report._row_of(part, behaviour=name, vector="random", multiplier=c)
+            vec = report._row_of(part, behaviour=name, vector="simultaneous", **{column: c})
+            rnd = report._row_of(part, behaviour=name, vector="random", **{column: c})
             if default is None:
                 continue
             if vec is not None:
@@ -125,7 +136,7 @@ def _simultaneous(key: str, part: pl.DataFrame, tax: pl.DataFrame | None) -> dic
                     out[f"{prefix}.vs_random"] = report._interval(
                         paired_shift(vec["q_p_matching"], rnd["q_p_matching"], rnd["q_label"]))
         if tax is not None:
-            t = report._row_of(tax, multiplier=c)
+            t = report._row_of(tax, **{_coef_column(tax): c})
             if t is not None:
                 out[f"{key}.simul.c{c:+g}.accuracy"] = _f(t["accuracy"])
                 out[f"{key}.simul.c{c:+g}.accuracy_ci"] = f"[{_f(t['accuracy_lo'])}, {_f(t['accuracy_hi'])}]"
@@ -136,7 +147,7 @@ def _simultaneous(key: str, part: pl.DataFrame, tax: pl.DataFrame | None) -> dic
     shifts = [paired_shift(r["q_p_matching"], report._row_of(part, behaviour=r["behaviour"], direction="default")
                            ["q_p_matching"], r["q_label"]).shift
               for r in part.filter(pl.col("vector") == "simultaneous").iter_rows(named=True)]
-    out[f"{key}.simul.n_coefs"] = str(len({r for r in part.filter(pl.col("vector") == "simultaneous")["multiplier"]}))
+    out[f"{key}.simul.n_coefs"] = str(part.filter(pl.col("vector") == "simultaneous")[column].n_unique())
     out[f"{key}.simul.max_abs_shift"] = _f(max((abs(s) for s in shifts), default=math.nan), 3)
     out[f"{key}.table.simultaneous"] = "\n".join(report.simultaneous_section(part, tax)).rstrip()
     return out

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import polars as pl
 
-from steer_trace.experiments import skills, skills_report
-from steer_trace.experiments.skills_numerics import numerics_of, same_but_numerics
-from steer_trace.experiments.skills_selectivity import equal_damage_table
+from . import report as skills_report
+from . import run as skills
+from .numerics import numerics_of, same_but_numerics
+from .selectivity import equal_damage_table
 
 N_BOOT = 1000
 MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen"}
