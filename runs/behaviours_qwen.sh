@@ -7,6 +7,8 @@
 # Writes: behaviours_vectors, _cosines, _components (extract); _precondition (precondition); _single (single);
 # _simultaneous + _tax (simultaneous).
 # Steps (default, in order): extract precondition single simultaneous. Resumable: every point is cached.
+# Not run to the end: interference (every vector x every behaviour at layer 11, x+-1; its first 16 points are
+# cached under behaviours_interference/, no table yet): `sh runs/behaviours_qwen.sh interference` resumes it.
 # Measured on one core at load ~3: extract 21 min, precondition 12 min, single 43 min, simultaneous 63 min.
 set -e
 steps=${*:-extract precondition single simultaneous}
@@ -26,6 +28,7 @@ for step in $steps; do
     precondition) run precondition ;;
     single) run single $C --relative --layers 8,11 --add-mult 1 --subtract-mult 1 ;;
     simultaneous) run simultaneous $C --relative --coefs=-1.2,-0.6,-0.3,-0.1,0,0.1,0.3,0.6,1.2 --tax-docs 8 ;;
+    interference) run interference $C --relative --layers 11 --multipliers=-1,1 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

@@ -60,8 +60,8 @@ def _sizes(experiment: str, config: dict, meta: dict) -> str:
     if experiment == "skills_points":
         return "per document; see the sweeps"
     if experiment.startswith("skills_sweep"):
-        sizes = config.get("sizes", {})
-        return ", ".join(f"{k} {v[1]:,} tokens/domain" for k, v in sorted(sizes.items())) or "—"
+        sizes = next(iter(config.get("sizes", {}).values()), None)  # [sweep, headline] scored tokens per domain
+        return f"≥ {sizes[0]:,} tokens/domain, headline points ≥ {sizes[1]:,}" if sizes else "—"
     sizes = config.get("sizes")
     parts = []
     if isinstance(sizes, list) and len(sizes) == 3:
@@ -156,6 +156,11 @@ def index_text(root: Path | None = None, repo: Path = REPO) -> str:
         lines.append(f"| `{name}` | {study} | {config.get('model', '—')} | {kind}: {_what(experiment, config)} | "
                      f"{_sizes(experiment, config, meta)} | {recipe} | {run.get('date', '—')} | "
                      f"{', '.join(cites) or '—'} |")
+    unfinished = [f"`{p.parent.name}/{p.name}/` ({len(list(p.glob('*.parquet')))} points)"
+                  for p in sorted(root.glob("behaviours_*/*.points")) if not p.with_suffix(".parquet").is_file()]
+    if unfinished:
+        lines += ["", "Unfinished runs (their points are cached, the run resumes from them; no table yet): "
+                  + ", ".join(unfinished) + "."]
     lines += ["", "Folders: `behaviours_report/` and `skills_report/` hold the reports `steer-trace behaviours report` "
               "and `steer-trace skills report` write from these tables; `vectors/` holds the extracted steering "
               "vectors (safetensors with provenance).", ""]
