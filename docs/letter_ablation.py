@@ -20,7 +20,8 @@ import time
 import numpy as np
 import torch
 
-from studies.behaviours.config import make_profile, open_study
+from studies.behaviours.config import open_study
+from studies.behaviours.profiles import make_profile
 from studies.behaviours.vectors import load_or_extract
 from steer_trace.metrics import bootstrap_ci
 from steer_trace.models import load_model

@@ -14,5 +14,5 @@ P="--profile paper --split paper --data-dir $D --results $R --plain-mean --order
 echo "== $(date -u +%H:%M:%S) behaviours extract"
 "$ST" behaviours extract $P
 echo "== $(date -u +%H:%M:%S) behaviours single"
-"$ST" behaviours single $P --relative --layers 9,14 --add-mult 1 --subtract-mult 1
+"$ST" behaviours single $P --relative --layers 9,14 --add-coef 1 --subtract-coef 1
 echo "== $(date -u +%H:%M:%S) done"

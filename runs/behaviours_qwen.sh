@@ -26,9 +26,9 @@ for step in $steps; do
   case $step in
     extract) run extract $C ;;
     precondition) run precondition ;;
-    single) run single $C --relative --layers 8,11 --add-mult 1 --subtract-mult 1 ;;
+    single) run single $C --relative --layers 8,11 --add-coef 1 --subtract-coef 1 ;;
     simultaneous) run simultaneous $C --relative --coefs=-1.2,-0.6,-0.3,-0.1,0,0.1,0.3,0.6,1.2 --tax-docs 8 ;;
-    interference) run interference $C --relative --layers 11 --multipliers=-1,1 ;;
+    interference) run interference $C --relative --layers 11 --coefs=-1,1 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

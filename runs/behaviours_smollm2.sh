@@ -37,13 +37,13 @@ SIM="0,0.02,0.05,0.1,0.15,0.2,0.3,0.4,0.6,0.8,1.2,-0.02,-0.05,-0.1,-0.15,-0.2,-0
 for step in $steps; do
   case $step in
     extract) run extract ;;
-    single) run single --relative --layers 9,14 --add-mult 1 --subtract-mult 1 ;;
+    single) run single --relative --layers 9,14 --add-coef 1 --subtract-coef 1 ;;
     simultaneous) run simultaneous --relative --coefs "$SIM" --tax-docs 16 ;;
     diagnose) run diagnose ;;
-    combined) run combined --relative --layers 14 --add-mult 1 --subtract-mult 1
-              run combined --relative --layers 9 --add-mult 1 --subtract-mult 1 ;;
-    interference) run interference --relative --layers 14 --multipliers=-1,1 ;;
-    draws) run single --relative --layers 14 --add-mult 1 --subtract-mult 1 --more-random 5 ;;
+    combined) run combined --relative --layers 14 --add-coef 1 --subtract-coef 1
+              run combined --relative --layers 9 --add-coef 1 --subtract-coef 1 ;;
+    interference) run interference --relative --layers 14 --coefs=-1,1 ;;
+    draws) run single --relative --layers 14 --add-coef 1 --subtract-coef 1 --more-random 5 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

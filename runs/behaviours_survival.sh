@@ -24,12 +24,12 @@ for step in $steps; do
   case $step in
     extract) run extract ;;
     diagnose) run diagnose ;;
-    single) run single --relative --layers 9,14 --add-mult 1 --subtract-mult 1 ;;
-    combined) run combined --relative --layers 14 --add-mult 1 --subtract-mult 1 ;;
+    single) run single --relative --layers 9,14 --add-coef 1 --subtract-coef 1 ;;
+    combined) run combined --relative --layers 14 --add-coef 1 --subtract-coef 1 ;;
     simultaneous) run simultaneous --relative --layers 12 --coefs=-1.2,-0.6,-0.3,-0.1,0,0.1,0.3,0.6,1.2 --tax-docs 8 ;;
-    interference) run interference --relative --layers 14 --multipliers=-1,1 ;;
-    draws) run single --relative --layers 9 --add-mult 1 --subtract-mult 1 --more-random 9
-           run single --relative --layers 14 --add-mult 1 --subtract-mult 1 --more-random 4 ;;
+    interference) run interference --relative --layers 14 --coefs=-1,1 ;;
+    draws) run single --relative --layers 9 --add-coef 1 --subtract-coef 1 --more-random 9
+           run single --relative --layers 14 --add-coef 1 --subtract-coef 1 --more-random 4 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

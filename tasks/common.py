@@ -19,6 +19,18 @@ EXTRACTION_METHODS = ("mean", "pca", "pca-center", "pca-diff")
 DEFAULT_METHOD = "mean"
 
 
+class OldNames(click.Option):
+    """An option also accepted under its old names (committed run recipes use them), which --help does not
+    show: `click.option("--coefs", "--multipliers", "coefs", cls=OldNames)` lists --coefs only."""
+
+    def get_help_record(self, ctx):
+        opts, self.opts = self.opts, self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+
 def quiet_libraries() -> None:
     """transformers' logging and progress bars off; called where a command first needs transformers."""
     from transformers.utils import logging as hf_logging  # deferred: start-up time (CLI layer)

@@ -18,7 +18,7 @@ N = 60
 def _row(behaviour, vector, direction, mult, scores, labels, scoring="content", layer=14, **extra):
     return {"model": "tiny", "profile": "paper", "split_rule": "paper", "scoring": scoring,
             "vector_source": scoring, "relative": True, "behaviour": behaviour, "vector": vector, "layer": layer,
-            "layers": str(layer), "direction": direction, "multiplier": float(mult), "split": "test",
+            "layers": str(layer), "direction": direction, "coef": float(mult), "split": "test",
             "q_id": list(range(N)), "q_label": labels, "q_p_matching": [float(v) for v in scores],
             "p_matching_balanced": float(np.mean(scores)), "n_questions": N, **extra}
 

@@ -30,12 +30,12 @@ from tasks.cli import main
 LAYERS = "5,9,15"  # 1 behaviour x (default + 3 layers x add/subtract) = 7 points
 SCORE_COLUMNS = ["p_matching", "p_matching_lo", "p_matching_hi", "matching_score", "faulty", "answer_mass",
                  "top_answer_share"]
-KEY_COLUMNS = ["behaviour", "vector", "layer", "layers", "direction", "multiplier", "split", "n", "orders"]
+KEY_COLUMNS = ["behaviour", "vector", "layer", "layers", "direction", "coef", "split", "n", "orders"]
 
 
 def sweep_args(root: Path, data_dir: Path, behaviours: str = "myopic", layers: str = LAYERS) -> list[str]:
     return ["behaviours", "single", "--profile", "test", "--n-test", "4", "--behaviours", behaviours,
-            "--data-dir", str(data_dir), "--add-mult", "4", "--subtract-mult", "4", "--layers", layers,
+            "--data-dir", str(data_dir), "--add-coef", "4", "--subtract-coef", "4", "--layers", layers,
             "--results", str(root)]
 
 
@@ -108,7 +108,7 @@ def snapshot(*folders: Path) -> dict[str, bytes]:
 
 
 def sorted_table(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.sort(["behaviour", "layer", "direction", "multiplier"])
+    return frame.sort(["behaviour", "layer", "direction", "coef"])
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_remote_sweep_equals_local_in_fewer_requests_than_points(local_sweep, re
     model = remote_sweep["model"]
     assert model.extra["requests"] == 1 < points  # every scoring point in one session
     # + the extraction's requests: the shared-prompt reader's batches of prompts (one session each), and the norms
-    from studies.behaviours.config import PROFILES
+    from studies.behaviours.profiles import PROFILES
 
     vector = SteeringVector.load(next((remote_root / "vectors").glob("*/myopic-*.safetensors")))
     assert vector.meta["reader"].startswith("shared-prompt")

@@ -78,7 +78,7 @@ def test_sweep_with_a_steering_is_its_own_cached_run(smol, paper_sets, tmp_path,
 
     def single(*extra):
         result = run("behaviours", "single", "--profile", "test", "--n-test", "2", "--results", root,
-                     "--data-dir", paper_sets, "--behaviours", "myopic", "--add-mult", 8, "--subtract-mult", 8,
+                     "--data-dir", paper_sets, "--behaviours", "myopic", "--add-coef", 8, "--subtract-coef", 8,
                      *extra)
         assert result.exit_code == 0, (result.output, result.exception)
         runs = sorted(p.name for p in (root / "behaviours_single").glob("*.json"))

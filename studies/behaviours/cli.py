@@ -8,9 +8,11 @@ import time
 
 import click
 
-from tasks.common import DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, parse_numbers, steering_options
+from tasks.common import (DEFAULT_METHOD, EXTRACTION_METHODS, OldNames, model_options, open_model, parse_numbers,
+                          steering_options)
 
-PROFILES = ("quick", "paper", "test")
+from .profiles import PROFILES, make_profile
+
 
 
 def _echo_err(message: str) -> None:
@@ -20,7 +22,7 @@ def _echo_err(message: str) -> None:
 def study_options(func):
     """Options every behaviours command shares; passes `study_args`."""
 
-    @click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
+    @click.option("--profile", type=click.Choice(list(PROFILES)), default="quick", show_default=True,
                   help="quick: minutes on 2 CPU cores; paper: the paper's sizes.")
     @click.option("--results", "results_dir", default=None, type=click.Path(),
                   help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
@@ -49,7 +51,7 @@ def study_options(func):
     @click.option("--method", type=click.Choice(EXTRACTION_METHODS), default=DEFAULT_METHOD, show_default=True,
                   help="Extraction method of letter vectors: mean difference, or pca / pca-center / pca-diff "
                        "(README 'Extraction methods'); results of a non-default method get their own keys.")
-    @click.option("--relative", is_flag=True, help="Multipliers are fractions of the layer's residual-stream norm.")
+    @click.option("--relative", is_flag=True, help="Coefficients are fractions of the layer's residual-stream norm.")
     @click.option("--n-vector", type=int, default=None, help="Cap on vector pairs (profile default).")
     @click.option("--n-validation", type=int, default=None, help="Cap on validation questions.")
     @click.option("--n-test", type=int, default=None, help="Cap on test questions (before both orders).")
@@ -76,17 +78,11 @@ def study_options(func):
 
 
 def build_study(model_spec: dict, study_args: dict):
-    from dataclasses import replace
-
-    from .config import make_profile, open_study
+    from .config import open_study  # deferred: torch, polars (start-up time of --help, CLI layer)
 
     args = dict(study_args)
-    profile = make_profile(args.pop("profile"), *args.pop("sizes"))
-    batch_size, tax_docs = args.pop("batch_size"), args.pop("tax_docs")
-    if batch_size:
-        profile = replace(profile, batch_size=batch_size)
-    if tax_docs:
-        profile = replace(profile, tax_docs=tax_docs)
+    profile = make_profile(args.pop("profile"), *args.pop("sizes"), batch_size=args.pop("batch_size"),
+                           tax_docs=args.pop("tax_docs"))
     return open_study(lambda: open_model(model_spec), profile, **args)
 
 
@@ -106,23 +102,24 @@ def _done(study, started: float) -> None:
               f"results under {study.root}")
 
 
-def _picks(study, layers, add_mult, subtract_mult, grid_multipliers, grid_layers=None):
+def _picks(study, layers, add_coef, subtract_coef, grid_coefs, grid_layers=None):
     from . import run as exp
 
-    if add_mult is not None or subtract_mult is not None:
-        if add_mult is None or subtract_mult is None:
-            raise click.UsageError("give both --add-mult and --subtract-mult, or neither (grid picks)")
-        return exp.fixed_picks(study, layers, add_mult, subtract_mult)
+    if add_coef is not None or subtract_coef is not None:
+        if add_coef is None or subtract_coef is None:
+            raise click.UsageError("give both --add-coef and --subtract-coef, or neither (grid picks)")
+        return exp.fixed_picks(study, layers, add_coef, subtract_coef)
     searched = [study.model.check_layer(L) for L in parse_numbers(grid_layers, int) or ()]
-    return exp.grid_picks(study, layers, parse_numbers(grid_multipliers), _echo_err, grid_layers=searched)
+    return exp.grid_picks(study, layers, parse_numbers(grid_coefs), _echo_err, grid_layers=searched)
 
 
 def picks_options(func):
-    func = click.option("--add-mult", type=float, default=None,
-                        help="Fixed add multiplier for every behaviour (default: the grid's picks).")(func)
-    func = click.option("--subtract-mult", type=float, default=None, help="Fixed subtract multiplier.")(func)
-    func = click.option("--grid-multipliers", default=None,
-                        help="Multipliers for the grid that picks them (profile default).")(func)
+    func = click.option("--add-coef", "--add-mult", "add_coef", cls=OldNames, type=float, default=None,
+                        help="Fixed add coefficient for every behaviour (default: the grid's picks).")(func)
+    func = click.option("--subtract-coef", "--subtract-mult", "subtract_coef", cls=OldNames, type=float,
+                        default=None, help="Fixed subtract coefficient.")(func)
+    func = click.option("--grid-coefs", "--grid-multipliers", "grid_coefs", cls=OldNames, default=None,
+                        help="Coefficients for the grid that picks them (profile default).")(func)
     func = click.option("--grid-layers", default=None,
                         help="Layers the grid searches besides --layers (model numbers; default: the "
                              "profile's grid layers).")(func)
@@ -167,7 +164,7 @@ def show_precondition(table) -> None:
                    f"for {consistent:.2f} of {n} questions (chance {chance:.2f}) - {verdict}")
 
 
-def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction", "multiplier")) -> None:
+def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction", "coef")) -> None:
     """Precondition, then scores: label-balanced p(matching), its paired shift against
     unsteered [95% interval] and p-value, greedy matching score, answer mass, top-answer share."""
     from .scoring import refreshed_shifts
@@ -176,7 +173,7 @@ def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction
     show_precondition(table)
     click.echo(title)
     widths = (16, 14, 5, 9, 9, 7, 23, 6, 6, 6, 6, 6, 5)
-    click.echo(_row(("behaviour", "vector", "layer", "direction", "mult", "p_bal", "shift [95% CI]", "p",
+    click.echo(_row(("behaviour", "vector", "layer", "direction", "coef", "p_bal", "shift [95% CI]", "p",
                      "score", "mass", "top", "fault", "n_q"), widths))
     rows = table.sort(list(group)).unique(list(group), keep="first", maintain_order=True)
     for r in rows.iter_rows(named=True):
@@ -186,7 +183,7 @@ def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction
             f"{r.get('shift', float('nan')):+.3f} [{_f(r.get('shift_lo'))}, {_f(r.get('shift_hi'))}]"
         p_value = "" if r["direction"] == "default" else _f(r.get("shift_p"))
         n_q = int(r.get("n_questions") or r["n"])
-        click.echo(_row((r["behaviour"], r["vector"], int(r["layer"]), r["direction"], float(r["multiplier"]),
+        click.echo(_row((r["behaviour"], r["vector"], int(r["layer"]), r["direction"], float(r["coef"]),
                          p_bal, shift, p_value, r["matching_score"], r["answer_mass"], top, r["faulty"], n_q),
                         widths))
     click.echo("(p_bal: p(matching) averaged per answer label then over labels; shift: paired against unsteered "
@@ -257,16 +254,17 @@ def extract_cmd(model_spec, study_args):
 @study_options
 @steering_options
 @layers_option("Layers to search (default: the paper's 0,5,10,15,20,25,29,31 of 32 at this depth; quick: 10,15).")
-@click.option("--multipliers", default=None, help="Positive multipliers, each also tried negated (profile default).")
-def grid_cmd(model_spec, study_args, layers, multipliers):
-    """Layer x multiplier on the validation split; stops a direction at collapse; picks multipliers."""
+@click.option("--coefs", "--multipliers", "coefs", cls=OldNames, default=None,
+              help="Positive coefficients, each also tried negated (profile default).")
+def grid_cmd(model_spec, study_args, layers, coefs):
+    """Layer x coefficient on the validation split; stops a direction at collapse; picks coefficients."""
     from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.grid_layers)
-    picks = exp.grid_picks(study, chosen, parse_numbers(multipliers), _echo_err)
-    click.echo("picked multipliers (behaviour, layer: subtract / add)")
+    picks = exp.grid_picks(study, chosen, parse_numbers(coefs), _echo_err)
+    click.echo("picked coefficients (behaviour, layer: subtract / add)")
     for name in study.names:
         for L in chosen:
             click.echo(f"  {name:<16} L{L:<3} {picks[(name, L, 'subtract')]:>8g} / {picks[(name, L, 'add')]:<8g}")
@@ -283,14 +281,14 @@ def grid_cmd(model_spec, study_args, layers, multipliers):
               help="Score N more random directions of each vector's norm per point, and only those (the vector "
                    "and its paired control come from the run without it): the spread `behaviours report` ranks "
                    "the vector's shift in (each direction counts at + and -; 19 draws for a rank p of 0.05).")
-def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers, more_random):
+def single_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_coefs, grid_layers, more_random):
     """Each behaviour alone at a layer: default / add / subtract on the test split."""
     from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.report_layers)
-    picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers, grid_layers)
+    picks = _picks(study, chosen, add_coef, subtract_coef, grid_coefs, grid_layers)
     table = exp.run_single(study, chosen, picks, _echo_err, more_random=more_random)
     show_ab(table, f"single steering, test split ({study.orders} orders)")
     _done(study, started)
@@ -304,14 +302,14 @@ def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_mul
 @layers_option("Layers (default: the paper's 10 and 15 of 32 at this depth).")
 @picks_options
 @click.option("--coefs", default="1", show_default=True, help="Coefficients applied to each combined vector (±).")
-def combined_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers, coefs):
+def combined_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_coefs, grid_layers, coefs):
     """The behaviours' vectors combined at one layer (sum, mean, weighted sum, weighted mean), ±."""
     from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.report_layers)
-    picks = _picks(study, chosen, add_mult, subtract_mult, grid_multipliers, grid_layers)
+    picks = _picks(study, chosen, add_coef, subtract_coef, grid_coefs, grid_layers)
     table = exp.run_combined(study, chosen, picks, parse_numbers(coefs) or (1.0,), _echo_err)
     show_ab(table, "combined vectors, test split")
     _done(study, started)
@@ -332,15 +330,15 @@ def simultaneous_cmd(model_spec, study_args, layers, coefs):
     placed = exp.simultaneous_layers(study, parse_numbers(layers, int))
     out = exp.run_simultaneous(study, placed, parse_numbers(coefs), _echo_err)
     click.echo("layers: " + ", ".join(f"{n}@{L}" for n, L in zip(study.names, placed)))
-    show_ab(out["scores"], "simultaneous steering, test split", ("multiplier", "behaviour", "vector"))
+    show_ab(out["scores"], "simultaneous steering, test split", ("coef", "behaviour", "vector"))
     show_tax(out["tax"])
     _done(study, started)
 
 
 def show_tax(table) -> None:
     click.echo("alignment tax (top-1 next-token accuracy on plain text)")
-    for r in table.sort("multiplier").iter_rows(named=True):
-        click.echo(f"  {r['vector']:<14} layers {r['layers']:<16} x{r['multiplier']:>8g}  accuracy {r['accuracy']:.3f} "
+    for r in table.sort("coef").iter_rows(named=True):
+        click.echo(f"  {r['vector']:<14} layers {r['layers']:<16} x{r['coef']:>8g}  accuracy {r['accuracy']:.3f} "
                    f"[{r['accuracy_lo']:.3f}, {r['accuracy_hi']:.3f}]  ({r['n_tokens']} tokens)")
 
 
@@ -351,8 +349,9 @@ def show_tax(table) -> None:
 @click.option("--vectors", "vector_specs", default=None,
               help="Comma-separated behaviour names or .safetensors files (default: every behaviour).")
 @layers_option("Layers (default: the paper's 15 of 32 at this depth).")
-@click.option("--multipliers", default=None, help="Signed multipliers applied to each vector (profile default).")
-def interference_cmd(model_spec, study_args, vector_specs, layers, multipliers):
+@click.option("--coefs", "--multipliers", "coefs", cls=OldNames, default=None,
+              help="Signed coefficients applied to each vector (profile default).")
+def interference_cmd(model_spec, study_args, vector_specs, layers, coefs):
     """How each vector moves every behaviour: change in p(matching) against unsteered."""
     from . import run as exp
 
@@ -361,14 +360,14 @@ def interference_cmd(model_spec, study_args, vector_specs, layers, multipliers):
     specs = [s.strip() for s in vector_specs.split(",")] if vector_specs else study.names
     vectors = exp.resolve_vectors(study, specs)
     chosen = _layers(study, layers, study.profile.report_layers[-1:])
-    mults = parse_numbers(multipliers) or study.profile.interference_multipliers
-    table = exp.run_interference(study, vectors, chosen, mults, _echo_err)
-    click.echo("change in p(matching) of each scored behaviour (columns) by vector x layer x multiplier (rows)")
+    coefs_given = parse_numbers(coefs) or study.profile.interference_coefs
+    table = exp.run_interference(study, vectors, chosen, coefs_given, _echo_err)
+    click.echo("change in p(matching) of each scored behaviour (columns) by vector x layer x coefficient (rows)")
     default = {r["behaviour"]: r["p_matching"]
                for r in table.filter(table["direction"] == "default").iter_rows(named=True)}
     click.echo(" " * 34 + "".join(f"{n[:12]:>13}" for n in study.names))
     steered = table.filter(table["direction"] != "default")
-    for (vec, L, m), part in steered.group_by(["vector", "layer", "multiplier"], maintain_order=True):
+    for (vec, L, m), part in steered.group_by(["vector", "layer", "coef"], maintain_order=True):
         cells = {r["behaviour"]: r["p_matching"] - default[r["behaviour"]] for r in part.iter_rows(named=True)}
         click.echo(f"{vec[:18]:<18} L{L:<3} x{m:>8g}  " + "".join(f"{cells.get(n, float('nan')):>+13.3f}"
                                                                for n in study.names))
@@ -475,7 +474,7 @@ def diagnose_cmd(model_spec, study_args, layers):
               help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
 @click.option("--out", "out_dir", default=None, type=click.Path(),
               help="Where the tables go (default: <results>/behaviours_report).")
-@click.option("--profile", type=click.Choice(PROFILES), default="paper", show_default=True,
+@click.option("--profile", type=click.Choice(list(PROFILES)), default="paper", show_default=True,
               help="Which runs to report: their profile.")
 @click.option("--split", "split_rule", type=click.Choice(["seeded", "paper"]), default=None,
               help="Which runs to report: their split rule (default: every one, each in its own sections).")

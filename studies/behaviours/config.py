@@ -1,13 +1,8 @@
-"""Profiles (how big a run is) and the Study: model + behaviours + options of one run.
-
-Layers are given in the paper's numbering (Llama-2-7B, 32 layers) and mapped to
-the same relative depth of the model at hand: paper layer 10 is layer 9 of
-smollm2-135m (30 layers) and layer 8 of qwen2.5-coder-0.5b (24 layers).
-"""
+"""The Study: model + behaviours + options of one behaviours run (its profile: profiles.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from steer_trace import data
@@ -17,58 +12,7 @@ from steer_trace.errors import UserError
 from steer_trace.plan import Steering
 from steer_trace.read import content_hash
 from .data import BEHAVIOURS, load_behaviours
-
-PAPER_LAYERS = 32
-PAPER_GRID = (0.5, 1, 2, 3, 5, 10, 20, 30, 40, 60, 80, 120, 200, 300)
-PAPER_SIMULTANEOUS = tuple(round(-2 + 0.05 * i, 2) for i in range(81))
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    n_vector: int | None  # caps on each split part (None: the whole part)
-    n_validation: int | None
-    n_test: int | None
-    grid_layers: tuple[int, ...]  # paper numbering
-    report_layers: tuple[int, ...]  # single / combined / diagnose, paper numbering
-    simultaneous_first: int  # paper numbering: myopic@11 ... anti-immigration@15
-    grid_multipliers: tuple[float, ...]  # positive; each is also tried negated
-    simultaneous_coefs: tuple[float, ...]
-    interference_multipliers: tuple[float, ...]
-    relative_grid: tuple[float, ...]  # the same lists as fractions of the residual norm (--relative)
-    relative_coefs: tuple[float, ...]
-    tax_docs: int = 16
-    tax_tokens: int = 128
-    max_faulty: float = 0.05  # paper: stop a direction at > 10 faulty of 200
-    batch_size: int = 8
-
-
-PROFILES = {
-    p.name: p
-    for p in (
-        Profile("quick", 64, 24, 24, grid_layers=(10, 15), report_layers=(10, 15), simultaneous_first=11,
-                grid_multipliers=(2, 8, 32, 128), simultaneous_coefs=(-32, -8, -2, 0, 2, 8, 32),
-                interference_multipliers=(-32, 32),
-                relative_grid=(0.05, 0.2, 0.8, 3.2), relative_coefs=(-0.8, -0.2, -0.05, 0, 0.05, 0.2, 0.8),
-                tax_docs=8, tax_tokens=128),
-        Profile("paper", None, None, None, grid_layers=(0, 5, 10, 15, 20, 25, 29, 31), report_layers=(10, 15),
-                simultaneous_first=11, grid_multipliers=PAPER_GRID, simultaneous_coefs=PAPER_SIMULTANEOUS,
-                interference_multipliers=(-10, 10),
-                relative_grid=(0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
-                relative_coefs=tuple(round(c / 10, 3) for c in PAPER_SIMULTANEOUS),
-                tax_docs=200, tax_tokens=256),
-        # tiny: the test suite
-        Profile("test", 6, 6, 6, grid_layers=(10,), report_layers=(10,), simultaneous_first=11,
-                grid_multipliers=(8, 256), simultaneous_coefs=(-8, 0, 8), interference_multipliers=(8,),
-                relative_grid=(0.2, 3.2), relative_coefs=(-0.2, 0, 0.2), tax_docs=2, tax_tokens=32),
-    )
-}
-
-
-def model_layer(paper_layer: int, n_layers: int) -> int:
-    """Paper layer (of 32) at the same relative depth in a model with `n_layers`."""
-    return min(n_layers - 1, max(0, round(paper_layer * n_layers / PAPER_LAYERS)))
-
+from .profiles import Profile, model_layer
 
 @dataclass
 class Study:
@@ -168,18 +112,6 @@ class Study:
                 "slices": self.slices, "split_rule": self.split_rule, "scoring": self.scoring,
                 "vector_source": self.vector_source,
                 **({"method": self.method} if self.method != DEFAULT_METHOD else {})}
-
-
-def make_profile(name: str, n_vector=None, n_validation=None, n_test=None) -> Profile:
-    if name not in PROFILES:
-        raise UserError(f"unknown profile {name!r} ({', '.join(PROFILES)})")
-    profile = PROFILES[name]
-    overrides = {k: v for k, v in (("n_vector", n_vector), ("n_validation", n_validation), ("n_test", n_test))
-                 if v is not None}
-    for key, value in overrides.items():
-        if value < 1:
-            raise UserError(f"--{key.replace('_', '-')} must be at least 1")
-    return replace(profile, **overrides)
 
 
 def open_study(model, profile: Profile, behaviours: tuple[str, ...] | None = None, data_dir=None,

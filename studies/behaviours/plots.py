@@ -7,7 +7,7 @@ Files (one set per model; `__<model>` is appended to every name when the results
     simultaneous_steering.png             p(matching) vs the global coefficient, alignment tax below
     multi_steering_activation_distributions.png   histograms of the vectors' components
     interference.png                      change of each behaviour's p(matching) when another vector is injected
-    grid_search_{behaviour}.png           p(matching) over layer x multiplier, add and subtract
+    grid_search_{behaviour}.png           p(matching) over layer x coef, add and subtract
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from ..common.plots import (
     VARIANT_COLUMNS, behaviour_order, file_name, guarded, n_text, new_figure, per_model, pretty, save, select_variant,
     slug, style, variant_text, write_file,
 )
-from ..skills.plots import DEFAULT_MODEL
+from steer_trace.models import DEFAULT_MODEL
+
+from .profiles import COMBINATION_LABELS
 
 AB_TABLES = ("behaviours_grid", "behaviours_single", "behaviours_combined", "behaviours_simultaneous",
              "behaviours_interference")
 OTHER_TABLES = ("behaviours_tax", "behaviours_components")
 AB_COLUMNS = ("behaviour", "direction", "p_matching")
-COMBINATIONS = [("mean", "Unweighted Mean"), ("weighted_mean", "Weighted Mean"),
-                ("sum", "Unweighted Sum"), ("weighted_sum", "Weighted Sum")]
+BAR_ORDER = ("mean", "weighted_mean", "sum", "weighted_sum")  # the combinations (profiles.COMBINATIONS) as drawn
 DIRECTION_COLOURS = {"default": "#6aaad4", "add": "#5e9a60", "subtract": "#ec8a67"}
 ADD_COLOURS = ["#66c18c", "#4f9470", "#8da64a", "#a9cfa5"]
 SUBTRACT_COLOURS = ["#fb8a72", "#ff7043", "#e9976a", "#cc4c44"]
@@ -65,7 +66,7 @@ def build(results_root, out_dir) -> list[Path]:
 
 
 def _usable(name: str, table: pl.DataFrame) -> bool:
-    needed = {"behaviours_tax": ("multiplier", "accuracy"),
+    needed = {"behaviours_tax": ("coef", "accuracy"),
               "behaviours_components": ("behaviour", "layer", "value")}.get(name, AB_COLUMNS)
     missing = [c for c in needed if c not in table.columns]
     if missing:
@@ -194,7 +195,7 @@ def single_figures(tables: dict, out: Path, several: bool) -> list[Path]:
 def _single_panel(ax, rows: pl.DataFrame, layer, behaviours: list[str], legend: bool,
                   controls: pl.DataFrame | None = None):
     """Default / add / subtract bars per behaviour; where a random direction of the same norm was scored at
-    the same multiplier (the paired control), its p(matching) as a black bar across the steered bar."""
+    the same coef (the paired control), its p(matching) as a black bar across the steered bar."""
     defaults = defaults_at(rows, layer)
     at_layer = steered(rows).filter(pl.col("layer") == layer)
     width = 0.8 / 3
@@ -208,11 +209,11 @@ def _single_panel(ax, rows: pl.DataFrame, layer, behaviours: list[str], legend: 
         xs, rows_ = zip(*found)
         _bars(ax, xs, rows_, width, DIRECTION_COLOURS[direction], label=direction.title())
         for x, row in found:
-            if direction != "default" and row.get("multiplier") is not None:
-                ax.text(x, 0.012, f"×{row['multiplier']:+g}".replace("-", "−"), ha="center", va="bottom",
+            if direction != "default" and row.get("coef") is not None:
+                ax.text(x, 0.012, f"×{row['coef']:+g}".replace("-", "−"), ha="center", va="bottom",
                         fontsize=6.5, color="#222222")
                 control = None if controls is None else _row(controls, behaviour=row["behaviour"], layer=layer,
-                                                                multiplier=row["multiplier"])
+                                                                coef=row["coef"])
                 if control is not None:
                     ax.hlines(control["p_matching"], x - width * 0.45, x + width * 0.45, colors="black",
                               linewidth=2.2, zorder=5, label=None if marked else "random direction, same norm",
@@ -262,7 +263,8 @@ def _combined_panel(ax, rows, single_rows, layer, behaviours):
     width, gap = 0.1, 0.08
     offsets = [(k - 3.5) * width - gap / 2 * (1 if k < 4 else -1) for k in range(8)]
     for k, (direction, colours) in enumerate((("add", ADD_COLOURS), ("subtract", SUBTRACT_COLOURS))):
-        for c, (how, name) in enumerate(COMBINATIONS):
+        for c, how in enumerate(BAR_ORDER):
+            name = COMBINATION_LABELS[how]
             found = [(i + offsets[4 * k + c], _row(at_layer, behaviour=b, direction=direction, vector=how))
                      for i, b in enumerate(behaviours)]
             found = [(x, row) for x, row in found if row is not None]
@@ -311,10 +313,10 @@ def simultaneous_figures(tables: dict, out: Path, several: bool) -> list[Path]:
             counts = rows["layers"].drop_nulls().value_counts(sort=True)
             layers = counts[0, "layers"]
             rows = rows.filter((pl.col("layers") == layers) | pl.col("layers").is_null())
-        if "multiplier" not in rows.columns:
+        if "coef" not in rows.columns:
             continue
         rows = rows.with_columns(pl.when(pl.col("direction") == "default").then(0.0)
-                                 .otherwise(pl.col("multiplier")).alias("multiplier"))
+                                 .otherwise(pl.col("coef")).alias("coef"))
         tax_rows = _tax_rows(tax, model, layers, chosen)
         heights = [3, 1.3] if tax_rows is not None else [1]
         fig, axes = new_figure(len(heights), 1, figsize=(10, 6.5 if tax_rows is not None else 5), sharex=True,
@@ -322,16 +324,16 @@ def simultaneous_figures(tables: dict, out: Path, several: bool) -> list[Path]:
         ax = axes[0][0]
         palette = _palette(len(behaviour_order(rows["behaviour"].unique().to_list())))
         for colour, behaviour in zip(palette, behaviour_order(rows["behaviour"].unique().to_list())):
-            line = (rows.filter(pl.col("behaviour") == behaviour).unique(subset=["multiplier"], keep="last")
-                    .sort("multiplier"))
-            x, p = line["multiplier"].to_numpy(), line["p_matching"].to_numpy()
+            line = (rows.filter(pl.col("behaviour") == behaviour).unique(subset=["coef"], keep="last")
+                    .sort("coef"))
+            x, p = line["coef"].to_numpy(), line["p_matching"].to_numpy()
             ax.plot(x, p, color=colour, linewidth=1.8, label=pretty(behaviour))
             if {"p_matching_lo", "p_matching_hi"} <= set(line.columns):
                 ax.fill_between(x, line["p_matching_lo"].to_numpy(), line["p_matching_hi"].to_numpy(),
                                 color=colour, alpha=0.15, linewidth=0)
             if "collapsed" in line.columns:
                 bad = line.filter(pl.col("collapsed").cast(pl.Boolean, strict=False).fill_null(False))
-                ax.scatter(bad["multiplier"], bad["p_matching"], marker="x", s=14, color=colour, zorder=4)
+                ax.scatter(bad["coef"], bad["p_matching"], marker="x", s=14, color=colour, zorder=4)
         ax.axhline(0.5, color="#777777", linestyle="--", linewidth=1, zorder=0.8)
         ax.axvline(0, color="#555555", linestyle="--", linewidth=1, zorder=0.8)
         ax.set_ylim(0, 1)
@@ -346,7 +348,7 @@ def simultaneous_figures(tables: dict, out: Path, several: bool) -> list[Path]:
         ax.set_title(_title(f"Simultaneous steering ({where}, one global coefficient)", model, rows, chosen))
         if tax_rows is not None:
             bottom = axes[1][0]
-            x = tax_rows["multiplier"].to_numpy()
+            x = tax_rows["coef"].to_numpy()
             bottom.plot(x, tax_rows["accuracy"].to_numpy(), color="#8c564b", linestyle=":", linewidth=2.2,
                         label="Alignment tax: top-1 accuracy")
             if {"accuracy_lo", "accuracy_hi"} <= set(tax_rows.columns):
@@ -374,7 +376,7 @@ def _tax_rows(tax, model, layers, chosen) -> pl.DataFrame | None:
         rows = rows.filter(pl.col("vector").is_in(["simultaneous", "none"]))
     if layers and "layers" in rows.columns and rows.filter(pl.col("layers") == layers).height:
         rows = rows.filter((pl.col("layers") == layers) | pl.col("layers").is_null() | (pl.col("layers") == ""))
-    rows = rows.unique(subset=["multiplier"], keep="last").sort("multiplier")
+    rows = rows.unique(subset=["coef"], keep="last").sort("coef")
     return rows if rows.height else None
 
 
@@ -516,7 +518,7 @@ def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
                         "\n" + _flags(item) if _flags(item) else "")
                 ylabels = []
                 for v in vectors:
-                    mult = part.filter(pl.col("vector") == v)["multiplier"] if "multiplier" in part.columns else None
+                    mult = part.filter(pl.col("vector") == v)["coef"] if "coef" in part.columns else None
                     ylabels.append(f"{pretty(v)} (×{mult[0]:+g})" if mult is not None and mult.len() else pretty(v))
                 sns.heatmap(grid, ax=ax, cmap="vlag", center=0, vmin=-bound, vmax=bound, annot=notes, fmt="",
                             annot_kws={"fontsize": 7.5}, linewidths=0.5, linecolor="white",
@@ -546,7 +548,7 @@ def grid_figures(tables: dict, out: Path, several: bool) -> list[Path]:
     written = []
     for model, rows in per_model(table):
         rows, chosen = select_variant(rows)
-        if not {"layer", "multiplier"} <= set(rows.columns):
+        if not {"layer", "coef"} <= set(rows.columns):
             continue
         for behaviour in behaviour_order(rows["behaviour"].unique().to_list()):
             own = rows.filter(pl.col("behaviour") == behaviour)
@@ -555,7 +557,7 @@ def grid_figures(tables: dict, out: Path, several: bool) -> list[Path]:
             moved = steered(own)
             if moved.height == 0:
                 continue
-            moved = moved.with_columns(pl.col("multiplier").abs().alias("size"))
+            moved = moved.with_columns(pl.col("coef").abs().alias("size"))
             layers = sorted(moved["layer"].unique().to_list())
             sizes = sorted(moved["size"].unique().to_list())
             directions = [d for d in ("add", "subtract") if moved.filter(pl.col("direction") == d).height]

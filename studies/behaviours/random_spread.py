@@ -9,8 +9,8 @@ vector's shift gets its rank among them (one-sided, the way the steering asks) a
 Pattern: `spread_rows(frames, relative)` with the single, combined and interference tables of one
 protocol variant -> one row per single-steering row: draws, their mean / SD / range, z, rank p, verdict.
 
-Gotchas: with relative multipliers every vector is rescaled to coef x the residual norm, so random rows
-of all three experiments at one layer and |coef| are draws of one null; with absolute multipliers only
+Gotchas: with relative coefs every vector is rescaled to coef x the residual norm, so random rows
+of all three experiments at one layer and |coef| are draws of one null; with absolute coefs only
 the single run's own draws (`random`, `random#2`, ...) have the vector's norm. A direction and its
 negative are both draws (their shifts are anti-correlated, not independent). A rank p cannot go below
 1 / (draws + 1): 19 draws are needed for 0.05 (`behaviours single --more-random`).
@@ -49,7 +49,7 @@ def draws_for(pools: list[tuple[pl.DataFrame, dict]], behaviour: str, layer: int
         if default is None or default["q_id"] != q_id:
             continue
         rows = frame.filter((pl.col("behaviour") == behaviour) & (pl.col("layer") == layer)
-                            & (pl.col("multiplier").abs() - abs(magnitude)).abs().lt(1e-9))
+                            & (pl.col("coef").abs() - abs(magnitude)).abs().lt(1e-9))
         for r in rows.iter_rows(named=True):
             if _is_draw(r["vector"], pooled) and r["q_id"] == q_id:
                 out.append(paired_shift(r["q_p_matching"], default["q_p_matching"], r["q_label"]).shift)
@@ -87,17 +87,17 @@ def spread_rows(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool
     out = []
     own = single.filter(pl.col("vector") == pl.col("behaviour")) if vectors is None else \
         single.filter(pl.col("vector").is_in(list(vectors)))
-    for r in own.sort("behaviour", "layer", "multiplier", "vector").iter_rows(named=True):
+    for r in own.sort("behaviour", "layer", "coef", "vector").iter_rows(named=True):
         default = defaults.get(r["behaviour"])
         if default is None or default["q_id"] != r["q_id"]:
             continue
         shift = paired_shift(r["q_p_matching"], default["q_p_matching"], r["q_label"]).shift
-        draws = draws_for(pools, r["behaviour"], r["layer"], r["multiplier"], r["q_id"], relative)
+        draws = draws_for(pools, r["behaviour"], r["layer"], r["coef"], r["q_id"], relative)
         up = r["direction"] == "add"
         mean = statistics.fmean(draws) if draws else math.nan
         sd = statistics.stdev(draws) if len(draws) > 1 else math.nan
         out.append({"behaviour": r["behaviour"], "vector": r["vector"], "layer": r["layer"],
-                    "multiplier": r["multiplier"],
+                    "coef": r["coef"],
                     "direction": r["direction"], "shift": shift, "n_draws": len(draws), "mean": mean, "sd": sd,
                     "min": min(draws) if draws else math.nan, "max": max(draws) if draws else math.nan,
                     "z": (shift - mean) / sd if sd and sd == sd else math.nan,

@@ -3,7 +3,7 @@
 `write(root)` reads the cached behaviours tables (no model) and writes per model `<out>/<model>.md`:
 the precondition, vector quality, single steering, simultaneous steering (with the alignment tax),
 combined vectors and interference, one section per protocol variant (scoring, vector source,
-multipliers, plain mean, orders, slices, method, split rule: rows of two variants are never paired).
+coefs, plain mean, orders, slices, method, split rule: rows of two variants are never paired).
 Every steered row carries its paired shift against unsteered, the same for the equal-norm random
 direction, the vector-minus-random paired difference, the detectable shift, and a verdict:
 
@@ -27,6 +27,7 @@ import polars as pl
 from steer_trace.cache import load_tables, results_root
 from steer_trace.stats import bh_qvalues, paired_shift
 from .data import BEHAVIOURS
+from .profiles import COMBINATIONS
 from ..common.markdown import markdown_table
 from .random_spread import spread_rows
 
@@ -81,15 +82,15 @@ def _selected(root: Path, experiment: str, profile: str, split: str | None) -> p
         frame = frame.filter(pl.col("split_rule") == split)
     # one row per point: two runs that share points (e.g. layers 9,14 and 14 alone) list them once
     key = [c for c in ("model", "profile", "prompt_style", *VARIANT, "behaviour", "split", "vector", "layer", "layers",
-                       "direction", "multiplier") if c in frame.columns]
+                       "direction", "coef") if c in frame.columns]
     frame = frame.unique(subset=key, keep="first", maintain_order=True)
     return frame if frame.height else None
 
 
 def _mode_name(variant: dict) -> str:
-    """e.g. 'letter scoring, letter vectors, multipliers relative to the residual norm; the paper's split'."""
+    """e.g. 'letter scoring, letter vectors, coefs relative to the residual norm; the paper's split'."""
     name = f"{variant['scoring']} scoring, {variant['vector_source']} vectors" + (
-        ", multipliers relative to the residual norm" if variant["relative"] else ", absolute multipliers")
+        ", coefs relative to the residual norm" if variant["relative"] else ", absolute coefs")
     extras = [text for column, value, text in (
         ("plain_mean", True, "the paper's plain mean over pairs"),
         ("orders", "given", "questions in their given order"),
@@ -165,8 +166,8 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
     """Every steered row of `vector` on `behaviour` at `layer`, with its control row and statistics."""
     out = []
     rows = frame.filter((pl.col("behaviour") == behaviour) & (pl.col("vector") == vector) & (pl.col("layer") == layer))
-    for r in rows.sort(pl.col("multiplier")).iter_rows(named=True):
-        random = _row_of(frame, behaviour=behaviour, vector=control, layer=layer, multiplier=r["multiplier"])
+    for r in rows.sort(pl.col("coef")).iter_rows(named=True):
+        random = _row_of(frame, behaviour=behaviour, vector=control, layer=layer, coef=r["coef"])
         labels = r["q_label"]
         shift = paired_shift(r["q_p_matching"], default["q_p_matching"], labels)
         entry = {"row": r, "shift": shift, "random": None, "against": None}
@@ -222,7 +223,7 @@ def _scored(frame: pl.DataFrame, pre: dict, letter: bool, pairs, layers=None) ->
 def spread_section(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool, vectors=None) -> list[str]:
     """The single rows (or those of `vectors`) ranked among every random direction of their norm
     (random_spread.py)."""
-    rows = [[r["behaviour"], *([r["vector"]] if vectors else []), str(r["layer"]), f"{r['multiplier']:+g}",
+    rows = [[r["behaviour"], *([r["vector"]] if vectors else []), str(r["layer"]), f"{r['coef']:+g}",
              _f(r["shift"], sign=True), str(r["n_draws"]),
              f"{_f(r['mean'], sign=True)} ± {_f(r['sd'])}", f"[{_f(r['min'], sign=True)}, {_f(r['max'], sign=True)}]",
              _f(r["z"], 1, sign=True), _p(r["p"]), r["verdict"]]
@@ -230,8 +231,8 @@ def spread_section(single: pl.DataFrame, others: list[pl.DataFrame], relative: b
     if not rows:
         return []
     pooled = ("every random direction of this norm on the same questions (single, combined and interference "
-              "runs: with relative multipliers all have coef × the residual norm)") if relative else \
-        "the single run's own random directions (absolute multipliers: only they have the vector's norm)"
+              "runs: with relative coefs all have coef × the residual norm)") if relative else \
+        "the single run's own random directions (absolute coefs: only they have the vector's norm)"
     return [f"Against the spread of random directions: the vector's shift ranked among {pooled}; a direction and "
             "its negative both count; rank p one-sided the way the steering asks (it cannot go below 1 / (draws + "
             "1)); z = (shift − mean) / SD of the draws.", ""] + markdown_table(
@@ -249,7 +250,7 @@ def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
             r = e["row"]
             paper = PAPER_SINGLE.get(paper_layer, {}).get(behaviour)
             paper_value = "—" if paper is None else f"{paper[0]:.2f} → {paper[1 if r['direction'] == 'add' else 2]:.2f}"
-            rows.append([behaviour, f"{r['multiplier']:+g}", _f(default["p_matching_balanced"]),
+            rows.append([behaviour, f"{r['coef']:+g}", _f(default["p_matching_balanced"]),
                          _f(r["p_matching_balanced"]), _interval(e["shift"]), _p(e["shift"].p),
                          _interval(e["random"]) if e["random"] else "—",
                          _interval(e["against"]) if e["against"] else "—",
@@ -266,13 +267,13 @@ def single_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
 
 def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[str]:
     names = behaviours_in(frame)
-    coefs = sorted(frame.filter(pl.col("vector") == "simultaneous")["multiplier"].unique().to_list())
+    coefs = sorted(frame.filter(pl.col("vector") == "simultaneous")["coef"].unique().to_list())
     rows = []
     for c in coefs:
         cells = []
         for name in names:
             default = _row_of(frame, behaviour=name, direction="default")
-            row = default if c == 0 else _row_of(frame, behaviour=name, vector="simultaneous", multiplier=c)
+            row = default if c == 0 else _row_of(frame, behaviour=name, vector="simultaneous", coef=c)
             if row is None or default is None:
                 cells.append("—")
                 continue
@@ -284,19 +285,19 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
             cells.append(f"{_f(row['p_matching_balanced'])} ({_f(s.shift, 2, sign=True)}{star})")
         accuracy = "—"
         if tax is not None:
-            t = _row_of(tax, multiplier=c)
+            t = _row_of(tax, coef=c)
             if t is not None:
                 accuracy = f"{t['accuracy']:.3f} [{t['accuracy_lo']:.3f}, {t['accuracy_hi']:.3f}]"
         paper = PAPER_SIMULTANEOUS.get(c) if names == list(BEHAVIOURS) else None  # the paper's five only
         rows.append([f"{c:+g}", *cells, accuracy, " / ".join(f"{v:.2f}" for v in paper) if paper else ""])
     lines = markdown_table(["coef", *names, "next-token accuracy (tax)", "paper (absolute coef)"], rows) + [""]
     controls = []
-    for c in sorted(frame.filter(pl.col("vector") == "random")["multiplier"].unique().to_list()):
+    for c in sorted(frame.filter(pl.col("vector") == "random")["coef"].unique().to_list()):
         cells = []
         for name in names:
             default = _row_of(frame, behaviour=name, direction="default")
-            row = _row_of(frame, behaviour=name, vector="random", multiplier=c)
-            vec = _row_of(frame, behaviour=name, vector="simultaneous", multiplier=c)
+            row = _row_of(frame, behaviour=name, vector="random", coef=c)
+            vec = _row_of(frame, behaviour=name, vector="simultaneous", coef=c)
             if row is None or default is None:
                 cells.append("—")
                 continue
@@ -311,12 +312,11 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
     return lines
 
 
-COMBINATIONS = ("sum", "mean", "weighted_sum", "weighted_mean")
 
 
 def combined_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[str]:
     found = _scored(frame, pre, letter, lambda b: [(how, f"random:{how}") for how in COMBINATIONS])
-    rows = [[str(L), behaviour, how, f"{e['row']['multiplier']:+g}", _interval(e["shift"]),
+    rows = [[str(L), behaviour, how, f"{e['row']['coef']:+g}", _interval(e["shift"]),
              _interval(e["against"]) if e["against"] else "—", _q(e), _f(e["shift"].mde, 2), e["verdict"]]
             for L, behaviour, how, _, e in found]
     return (markdown_table(["layer", "behaviour scored", "combination", "×", "shift [95% CI]", "vector − random",
@@ -328,7 +328,7 @@ def interference_section(frame: pl.DataFrame, pre: dict, letter: bool) -> list[s
     vectors = sorted(v for v in set(frame["vector"].to_list()) if v != "none" and not v.startswith("random"))
     found = _scored(frame, pre, letter, lambda b: [(v, f"random:{v}") for v in vectors])
     rows = [[str(L), vector, f"{behaviour} (its own)" if vector == behaviour else behaviour,
-             f"{e['row']['multiplier']:+g}", _interval(e["shift"]), _interval(e["against"]) if e["against"] else "—",
+             f"{e['row']['coef']:+g}", _interval(e["shift"]), _interval(e["against"]) if e["against"] else "—",
              _q(e), _f(e["shift"].mde, 2), e["verdict"]] for L, behaviour, vector, _, e in found]
     return (markdown_table(["layer", "vector", "behaviour scored", "×", "shift [95% CI]", "vector − random",
                             "q (BH)", "detectable", "verdict"], rows) + [""]) if rows else []
@@ -418,7 +418,7 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
                 lines += simultaneous_section(part, tax if tax is not None and tax.height else None)
             elif experiment == "behaviours_combined":
                 lines += combined_section(part, pre, letter)
-                if variant["relative"]:  # absolute multipliers: each combination has its own norm
+                if variant["relative"]:  # absolute coefs: each combination has its own norm
                     others = [f for f in (same_variant(e, variant) for e in ("behaviours_single",
                                                                              "behaviours_interference"))
                               if f is not None]

@@ -1,8 +1,8 @@
 """The paper's behaviour experiments (arXiv 2403.05767, section "multi-steering").
 
-- grid: layer x multiplier on the validation split, each direction walked outwards
+- grid: layer x coef on the validation split, each direction walked outwards
   until the answers collapse (>= 95 % one answer) or too many are faulty; picks the
-  add / subtract multiplier per behaviour and layer;
+  add / subtract coef per behaviour and layer;
 - single: each behaviour alone at a layer, default / add / subtract on the test split;
 - combined: the five vectors combined at one layer (sum, mean, weighted sum, weighted mean);
   each combination beside a random direction of its norm ("random:<combination>");
@@ -27,16 +27,19 @@ from steer_trace.plan import Plan
 from steer_trace.read import content_hash
 from steer_trace.vectors import SteeringVector, combine
 from .data import plain_text
-from .scoring import Log, direction_of, point_fields, score_points, tax_points
-from .config import Study, model_layer
+from .scoring import Log, direction_of, key_fields, point_fields, score_points, tax_points
+from .config import Study
+from .profiles import COMBINATIONS, model_layer
 from .sources import study_vectors as load_vectors
 from .vectors import vectors_config
 
-COMBINATIONS = ("sum", "mean", "weighted_sum", "weighted_mean")
 RANDOM = "random"  # the control: a random direction with the vector's norm at each layer
 
 
 def _run(study: Study, experiment: str, **params) -> Run:
+    """The run of `experiment` keyed by the study's config and `params` (a list of coefficients is keyed as
+    `multipliers` in grid, picks and interference, `coefs` in combined and simultaneous: the names the
+    committed results were keyed with)."""
     return Run(experiment, {**study.base_config(), "experiment": experiment, **params, **study.steering.key()},
                study.root)
 
@@ -46,10 +49,10 @@ def _default_rows(frame: pl.DataFrame, layers: list[int]) -> list[pl.DataFrame]:
     return [frame.with_columns(pl.lit(L).alias("layer"), pl.lit(str(L)).alias("layers")) for L in layers]
 
 
-def _grid_multipliers(study: Study, multipliers) -> tuple[float, ...]:
-    if multipliers:
-        return tuple(sorted({abs(float(m)) for m in multipliers if m}))
-    return study.profile.relative_grid if study.relative else study.profile.grid_multipliers
+def _grid_coefs(study: Study, coefs) -> tuple[float, ...]:
+    if coefs:
+        return tuple(sorted({abs(float(m)) for m in coefs if m}))
+    return study.profile.relative_grid if study.relative else study.profile.grid_coefs
 
 
 def _invalid(row: dict, default: dict, max_faulty: float) -> bool:
@@ -61,11 +64,11 @@ def _invalid(row: dict, default: dict, max_faulty: float) -> bool:
 # -- grid search and picks --------------------------------------------------------------
 
 
-def run_grid(study: Study, layers: list[int], multipliers=None, log: Log | None = None) -> pl.DataFrame:
+def run_grid(study: Study, layers: list[int], coefs=None, log: Log | None = None) -> pl.DataFrame:
     """Validation-split grid; a direction stops at the first collapsed or faulty point."""
     vectors = load_vectors(study, log)
-    multipliers = _grid_multipliers(study, multipliers)
-    run = _run(study, "behaviours_grid", layers=layers, multipliers=multipliers,
+    coefs = _grid_coefs(study, coefs)
+    run = _run(study, "behaviours_grid", layers=layers, multipliers=coefs,
                max_faulty=study.profile.max_faulty)
     table = run.finished()
     if table is not None:
@@ -77,7 +80,7 @@ def run_grid(study: Study, layers: list[int], multipliers=None, log: Log | None 
         unsteered = default.row(0, named=True)
         for L in layers:
             for direction, sign in (("add", 1), ("subtract", -1)):
-                for m in multipliers:
+                for m in coefs:
                     coef = sign * m
                     fields = point_fields(name, direction, coef, [L])
                     [frame] = score_points(study, run, name, "validation",
@@ -88,10 +91,10 @@ def run_grid(study: Study, layers: list[int], multipliers=None, log: Log | None 
     return run.finish(frames)
 
 
-def pick_multipliers(grid: pl.DataFrame, max_faulty: float) -> pl.DataFrame:
+def pick_coefs(grid: pl.DataFrame, max_faulty: float) -> pl.DataFrame:
     """Per behaviour, layer and direction: the valid point (see `_invalid`) that moves the
-    matching score furthest that way (ties: p(matching), then the smaller multiplier).
-    With no valid point, the smallest multiplier tried."""
+    matching score furthest that way (ties: p(matching), then the smaller coef).
+    With no valid point, the smallest coef tried."""
     rows = []
     steered = grid.filter(pl.col("direction") != "default")
     for (name, L, direction), part in steered.group_by(["behaviour", "layer", "direction"], maintain_order=True):
@@ -102,29 +105,29 @@ def pick_multipliers(grid: pl.DataFrame, max_faulty: float) -> pl.DataFrame:
         candidates = valid if valid.height else part
         best = max(candidates.iter_rows(named=True),
                    key=lambda r: (sign * r["matching_score"] if valid.height else 0,
-                                  sign * r["p_matching"] if valid.height else 0, -abs(r["multiplier"])))
+                                  sign * r["p_matching"] if valid.height else 0, -abs(r["coef"])))
         rows.append({"model": best["model"], "profile": best["profile"], "behaviour": name, "layer": L,
-                     "direction": direction, "multiplier": best["multiplier"],
+                     "direction": direction, "coef": best["coef"],
                      "matching_score": best["matching_score"], "p_matching": best["p_matching"],
                      "default_matching_score": default["matching_score"], "default_p_matching": default["p_matching"],
                      "valid": bool(valid.height)})
     return pl.DataFrame(rows)
 
 
-def grid_picks(study: Study, layers: list[int], multipliers=None, log: Log | None = None,
+def grid_picks(study: Study, layers: list[int], coefs=None, log: Log | None = None,
                grid_layers=None) -> dict:
-    """{(behaviour, layer, direction): multiplier} from the grid over `grid_layers` (default: the
+    """{(behaviour, layer, direction): coef} from the grid over `grid_layers` (default: the
     profile's) and `layers` (the grid's table and a behaviours_picks table are cached)."""
     searched = grid_layers if grid_layers else study.layers(study.profile.grid_layers)
     grid_layers = sorted(set(searched) | set(layers))
-    grid = run_grid(study, grid_layers, multipliers, log)
-    multipliers = _grid_multipliers(study, multipliers)
-    run = _run(study, "behaviours_picks", layers=grid_layers, multipliers=multipliers,
+    grid = run_grid(study, grid_layers, coefs, log)
+    coefs = _grid_coefs(study, coefs)
+    run = _run(study, "behaviours_picks", layers=grid_layers, multipliers=coefs,
                max_faulty=study.profile.max_faulty)
     picks = run.finished()
     if picks is None:
-        picks = run.finish([pick_multipliers(grid, study.profile.max_faulty)])
-    return {(r["behaviour"], r["layer"], r["direction"]): r["multiplier"] for r in picks.iter_rows(named=True)}
+        picks = run.finish([pick_coefs(grid, study.profile.max_faulty)])
+    return {(r["behaviour"], r["layer"], r["direction"]): r["coef"] for r in picks.iter_rows(named=True)}
 
 
 def fixed_picks(study: Study, layers: list[int], add: float, subtract: float) -> dict:
@@ -176,16 +179,15 @@ def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = N
 
 
 def combined_vectors(study: Study, layer: int, picks: dict) -> dict[tuple[str, str], SteeringVector]:
-    """{(combination, direction): vector} at `layer`; weighted ones use the picked multipliers."""
+    """{(combination, direction): vector} at `layer`; weighted ones use the picked coefs."""
     vectors = load_vectors(study)
     parts = [vectors[name].only([layer]) for name in study.names]
     out = {}
     for direction in ("add", "subtract"):
         weights = [abs(picks[(name, layer, direction)]) for name in study.names]
-        out[("sum", direction)] = combine(parts, how="sum")
-        out[("mean", direction)] = combine(parts, how="mean")
-        out[("weighted_sum", direction)] = combine(parts, weights, how="sum")
-        out[("weighted_mean", direction)] = combine(parts, weights, how="mean")
+        for how in COMBINATIONS:  # sum, mean, weighted_sum, weighted_mean
+            weighted = how.startswith("weighted_")
+            out[(how, direction)] = combine(parts, weights if weighted else None, how=how.removeprefix("weighted_"))
     return out
 
 
@@ -269,13 +271,13 @@ def resolve_vectors(study: Study, specs: list[str]) -> dict[str, SteeringVector]
     return out
 
 
-def run_interference(study: Study, vectors: dict[str, SteeringVector], layers: list[int], multipliers,
+def run_interference(study: Study, vectors: dict[str, SteeringVector], layers: list[int], coefs,
                      log: Log | None = None) -> pl.DataFrame:
-    """How each vector (at each layer and multiplier) moves every behaviour's matching score."""
+    """How each vector (at each layer and coef) moves every behaviour's matching score."""
     load_vectors(study, log)
-    multipliers = tuple(sorted({float(m) for m in multipliers if m}))
+    coefs = tuple(sorted({float(m) for m in coefs if m}))
     hashes = {name: content_hash([v.layers[L].tolist() for L in layers]) for name, v in vectors.items()}
-    run = _run(study, "behaviours_interference", layers=layers, multipliers=multipliers, vectors=hashes)
+    run = _run(study, "behaviours_interference", layers=layers, multipliers=coefs, vectors=hashes)
     table = run.finished()
     if table is not None:
         return table
@@ -283,7 +285,7 @@ def run_interference(study: Study, vectors: dict[str, SteeringVector], layers: l
     for name, v in vectors.items():
         control = random_like(v, seed_of(name))
         for L in layers:
-            for m in multipliers:
+            for m in coefs:
                 plans += with_control(name, v, f"{RANDOM}:{name}", control, L, m, direction_of(m))
     frames = []
     for name in study.names:
@@ -297,12 +299,12 @@ def run_tax(study: Study, entries: list[tuple[dict, Plan]], log: Log | None = No
     """Top-1 next-token accuracy on plain text under each plan (the alignment tax)."""
     docs, source = plain_text(study.profile.tax_docs)
     config = {**vectors_config(study), "relative": study.relative, "text": source, "docs": content_hash(docs),
-              "max_tokens": study.profile.tax_tokens, "points": [fields for fields, _ in entries],
+              "max_tokens": study.profile.tax_tokens, "points": [key_fields(fields) for fields, _ in entries],
               **study.steering.key()}
     run = Run("behaviours_tax", config, study.root)
     table = run.finished()
     if table is None:
-        tax_entries = [({k: fields[k] for k in ("vector", "layer", "layers", "direction", "multiplier")}, plan)
+        tax_entries = [({k: fields[k] for k in ("vector", "layer", "layers", "direction", "coef")}, plan)
                        for fields, plan in entries]
         frames = tax_points(study, run, docs, study.profile.tax_tokens, tax_entries, log)
         table = run.finish([f.with_columns(pl.lit(source).alias("text")) for f in frames])

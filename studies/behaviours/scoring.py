@@ -32,11 +32,21 @@ Log = Callable[[str], None]
 POINTS_PER_CALL = 16
 
 
-def point_fields(vector: str, direction: str, multiplier: float, layers=(), **extra) -> dict:
+# Cache keys of the committed results name the steering strength `multiplier` (the tables' old column): keys
+# keep that name so that they stay valid (cache.RENAMED_COLUMNS gives the column its name `coef` when read).
+KEY_NAMES = {"coef": "multiplier"}
+
+
+def key_fields(fields: dict) -> dict:
+    """`fields` as they enter a cache key (KEY_NAMES)."""
+    return {KEY_NAMES.get(k, k): v for k, v in fields.items()}
+
+
+def point_fields(vector: str, direction: str, coef: float, layers=(), **extra) -> dict:
     """The steering columns of a result row (`layer` is the first injection layer, -1 for none)."""
     layers = [int(L) for L in layers]
     return {"vector": vector, "layer": layers[0] if layers else -1, "layers": ",".join(map(str, layers)),
-            "direction": direction, "multiplier": float(multiplier), **extra}
+            "direction": direction, "coef": float(coef), **extra}
 
 
 def direction_of(coef: float) -> str:
@@ -105,7 +115,7 @@ def refreshed_shifts(table: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="diagonal_relaxed")
 
 
-UNSTEERED = {"vector": "none", "direction": "default", "multiplier": 0.0}
+UNSTEERED = {"vector": "none", "direction": "default", "coef": 0.0}
 
 
 def _is_unsteered(fields: dict) -> bool:
@@ -146,7 +156,7 @@ def score_points(study, run: Run, behaviour: str, split: str, entries: list[tupl
     if not has_unsteered:
         entries.append((point_fields("none", "default", 0), Plan.none()))
     params = [{"behaviour": behaviour, "split": split, **fields} for fields, _ in entries]
-    frames: list[pl.DataFrame | None] = [run.cached_point(p) for p in params]
+    frames: list[pl.DataFrame | None] = [run.cached_point(key_fields(p)) for p in params]
     missing = [i for i, frame in enumerate(frames) if frame is None]
     scorer = SCORERS[study.scoring]
     for start in range(0, len(missing), POINTS_PER_CALL):
@@ -154,10 +164,10 @@ def score_points(study, run: Run, behaviour: str, split: str, entries: list[tupl
         rows = scorer(study, behaviour, split, [study.ready(entries[i][1]) for i in block])
         for i, scored in zip(block, rows):
             frame = pl.DataFrame([{**study.columns(), **params[i], **scored}])
-            frames[i] = run.point(params[i], lambda frame=frame: frame)
+            frames[i] = run.point(key_fields(params[i]), lambda frame=frame: frame)
         study.computed += len(block)
         if log:
-            done = ", ".join(f"{params[i]['vector']}/{params[i]['direction']}{params[i]['multiplier']:+g}"
+            done = ", ".join(f"{params[i]['vector']}/{params[i]['direction']}{params[i]['coef']:+g}"
                              for i in block)
             log(f"  {behaviour} {split}: {done}")
     unsteered = next(f for (fields, _), f in zip(entries, frames) if _is_unsteered(fields))
@@ -168,7 +178,7 @@ def score_points(study, run: Run, behaviour: str, split: str, entries: list[tupl
 def tax_points(study, run: Run, docs: list[str], max_tokens: int, entries: list[tuple[dict, Plan]],
                log: Log | None = None) -> list[pl.DataFrame]:
     """Top-1 next-token accuracy on plain text, one cached point per plan."""
-    frames = [run.cached_point(fields) for fields, _ in entries]
+    frames = [run.cached_point(key_fields(fields)) for fields, _ in entries]
     missing = [i for i, frame in enumerate(frames) if frame is None]
     for start in range(0, len(missing), POINTS_PER_CALL):
         block = missing[start : start + POINTS_PER_CALL]
@@ -182,8 +192,8 @@ def tax_points(study, run: Run, docs: list[str], max_tokens: int, entries: list[
                    "plain_mean": not study.balanced, "vector_source": study.vector_source,
                    "split_rule": study.split_rule, **fields, "accuracy": accuracy(correct.numpy(), counts.numpy()),
                    "accuracy_lo": lo, "accuracy_hi": hi, "n_tokens": int(counts.sum()), "n_docs": len(docs)}
-            frames[i] = run.point(fields, lambda frame=pl.DataFrame([row]): frame)
+            frames[i] = run.point(key_fields(fields), lambda frame=pl.DataFrame([row]): frame)
         study.computed += len(block)
         if log:
-            log("  tax: " + ", ".join(f"{entries[i][0]['vector']}{entries[i][0]['multiplier']:+g}" for i in block))
+            log("  tax: " + ", ".join(f"{entries[i][0]['vector']}{entries[i][0]['coef']:+g}" for i in block))
     return frames

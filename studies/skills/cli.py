@@ -7,7 +7,12 @@ import time
 
 import click
 
-from tasks.common import model_options, quiet_libraries, open_model, parse_numbers, progress, steering_options
+from steer_trace.errors import UserError
+from steer_trace.models import requested_numerics, resolve
+
+from tasks.common import model_options, open_model, parse_numbers, progress, quiet_libraries, steering_options
+
+from . import profiles
 
 
 def _echo_err(message: str) -> None:
@@ -17,7 +22,7 @@ def _echo_err(message: str) -> None:
 def common_options(func):
     """Options shared by extract and sweep; passes `setup` (profile, corpus, lazy model, root)."""
 
-    @click.option("--profile", type=click.Choice(["default", "quick", "paper"]), default="default", show_default=True,
+    @click.option("--profile", type=click.Choice(list(profiles.PROFILES)), default="default", show_default=True,
                   help="default: >= 5k scored tokens per domain at every point, >= 20k at the headline points, "
                        "the paper's coefficient list and step rule (hours on 2 CPU cores); quick: the superseded "
                        "small evaluation (minutes); paper: the paper's sizes (5000 vector documents of up to "
@@ -41,11 +46,10 @@ def common_options(func):
 
 
 def _prepare(setup: dict, **overrides):
+    from . import run as skills  # deferred: numpy, polars (start-up time of --help, CLI layer)
     from .corpora import load_corpus
-    from . import run as skills
-    from steer_trace.models import requested_numerics
 
-    profile = skills.make_profile(setup["profile"], batch_size=setup["batch_size"], **overrides)
+    profile = profiles.make_profile(setup["profile"], batch_size=setup["batch_size"], **overrides)
     spec = setup["model_spec"]
     name, revision = skills.model_identity(spec["name"], spec["remote"])
     numerics = requested_numerics(spec.get("device", "auto"), spec.get("dtype", "float32"), spec["remote"])
@@ -57,8 +61,6 @@ def _prepare(setup: dict, **overrides):
 def _tokenizer(spec):
     """The tokenizer without the weights (local and embedded models; others load the model)."""
     from transformers import AutoTokenizer
-
-    from steer_trace.models import resolve
 
     if spec["remote"]:
         return open_model(spec).tokenizer
@@ -105,7 +107,7 @@ def extract_cmd(setup, n_vector, max_tokens, permute_seed):
                f"{out.computed_points} domains read, {3 - out.computed_points} cached")
     for (target, control), vec in sorted(out.vectors.items()):
         norms = vec.norms()
-        shown = ", ".join(f"L{L} {norms[L]:.2f}" for L in skills.sweep_layers(len(norms)))
+        shown = ", ".join(f"L{L} {norms[L]:.2f}" for L in profiles.sweep_layers(len(norms)))
         click.echo(f"text-{target} ({skills.CONTROLS[control][1]}): norms {shown}")
     for path in out.paths:
         click.echo(f"saved {path}")
@@ -136,7 +138,6 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
     """Accuracy on held-out text/code/Python per layer and coefficient (adaptive schedule)."""
     import polars as pl
 
-    from steer_trace.errors import UserError
     from . import run as skills
 
     started = time.time()

@@ -39,7 +39,7 @@ N_PROBLEMS = 164
 # problems per group of the shared split (sums to 164): Python evaluation is the largest because a
 # HumanEval document is ~200 tokens and ~20k Python tokens are scored; a code problem gives five documents
 PROBLEM_GROUPS = {"python/vector": 22, "python/eval": 112, "code/vector": 12, "code/eval": 18}
-PROJECT_DIR = Path(__file__).resolve().parents[1] / "data" / "skills"
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "data" / "skills"
 
 WIKITEXT = "pytorch_examples/word_language_model/data/wikitext-2"
 HUMANEVAL_X = "THUDM_CodeGeeX/codegeex/benchmark/humaneval-x"

@@ -25,9 +25,13 @@ import numpy as np
 import polars as pl
 
 from steer_trace.cache import load_tables
+from steer_trace.models import DEFAULT_MODEL
 from ..common.plots import guarded, new_figure, save, slug, style
+from . import profiles
+from . import run as skills
+from .corpora import LANGUAGES
 
-DEFAULT_MODEL = "smollm2-135m"
+
 PREFERRED = {"profile": ["paper", "default", "quick"], "data": ["hub", "shared", "project"]}
 CONTROL_LABELS = {"components": "(permuted components)", "means": "(permuted means, paper)"}
 CONTROL_STYLES = {"components": ("0.45", "--"), "means": ("0.2", ":")}
@@ -78,8 +82,6 @@ def _build(sweep: pl.DataFrame | None, languages: pl.DataFrame | None, extract: 
 
 def _sweep_tables(results_root) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     """(per-domain summary, per-language summary) from the cached points; else the finished sweep tables."""
-    from . import run as skills
-
     docs = skills.load_points(results_root)
     if docs is not None and docs.filter(pl.col("layer") >= 0).height:  # some steered point, not baselines only
         return skills.summarise(docs, 300), skills.summarise(docs, 300, by="language")
@@ -185,15 +187,12 @@ def curve_figure(rows: pl.DataFrame, target: str, model: str):
 
 def language_figure(rows: pl.DataFrame, model: str):
     """Heat map: relative accuracy (%) per language, one row per (vector, c) at the middle layer, c in 1-2."""
-    from .corpora import LANGUAGES
-    from . import run as skills
-
     steered = rows.filter((pl.col("control") == "none") & (pl.col("layer") >= 0))
     if not steered.height:
         return None
     layers = steered["layer"].unique().to_list()
     mid = max(layers, key=lambda L: (steered.filter(pl.col("layer") == L).height, L))
-    part = steered.filter((pl.col("layer") == mid) & pl.col("coef").is_between(*skills.HEADLINE_COEFS))
+    part = steered.filter((pl.col("layer") == mid) & pl.col("coef").is_between(*profiles.HEADLINE_COEFS))
     if not part.height:
         return None
     keys = sorted(part.select("target", "coef").unique().iter_rows(), key=lambda k: (k[0], k[1]))

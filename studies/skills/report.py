@@ -13,6 +13,7 @@ import polars as pl
 
 from steer_trace.cache import results_root
 from .corpora import LANGUAGES
+from . import profiles
 from . import run as skills
 from ..common.markdown import markdown_table
 from .numerics import numerics_of, numerics_table, same_but_numerics
@@ -48,7 +49,7 @@ def _index(summary: pl.DataFrame, by: str) -> dict:
 
 
 def _paper_layer(layer: int, n_layers: int) -> int | None:
-    return next((p for p in skills.PAPER_LAYERS if skills.relative_layer(p, n_layers) == layer), None)
+    return next((p for p in profiles.PAPER_LAYERS if profiles.relative_layer(p, n_layers) == layer), None)
 
 
 def curve_rows(idx: dict, target: str, control: str, layer: int, coefs) -> list[list[str]]:
@@ -77,7 +78,7 @@ def paper_table(idx: dict, n_layers: int) -> list[str]:
     for (layer, coef, control), paper in PAPER.items():
         if control != "none":
             continue
-        ours = skills.relative_layer(layer, n_layers)
+        ours = profiles.relative_layer(layer, n_layers)
         cells = []
         for target in skills.TARGETS:
             key = (target, control, ours, round(coef, 4))
@@ -96,7 +97,7 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
     langs = skills.summarise(docs, n_boot, by="language")
     idx, lidx = _index(summary, "domain"), _index(langs, "language")
     n_layers = 30 if "smollm2" in model else 24 if "qwen2.5" in model else 32
-    mid = skills.middle_layer(n_layers)
+    mid = profiles.middle_layer(n_layers)
     steered = summary.filter(pl.col("layer") >= 0)
     dtype = docs["dtype"][0] if "dtype" in docs.columns else "float32"
     out = [f"# Skills: {model} ({dtype}; from the cached points)", "",
