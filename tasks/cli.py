@@ -33,6 +33,9 @@ def _register():
     from .vector_io import register
 
     register(core_commands.vectors_group)
+    from studies.evaluate.cli import command as evaluate_command  # until studies/registry.py lists the studies
+
+    main.add_command(evaluate_command)
 
 
 _register()

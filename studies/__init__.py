@@ -1,0 +1,1 @@
+"""Studies: experiments built on the core library (`steer_trace`); each package defines `STUDY`."""
