@@ -354,3 +354,21 @@ def write(out_dir) -> list[Path]:
     (out / "report.md").write_text(to_markdown(page, out))
     (out / "report.html").write_text(to_html(page))
     return [out / "report.md", out / "report.html", *figs.values()]
+
+
+def reports(results_root) -> list[Path]:
+    """The report folders under `results_root` (evaluate_*/ holding tables/ and summary.json), sorted."""
+    return sorted(p for p in Path(results_root).glob("evaluate_*") if (p / "summary.json").is_file())
+
+
+def pages(results_root) -> dict[str, str]:
+    """Named values for the docs: `evaluate_verdicts`, each committed report's verdict lines under its title."""
+    parts = []
+    for folder in reports(results_root):
+        tables, summary = load(folder)
+        link = f"{folder.relative_to(Path(results_root).parent).as_posix()}/report.md"
+        parts.append(f"**{summary['model']} on {summary['behaviour']}** ([report]({link}), "
+                     f"{summary['splits']['test']} test questions, {summary['scoring']} scoring, "
+                     f"{summary['timings']['total'] / 60:.0f} min):\n\n" +
+                     "\n".join(f"- {line}" for line in verdicts(tables)))
+    return {"evaluate_verdicts": "\n\n".join(parts)}
