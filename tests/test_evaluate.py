@@ -322,3 +322,20 @@ def test_the_readme_verdict_block_is_rebuilt_from_the_committed_reports():
     from studies.evaluate.readme import main
 
     assert main(["--check"]) == 0, "README's evaluate block is stale: run python -m studies.evaluate.readme"
+
+
+def test_the_study_is_registered_lightly_and_its_report_rebuilds_without_a_model(tmp_path):
+    import subprocess
+    import sys
+
+    from studies.evaluate import STUDY
+    from studies.evaluate.report import rebuild
+
+    assert STUDY.name == "evaluate" and STUDY.cli == "studies.evaluate.cli:command"
+    listing = subprocess.run([sys.executable, "-c", "import sys, studies.evaluate; "
+                              "print(sorted(m for m in ('torch', 'nnsight', 'polars') if m in sys.modules))"],
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert listing.stdout.strip() == "[]", listing.stdout + listing.stderr
+    _write_report(tmp_path / "results" / "evaluate_x")
+    written = rebuild(tmp_path / "results", tmp_path / "out")
+    assert (tmp_path / "out" / "evaluate_x" / "report.html") in written

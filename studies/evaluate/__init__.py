@@ -8,4 +8,6 @@ STUDY = Study(
     summary="Does steering work on this model for this behaviour? One report: layer/coef, random "
             "directions, prompting, per-question steerability, side effects.",
     cli="studies.evaluate.cli:command",
+    report="studies.evaluate.report:rebuild",
+    pages="studies.evaluate.report:pages",
 )

@@ -372,3 +372,18 @@ def pages(results_root) -> dict[str, str]:
                      f"{summary['timings']['total'] / 60:.0f} min):\n\n" +
                      "\n".join(f"- {line}" for line in verdicts(tables)))
     return {"evaluate_verdicts": "\n\n".join(parts)}
+
+
+def rebuild(results_root, out_dir) -> list[Path]:
+    """The Study protocol's report: every evaluate_* report under `results_root` written again (no model) into
+    `out_dir`/<its folder name> (in place when that is where it lies)."""
+    import shutil
+
+    written = []
+    for folder in reports(results_root):
+        target = Path(out_dir) / folder.name
+        if target.resolve() != folder.resolve():
+            shutil.copytree(folder / "tables", target / "tables", dirs_exist_ok=True)
+            shutil.copy2(folder / "summary.json", target / "summary.json")
+        written += write(target)
+    return written
