@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 
-import steer_trace.experiments.behaviour_eval as behaviour_eval
+import studies.behaviours.scoring as behaviour_eval
 from steer_trace.models import load_model
 from studies.evaluate.run import Options, evaluate
 

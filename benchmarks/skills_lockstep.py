@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from steer_trace.cache import Run
-from steer_trace.corpora import load_corpus
-from steer_trace.experiments import skills
+from studies.skills.corpora import load_corpus
+from studies.skills import run as skills
 from steer_trace.models import load_model
 from steer_trace.plan import Plan
 from steer_trace.row_plans import forward_equivalents, layout

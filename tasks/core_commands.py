@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from steer_trace.aggregators import DEFAULT_METHOD, METHODS
-
-from .common import model_options, open_model, progress, steering_options, warn_if_overflows
+from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, progress, steering_options,
+                     warn_if_overflows)
 
 
 @click.command("models")
@@ -29,7 +28,26 @@ def models_cmd():
         click.echo(f"damaged {line}; the next load rebuilds it from the installed GGUF package")
 
 
-@click.group("vectors")
+class _VectorsGroup(click.Group):
+    """`vectors`: its export/import commands (tasks/vector_io.py, whose option help reads the core's
+    conventions table, torch and all) are added only when `steer-trace vectors ...` runs."""
+
+    def _complete(self):
+        if "export" not in self.commands:
+            from .vector_io import register  # deferred: start-up time of `steer-trace --help`
+
+            register(self)
+
+    def list_commands(self, ctx):
+        self._complete()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._complete()
+        return super().get_command(ctx, name)
+
+
+@click.group("vectors", cls=_VectorsGroup)
 def vectors_group():
     """Extract and inspect steering vectors (safetensors + provenance)."""
 
@@ -46,7 +64,7 @@ def vectors_group():
 @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
               help="paper: Human:/AI: text; chat: the tokenizer's chat template around the question.")
 @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of the letter-balanced mean.")
-@click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True,
+@click.option("--method", type=click.Choice(EXTRACTION_METHODS), default=DEFAULT_METHOD, show_default=True,
               help="mean: mean difference; pca: first principal component of the differences; pca-center / "
                    "pca-diff: repeng's (README 'Extraction methods').")
 def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean, method):
@@ -55,7 +73,7 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
     import warnings
 
     from steer_trace.data import load_ab_file, prompt
-    from steer_trace.experiments.behaviour_data import clean
+    from studies.behaviours.data import clean
     from steer_trace.pairs import extract_vector
     from steer_trace.read import content_hash
 

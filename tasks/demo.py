@@ -47,7 +47,9 @@ def _say(text: str) -> None:
               help="The whole quick pipeline (validation grids at two layers, seven coefficients; ~20 min on 2 cores).")
 def demo_cmd(model_spec, out_dir, data_dir, full):
     """A first steered result in seconds, then extract -> single -> simultaneous -> figures, offline."""
-    from . import behaviours, figures
+    from studies.behaviours import cli as behaviours
+
+    from . import figures
 
     started = time.time()
     out = Path(out_dir)
@@ -102,8 +104,8 @@ def first_result(model, data_dir=None) -> int:
 
     from steer_trace import Plan, answer_probs, answer_token_ids, contrastive_vector
     from steer_trace.data import both_orders, prompt, split
-    from steer_trace.experiments.behaviour_data import load_from_folder, project_data_dir
-    from steer_trace.experiments.behaviour_setup import model_layer
+    from studies.behaviours.data import load_from_folder, project_data_dir
+    from studies.behaviours.config import model_layer
     from steer_trace.metrics import ab_summary
     from steer_trace.plan import steered_generate
 
@@ -143,7 +145,7 @@ def content_meaning(table, layer: int) -> None:
     """One line per direction: the vector's paired shift against the random direction's, and the verdict."""
     import polars as pl
 
-    from steer_trace.experiments.behaviour_report import steered_rows
+    from studies.behaviours.report import steered_rows
 
     default = table.filter((pl.col("behaviour") == "myopic") & (pl.col("direction") == "default")).row(0, named=True)
     for entry in steered_rows(table, "myopic", "myopic", "random", layer, None, default):
@@ -165,14 +167,14 @@ class _reusing:
         self.model = model
 
     def __enter__(self):
-        from . import behaviours
+        from studies.behaviours import cli as behaviours
 
         self.saved = behaviours.open_model
         behaviours.open_model = lambda spec: self.model
         return self
 
     def __exit__(self, *exc):
-        from . import behaviours
+        from studies.behaviours import cli as behaviours
 
         behaviours.open_model = self.saved
 

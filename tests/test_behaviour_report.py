@@ -9,7 +9,7 @@ import polars as pl
 from click.testing import CliRunner
 
 from steer_trace.cache import Run
-from steer_trace.experiments import behaviour_report as report
+from studies.behaviours import report
 from tasks.cli import main
 
 N = 60
@@ -111,7 +111,7 @@ def test_report_command_without_results_says_so(tmp_path):
 
 
 def test_refreshed_shifts_replace_stale_stored_statistics():
-    from steer_trace.experiments.behaviour_eval import refreshed_shifts
+    from studies.behaviours.scoring import refreshed_shifts
     from steer_trace.stats import paired_shift
 
     rng = np.random.default_rng(1)

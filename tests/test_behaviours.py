@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from steer_trace.cache import Run, load_tables
 from steer_trace.data import YES_NO, balanced_slice, split
 from steer_trace.errors import UserError
-from steer_trace.experiments import behaviour_data
-from steer_trace.experiments import behaviours as exp
-from steer_trace.experiments.behaviour_eval import point_fields, score_points
-from steer_trace.experiments.behaviour_setup import make_profile, model_layer, open_study
-from steer_trace.experiments.behaviour_vectors import vector_path
+from studies.behaviours import data as behaviour_data
+from studies.behaviours import run as exp
+from studies.behaviours.scoring import point_fields, score_points
+from studies.behaviours.config import make_profile, model_layer, open_study
+from studies.behaviours.vectors import vector_path
 from steer_trace.plan import Plan
 from steer_trace.vectors import SteeringVector
 from tasks.cli import main
@@ -38,7 +38,7 @@ def cli(smol, paper_sets, tmp_path_factory):
     """Run a behaviours command on the session's smollm2 (no reload) into a module results root."""
     root = tmp_path_factory.mktemp("behaviours") / "results"
     patch = pytest.MonkeyPatch()
-    patch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    patch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
 
     def invoke(*args, behaviours=PAIR, expect=0):
         argv = ["behaviours", *args, "--profile", "test", "--n-test", "4", "--results", str(root),
@@ -198,8 +198,8 @@ def test_group_vector_matches_plain_torch(cli, smol, paper_sets):
 def test_vector_quality_measures_the_letter_balanced_vector_as_built(smol, paper_sets, tmp_path, monkeypatch):
     """On a vector split of 4 A-matching and 1 B-matching questions the balanced vector (mean of the group
     means) and a plain mean differ; diagnose's norm is the extracted vector's, and a plain-mean statistic is not."""
-    from steer_trace.experiments import behaviour_quality
-    from steer_trace.experiments.behaviour_vectors import extract
+    from studies.behaviours import quality as behaviour_quality
+    from studies.behaviours.vectors import extract
 
     s = study(smol, paper_sets, root=tmp_path)
     rows = s.items["myopic"]
@@ -494,7 +494,7 @@ def test_more_random_scores_only_more_directions_and_the_report_pools_them(cli):
         same = draws.filter(pl.all_horizontal([pl.col(c).eq_missing(row[c]) for c in ["layer", *variant]]))
         scores = {r["vector"]: tuple(r["q_p_matching"]) for r in same.iter_rows(named=True)}
         assert set(scores) == {"random", "random#2", "random#3"} and len(set(scores.values())) == 3
-    from steer_trace.experiments.behaviour_report import write
+    from studies.behaviours.report import write
 
     report = write(cli.root, cli.root / "report", profile="test")[0].read_text()
     spread = [x.split("|") for x in report.splitlines() if x.startswith("| myopic | ") and x.count("|") == 11]

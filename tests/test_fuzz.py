@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from steer_trace import data
 from steer_trace.errors import UserError
-from steer_trace.experiments import behaviour_data
-from steer_trace.experiments.behaviour_setup import PROFILES, make_profile
+from studies.behaviours import data as behaviour_data
+from studies.behaviours.config import PROFILES, make_profile
 from tasks.common import parse_numbers
-from steer_trace.experiments import skills
+from studies.skills import run as skills
 from tasks.cli import main
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -242,7 +242,7 @@ BEHAVIOUR_OPTIONS = {
 def test_behaviours_options_fuzzed_through_the_cli(drawn, smol, tiny_set, tmp_path_factory, monkeypatch):
     """`single` with --add-mult but no --subtract-mult: every path ends in a validation error before a
     model runs (the model is the session's smollm2, already loaded)."""
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     monkeypatch.setenv("STEER_TRACE_DATA", str(behaviour_data.project_data_dir()))  # never the hub
     root = tmp_path_factory.getbasetemp() / "fuzz-results"
     argv = ["behaviours", "single", "--dataset", str(tiny_set), "--results", str(root), "--add-mult", "1",
@@ -268,7 +268,7 @@ def test_skills_options_fuzzed_through_the_cli(drawn, tmp_path_factory, monkeypa
     def no_model(spec):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("tasks.skills.open_model", no_model)
+    monkeypatch.setattr("studies.skills.cli.open_model", no_model)
     monkeypatch.delenv("STEER_TRACE_DATA", raising=False)  # the project's small skills set
     root = tmp_path_factory.getbasetemp() / "fuzz-skills"
     argv = ["skills", "sweep", "--targets", "telepathy", "--results", str(root), *_argv(drawn)]

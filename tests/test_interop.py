@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from steer_trace.errors import UserError
-from steer_trace.experiments.behaviours import resolve_vectors
+from studies.behaviours.run import resolve_vectors
 from steer_trace.interop import CONVENTIONS, PROVENANCE_KEY, read_array, read_gguf, write_gguf
 from steer_trace.vectors import SteeringVector
 from tasks.cli import main

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from steer_trace.cache import Run
-from steer_trace.plots import behaviours as plots
-from steer_trace.plots.common import file_name, select_variant
+from studies.behaviours import plots
+from studies.common.plots import file_name, select_variant
 
 BEHAVIOURS = ["myopic", "wealth_seeking", "sycophancy", "agreeableness", "anti_immigration"]
 DEFAULT_P = dict(zip(BEHAVIOURS, [0.28, 0.50, 0.58, 0.92, 0.17]))
@@ -286,7 +286,7 @@ def test_single_panel_marks_the_random_control_at_its_own_value():
 def test_the_component_histograms_show_one_extraction_not_several_pooled():
     """Three extraction runs of one model (64 pairs, 500 letter-balanced, 500 plain mean) used to be pooled into
     one histogram of 3 d values; the letter-balanced paper-size run is shown, with its label."""
-    from steer_trace.plots.behaviours import one_extraction
+    from studies.behaviours.plots import one_extraction
 
     d = 8
 

@@ -8,7 +8,7 @@ import random
 import polars as pl
 import pytest
 
-from steer_trace.experiments.random_spread import rank_p, spread_rows, spread_verdict
+from studies.behaviours.random_spread import rank_p, spread_rows, spread_verdict
 
 N_Q = 40
 LABELS = ["A", "B"] * (N_Q // 2)

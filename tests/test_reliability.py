@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from steer_trace import data as data_module
 from steer_trace.cache import load_tables
 from steer_trace.errors import UserError, halve_on_oom, is_out_of_memory
-from steer_trace.experiments.behaviour_setup import model_layer
+from studies.behaviours.config import model_layer
 from steer_trace.read import read_batch
 from steer_trace.vectors import SteeringVector
 from tasks.cli import main
@@ -36,7 +36,7 @@ def behaviours(smol, behaviour_sets, tmp_path_factory):
     the results root is shared by the module so the behaviour's vector is extracted once."""
     root = tmp_path_factory.mktemp("reliability") / "results"
     patch = pytest.MonkeyPatch()
-    patch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    patch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
 
     def invoke(command, *args, data=True, results=None, behaviour="myopic"):
         argv = ["behaviours", command, "--profile", "test", "--n-test", "2", "--results", str(results or root), *args]
@@ -58,7 +58,7 @@ def test_layer_out_of_range_on_behaviours(behaviours):
 
 
 def test_layer_out_of_range_on_skills(smol, skills_data_args, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.skills.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.skills.cli.open_model", lambda spec: smol)
     root = tmp_path / "results"
     common = [*skills_data_args, "--results", str(root)]
     # no saved vectors: the layer is checked before the sweep would extract them (minutes on a large model)
@@ -73,7 +73,7 @@ def test_a_missing_data_path_is_an_error_before_the_model_opens(where, tmp_path,
     def no_model(spec):
         raise AssertionError("the model was opened")
 
-    monkeypatch.setattr("tasks.behaviours.open_model", no_model)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", no_model)
     result = CliRunner().invoke(main, ["behaviours", "single", where, str(tmp_path / "missing"), "--results",
                                        str(tmp_path / "results"), "--add-mult", "1", "--subtract-mult", "1"])
     one_error_line(result, "does not exist")
@@ -212,7 +212,7 @@ def nnsight_host(monkeypatch):
 
     from tasks import common
 
-    monkeypatch.setattr("tasks.behaviours.open_model", common.open_model)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", common.open_model)
 
     saved = (CONFIG.API.HOST, CONFIG.API.APIKEY, CONFIG.APP.REMOTE_LOGGING)
     yield
@@ -239,7 +239,7 @@ def test_ndif_host_that_is_not_a_url(behaviour_sets, tmp_path, nnsight_host):
 
 @pytest.mark.slow
 def test_same_command_twice_gives_identical_tables(smol, behaviour_sets, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     tables = []
     for run in ("first", "second"):
         root = tmp_path / run
@@ -393,7 +393,7 @@ def test_scoring_halves_a_batch_that_runs_out_of_memory(smol):
 
 
 def test_cli_out_of_memory_even_at_batch_size_one_is_one_line(smol, behaviour_sets, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     with BatchLimit(smol, 0) as limit:
         result = CliRunner().invoke(main, [
             "behaviours", "extract", "--profile", "test", "--data-dir", str(behaviour_sets), "--behaviours", "myopic",

@@ -11,9 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from steer_trace import corpora
+from studies.skills import corpora
 from steer_trace.cache import Run, load_tables
-from steer_trace.corpora import (
+from studies.skills.corpora import (
     DOMAINS,
     Corpus,
     Document,
@@ -24,7 +24,7 @@ from steer_trace.corpora import (
     wikitext_sections,
 )
 from steer_trace.errors import UserError
-from steer_trace.experiments import skills
+from studies.skills import run as skills
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # -- the coefficient schedule and the step rule -----------------------------------------------------------
@@ -274,7 +274,7 @@ TINY_SWEEP = ["--sweep-tokens", "20", "--headline-tokens", "40", "--max-tokens",
 @pytest.fixture
 def cli(monkeypatch, smol):
     """Invoke `steer-trace ...`; the model is the session's smollm2-135m, and each load is counted."""
-    import tasks.skills as task
+    import studies.skills.cli as task
     from tasks.cli import main
 
     loads = []
@@ -384,7 +384,7 @@ def test_extract_and_sweep_tiny_slice_then_resume(cli, shared_data, results_dir,
 
 
 def plots_build(root, out):
-    from steer_trace.plots import skills as plots
+    from studies.skills import plots
 
     return plots.build(root, out)
 
@@ -436,7 +436,7 @@ def test_figures_from_tables_without_a_model(tmp_path, monkeypatch):
         raise AssertionError("figures must not load a model")
 
     monkeypatch.setattr(models, "load_model", no_model)
-    from steer_trace.plots import skills as plots
+    from studies.skills import plots
 
     root, out = tmp_path / "results", tmp_path / "figures"
     Run("skills_sweep", {"synthetic": 1}, root).finish([synthetic_sweep("smollm2-135m")])
@@ -464,7 +464,7 @@ def test_figures_from_tables_without_a_model(tmp_path, monkeypatch):
 
 
 def test_figures_prefer_the_paper_profile_and_the_fullest_run():
-    from steer_trace.plots import skills as plots
+    from studies.skills import plots
 
     quick = synthetic_sweep("m")
     paper = quick.with_columns(pl.lit("paper").alias("profile"), pl.lit("p1").alias("run"))

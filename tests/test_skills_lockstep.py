@@ -13,8 +13,8 @@ import torch
 
 from steer_trace import score
 from steer_trace.cache import Run
-from steer_trace.corpora import load_corpus
-from steer_trace.experiments import skills
+from studies.skills.corpora import load_corpus
+from studies.skills import run as skills
 from steer_trace.plan import Steering
 from steer_trace.vectors import SteeringVector
 

@@ -73,7 +73,7 @@ def test_bad_op_or_scope_is_one_error_line(args, needle, vector_file):
 
 
 def test_sweep_with_a_steering_is_its_own_cached_run(smol, paper_sets, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     root = tmp_path / "results"
 
     def single(*extra):

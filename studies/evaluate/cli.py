@@ -66,7 +66,7 @@ def command(model_spec, dataset, out_dir, results_dir, n_vector, n_validation, n
     than prompting? Writes report.md, report.html, tables and figures to --out."""
     from steer_trace.cache import results_root
     from steer_trace.errors import UserError
-    from steer_trace.plots.common import slug
+    from studies.common.plots import slug
 
     from . import report
     from .guard import GuardBounds

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from steer_trace.plots.common import new_figure, save, style
+from studies.common.plots import new_figure, save, style
 
 from . import steerability
 from .verdicts import verdicts
@@ -83,12 +83,13 @@ def _random_figure(random: pl.DataFrame, comparisons: pl.DataFrame, path: Path) 
             vec = comparisons.filter(pl.col("comparison") == f"steer {direction}")
             if not vec.height:
                 continue
+            first = not labels
             labels.append((i, direction))
             ax.scatter(draws["shift"], [i] * draws.height, color="grey", alpha=0.7,
-                       label="random directions" if i == 0 else None)
+                       label="random directions" if first else None)
             r = vec.row(0, named=True)
             ax.errorbar([r["shift"]], [i + 0.15], xerr=[[r["shift"] - r["shift_lo"]], [r["shift_hi"] - r["shift"]]],
-                        fmt="o", color="C3", label="vector (95% interval)" if i == 0 else None)
+                        fmt="o", color="C3", label="vector (95% interval)" if first else None)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks([i for i, _ in labels], [d for _, d in labels])
         ax.set_xlabel("test shift of p(matching) vs unsteered")

@@ -33,15 +33,15 @@ import polars as pl
 from steer_trace.cache import Run, key_of
 from steer_trace.controls import random_like, seed_of
 from steer_trace.errors import UserError
-from steer_trace.experiments.behaviour_data import plain_text
-from steer_trace.experiments.behaviour_eval import direction_of, point_fields, score_points, tax_points
-from steer_trace.experiments.behaviour_quality import run_precondition, run_quality
-from steer_trace.experiments.behaviour_setup import PROFILES, Study, open_study
-from steer_trace.experiments.behaviour_sources import study_vectors
 from steer_trace.plan import Plan
 from steer_trace.read import content_hash, residual_norms
 from steer_trace.stats import paired_shift
 from steer_trace.vectors import SteeringVector
+from studies.behaviours.config import PROFILES, Study, open_study
+from studies.behaviours.data import plain_text
+from studies.behaviours.quality import run_precondition, run_quality
+from studies.behaviours.scoring import direction_of, point_fields, score_points, tax_points
+from studies.behaviours.sources import study_vectors
 
 from . import steerability
 from .guard import GuardBounds, greedy_point, judge

@@ -1,5 +1,5 @@
 """`steer-trace behaviours ...`: the paper's behaviour experiments (myopia, wealth seeking,
-sycophancy, agreeableness, anti-immigration). Thin: options -> steer_trace.experiments."""
+sycophancy, agreeableness, anti-immigration). Thin: options -> studies.behaviours."""
 from __future__ import annotations
 
 import functools
@@ -8,9 +8,7 @@ import time
 
 import click
 
-from steer_trace.aggregators import DEFAULT_METHOD, METHODS
-
-from .common import model_options, open_model, parse_numbers, steering_options
+from tasks.common import DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, parse_numbers, steering_options
 
 PROFILES = ("quick", "paper", "test")
 
@@ -48,7 +46,7 @@ def study_options(func):
     @click.option("--vector-source", type=click.Choice(["letter", "content"]), default="letter", show_default=True,
                   help="Vectors from the answer letter, or from the answer texts' tokens (content).")
     @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of letter-balanced.")
-    @click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True,
+    @click.option("--method", type=click.Choice(EXTRACTION_METHODS), default=DEFAULT_METHOD, show_default=True,
                   help="Extraction method of letter vectors: mean difference, or pca / pca-center / pca-diff "
                        "(README 'Extraction methods'); results of a non-default method get their own keys.")
     @click.option("--relative", is_flag=True, help="Multipliers are fractions of the layer's residual-stream norm.")
@@ -80,7 +78,7 @@ def study_options(func):
 def build_study(model_spec: dict, study_args: dict):
     from dataclasses import replace
 
-    from steer_trace.experiments.behaviour_setup import make_profile, open_study
+    from .config import make_profile, open_study
 
     args = dict(study_args)
     profile = make_profile(args.pop("profile"), *args.pop("sizes"))
@@ -109,7 +107,7 @@ def _done(study, started: float) -> None:
 
 
 def _picks(study, layers, add_mult, subtract_mult, grid_multipliers, grid_layers=None):
-    from steer_trace.experiments import behaviours as exp
+    from . import run as exp
 
     if add_mult is not None or subtract_mult is not None:
         if add_mult is None or subtract_mult is None:
@@ -172,7 +170,7 @@ def show_precondition(table) -> None:
 def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction", "multiplier")) -> None:
     """Precondition, then scores: label-balanced p(matching), its paired shift against
     unsteered [95% interval] and p-value, greedy matching score, answer mass, top-answer share."""
-    from steer_trace.experiments.behaviour_eval import refreshed_shifts
+    from .scoring import refreshed_shifts
 
     table = refreshed_shifts(table)
     show_precondition(table)
@@ -215,7 +213,7 @@ def group():
 
 
 def _extract_content(study) -> None:
-    from steer_trace.experiments.behaviour_sources import content_vector_path, study_vectors
+    from .sources import content_vector_path, study_vectors
 
     vectors = study_vectors(study, _echo_err)
     widths = (16, 5, 8, 9, 8)
@@ -233,7 +231,7 @@ def _extract_content(study) -> None:
 @study_options
 def extract_cmd(model_spec, study_args):
     """CAA vectors for every layer and behaviour (safetensors) + vectors / cosines / components tables."""
-    from steer_trace.experiments.behaviour_vectors import run_extract, vector_path
+    from .vectors import run_extract, vector_path
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -262,7 +260,7 @@ def extract_cmd(model_spec, study_args):
 @click.option("--multipliers", default=None, help="Positive multipliers, each also tried negated (profile default).")
 def grid_cmd(model_spec, study_args, layers, multipliers):
     """Layer x multiplier on the validation split; stops a direction at collapse; picks multipliers."""
-    from steer_trace.experiments import behaviours as exp
+    from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -287,7 +285,7 @@ def grid_cmd(model_spec, study_args, layers, multipliers):
                    "the vector's shift in (each direction counts at + and -; 19 draws for a rank p of 0.05).")
 def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers, more_random):
     """Each behaviour alone at a layer: default / add / subtract on the test split."""
-    from steer_trace.experiments import behaviours as exp
+    from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -308,7 +306,7 @@ def single_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_mul
 @click.option("--coefs", default="1", show_default=True, help="Coefficients applied to each combined vector (±).")
 def combined_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_multipliers, grid_layers, coefs):
     """The behaviours' vectors combined at one layer (sum, mean, weighted sum, weighted mean), ±."""
-    from steer_trace.experiments import behaviours as exp
+    from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -327,7 +325,7 @@ def combined_cmd(model_spec, study_args, layers, add_mult, subtract_mult, grid_m
 @click.option("--coefs", default=None, help="Global coefficients (profile default; paper: -2..2 step 0.05).")
 def simultaneous_cmd(model_spec, study_args, layers, coefs):
     """Each behaviour's vector at its own layer, one global coefficient; scores and alignment tax."""
-    from steer_trace.experiments import behaviours as exp
+    from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -356,7 +354,7 @@ def show_tax(table) -> None:
 @click.option("--multipliers", default=None, help="Signed multipliers applied to each vector (profile default).")
 def interference_cmd(model_spec, study_args, vector_specs, layers, multipliers):
     """How each vector moves every behaviour: change in p(matching) against unsteered."""
-    from steer_trace.experiments import behaviours as exp
+    from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -387,7 +385,7 @@ def interference_cmd(model_spec, study_args, vector_specs, layers, multipliers):
 @click.option("--coefs", default=None, help="Coefficients (profile default, as `simultaneous`).")
 def tax_cmd(model_spec, study_args, vector_specs, layers, coefs):
     """Top-1 next-token accuracy on plain text (WikiText-2) under a steering plan."""
-    from steer_trace.experiments import behaviours as exp
+    from . import run as exp
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -423,7 +421,7 @@ def show_quality(table) -> None:
 def precondition_cmd(model_spec, study_args):
     """Before any vector: does the unsteered greedy answer follow the option text when the options rotate
     (test split, every rotation)? At chance, letter scoring cannot measure a behaviour on this model."""
-    from steer_trace.experiments.behaviour_quality import run_precondition
+    from .quality import run_precondition
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -439,8 +437,8 @@ def diagnose_cmd(model_spec, study_args, layers):
     """Vector quality (split-half reliability, label-permutation null, held-out AUC), the order-consistency
     precondition, and letter bias: per behaviour/layer the cosine of the A- and B-matching vectors, the
     vector's norm against the residual norm, and the unsteered model's preference for the first answer."""
-    from steer_trace.experiments.behaviour_quality import run_precondition, run_quality
-    from steer_trace.experiments.behaviour_vectors import run_extract, run_letter_bias
+    from .quality import run_precondition, run_quality
+    from .vectors import run_extract, run_letter_bias
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -485,7 +483,7 @@ def report_cmd(results_dir, out_dir, profile, split_rule):
     """Markdown tables from the cached results, no model: precondition, vector quality, single,
     simultaneous (+ tax) and combined, every steered row with its paired shift, its random
     control, the vector-minus-random difference, the detectable shift and a verdict."""
-    from steer_trace.experiments import behaviour_report
+    from . import report as behaviour_report
 
     written = behaviour_report.write(results_dir, out_dir, profile, split_rule)
     for path in written:

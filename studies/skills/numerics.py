@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..errors import UserError
-from .skills import POINT_KEYS
+from steer_trace.errors import UserError
+from .run import POINT_KEYS
 
 # config keys that may differ between two runs compared here (everything else must match)
 NUMERICS_KEYS = ("dtype", "device")

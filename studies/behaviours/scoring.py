@@ -13,17 +13,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-import numpy as np
 import polars as pl
 import torch
 
-from ..cache import Run
-from ..errors import UserError
-from ..metrics import ab_per_prompt, ab_summary, accuracy, accuracy_ci
-from ..packing import next_token_probs, packable
-from ..plan import Plan
-from ..score import answer_probs, answer_token_ids, token_accuracy
-from ..stats import balanced_mean, paired_shift, per_question
+from steer_trace.cache import Run
+from steer_trace.content import content_questions, content_rows
+from steer_trace.errors import UserError
+from steer_trace.metrics import ab_per_prompt, ab_summary, accuracy, accuracy_ci, question_columns
+from steer_trace.packing import next_token_probs, packable
+from steer_trace.plan import Plan
+from steer_trace.score import answer_probs, answer_token_ids, token_accuracy
+from steer_trace.stats import paired_shift
 
 Log = Callable[[str], None]
 
@@ -67,36 +67,6 @@ def _prepared(study, behaviour: str, split: str):
         labels = [item.original_matching for item in rows]
         study._prompts[cache_key] = ([prompts[i] for i in order], ids, per_prompt, labels)
     return study._prompts[cache_key]
-
-
-def order_consistency(chosen: torch.Tensor, rotation: torch.Tensor, n_shown: torch.Tensor, qid: torch.Tensor):
-    """(share of questions whose greedy answer picks the same option text in every rotation,
-    the share expected by chance: mean of 1/k^(r-1) over questions with r rotations of k options).
-    An answer by position alone picks a different text in each rotation."""
-    by_question: dict[int, list] = {}
-    for c, r, k, q in zip(chosen.tolist(), rotation.tolist(), n_shown.tolist(), qid.tolist()):
-        by_question.setdefault(q, []).append(-1 if c < 0 else (c + r) % k)
-    asked = {q: v for q, v in by_question.items() if len(v) > 1}
-    if not asked:
-        return float("nan"), float("nan")
-    k_of = {q: k for k, q in zip(n_shown.tolist(), qid.tolist())}
-    same = [len(set(v)) == 1 and v[0] >= 0 for v in asked.values()]
-    chance = [1.0 / k_of[q] ** (len(v) - 1) for q, v in asked.items()]
-    return float(np.mean(same)), float(np.mean(chance))
-
-
-def question_columns(per: dict, per_prompt: dict, labels: list[str]) -> dict:
-    """Per-question scores (mean over the question's rotations) as list columns, plus the
-    label-balanced headline p(matching) and the order consistency of the greedy answers."""
-    qids, p_q = per_question(per["p_matching"].numpy(), per_prompt["qid"].numpy())
-    _, m_q = per_question(per["matching"].numpy(), per_prompt["qid"].numpy())
-    q_labels = [labels[q] for q in qids]
-    consistent, chance = order_consistency(per["chosen"], per_prompt["rotation"], per_prompt["n_shown"],
-                                           per_prompt["qid"])
-    return {"n_questions": len(qids), "p_matching_balanced": balanced_mean(p_q, q_labels),
-            "matching_balanced": balanced_mean(m_q, q_labels), "order_consistency": consistent,
-            "consistency_chance": chance, "q_id": [int(q) for q in qids], "q_label": q_labels,
-            "q_p_matching": [float(v) for v in p_q], "q_matching": [float(v) for v in m_q]}
 
 
 def _summary_row(study, probs, greedy, ids, per_prompt, labels) -> dict:
@@ -156,9 +126,12 @@ def letter_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[
 
 
 def _content_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
-    from ..content import content_rows
-
-    return content_rows(study, behaviour, split, plans, points_per_request=POINTS_PER_CALL)
+    key = ("content", behaviour, split)
+    if key not in study._prompts:
+        study._prompts[key] = content_questions(study.part(behaviour, split), study.prompt_style,
+                                                study.model.tokenizer)
+    return content_rows(study.model, study._prompts[key], plans, study.profile.batch_size,
+                        points_per_request=POINTS_PER_CALL)
 
 
 SCORERS = {"letter": letter_scores, "content": _content_scores}

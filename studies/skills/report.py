@@ -11,12 +11,12 @@ from pathlib import Path
 
 import polars as pl
 
-from ..cache import results_root
-from ..corpora import LANGUAGES
-from . import skills
-from .markdown import markdown_table
-from .skills_numerics import numerics_of, numerics_table, same_but_numerics
-from .skills_selectivity import equal_damage_table
+from steer_trace.cache import results_root
+from .corpora import LANGUAGES
+from . import run as skills
+from ..common.markdown import markdown_table
+from .numerics import numerics_of, numerics_table, same_but_numerics
+from .selectivity import equal_damage_table
 
 # the paper's relative accuracies (Llama-2-7B, % of baseline, target / text), shared/reference/paper_notes.md
 PAPER = {  # (layer, coef, control) -> {target: (target %, text %)}

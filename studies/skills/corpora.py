@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from steer_trace.errors import UserError
 
 DOMAINS = ("text", "code", "python")
 ROLES = ("vector", "eval")

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..cache import load_tables
-from .common import guarded, new_figure, save, slug, style
+from steer_trace.cache import load_tables
+from ..common.plots import guarded, new_figure, save, slug, style
 
 DEFAULT_MODEL = "smollm2-135m"
 PREFERRED = {"profile": ["paper", "default", "quick"], "data": ["hub", "shared", "project"]}
@@ -78,7 +78,7 @@ def _build(sweep: pl.DataFrame | None, languages: pl.DataFrame | None, extract: 
 
 def _sweep_tables(results_root) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     """(per-domain summary, per-language summary) from the cached points; else the finished sweep tables."""
-    from ..experiments import skills
+    from . import run as skills
 
     docs = skills.load_points(results_root)
     if docs is not None and docs.filter(pl.col("layer") >= 0).height:  # some steered point, not baselines only
@@ -185,8 +185,8 @@ def curve_figure(rows: pl.DataFrame, target: str, model: str):
 
 def language_figure(rows: pl.DataFrame, model: str):
     """Heat map: relative accuracy (%) per language, one row per (vector, c) at the middle layer, c in 1-2."""
-    from ..corpora import LANGUAGES
-    from ..experiments import skills
+    from .corpora import LANGUAGES
+    from . import run as skills
 
     steered = rows.filter((pl.col("control") == "none") & (pl.col("layer") >= 0))
     if not steered.height:

@@ -57,7 +57,7 @@ def save(fig, path: Path, dpi: int = 110) -> Path:
 def write_file(path: Path, data: bytes) -> Path:
     """Write `data` to a temporary name beside `path`, then rename: a full or read-only disk leaves the old
     file or none, never a truncated one, and the error names the file."""
-    from ..errors import UserError
+    from steer_trace.errors import UserError
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -76,7 +76,7 @@ def guarded(label: str, make, *args) -> list[Path]:
     """The figures `make(*args)` writes. Tables whose contents a figure cannot use (a column of another type,
     values that do not fit) cost that group of figures, with a warning, not the whole command; a file that
     cannot be written (UserError) still stops it."""
-    from ..errors import UserError
+    from steer_trace.errors import UserError
 
     try:
         return make(*args)

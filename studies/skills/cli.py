@@ -1,5 +1,5 @@
 """`steer-trace skills ...`: the paper's skills experiment (steer away from code in
-general, or from Python). Thin: options -> steer_trace.experiments.skills."""
+general, or from Python). Thin: options -> studies.skills.run."""
 from __future__ import annotations
 
 import functools
@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .common import model_options, open_model, parse_numbers, progress, steering_options
+from tasks.common import model_options, quiet_libraries, open_model, parse_numbers, progress, steering_options
 
 
 def _echo_err(message: str) -> None:
@@ -41,8 +41,8 @@ def common_options(func):
 
 
 def _prepare(setup: dict, **overrides):
-    from steer_trace.corpora import load_corpus
-    from steer_trace.experiments import skills
+    from .corpora import load_corpus
+    from . import run as skills
     from steer_trace.models import requested_numerics
 
     profile = skills.make_profile(setup["profile"], batch_size=setup["batch_size"], **overrides)
@@ -62,6 +62,7 @@ def _tokenizer(spec):
 
     if spec["remote"]:
         return open_model(spec).tokenizer
+    quiet_libraries()
     return AutoTokenizer.from_pretrained(resolve(spec["name"])[0])
 
 
@@ -92,7 +93,7 @@ def group():
 @click.option("--permute-seed", default=0, show_default=True, help="Seed of the permuted-component control.")
 def extract_cmd(setup, n_vector, max_tokens, permute_seed):
     """Mean last-token activation per domain and layer; save text-code and text-Python vectors."""
-    from steer_trace.experiments import skills
+    from . import run as skills
 
     started = time.time()
     profile, corpus, model = _prepare(setup, n_vector=n_vector, vector_tokens=max_tokens)
@@ -136,7 +137,7 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
     import polars as pl
 
     from steer_trace.errors import UserError
-    from steer_trace.experiments import skills
+    from . import run as skills
 
     started = time.time()
     profile, corpus, model = _prepare(setup, n_eval=n_eval, eval_tokens=max_tokens,
@@ -178,7 +179,7 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
 def report_cmd(results_dir, out_dir, n_boot):
     """Tables (markdown + csv) from every cached skills point, finished sweep or not: baselines,
     headline points, layer 0, both permuted controls, the language matrix, the full sweep."""
-    from steer_trace.experiments import skills_report
+    from . import report as skills_report
 
     written = skills_report.write(results_dir, out_dir, n_boot)
     for path in written:

@@ -20,17 +20,17 @@ from pathlib import Path
 
 import polars as pl
 
-from ..cache import Run
-from ..controls import random_like, seed_of
-from ..errors import UserError
-from ..plan import Plan
-from ..read import content_hash
-from ..vectors import SteeringVector, combine
-from .behaviour_data import plain_text
-from .behaviour_eval import Log, direction_of, point_fields, score_points, tax_points
-from .behaviour_setup import Study, model_layer
-from .behaviour_sources import study_vectors as load_vectors
-from .behaviour_vectors import vectors_config
+from steer_trace.cache import Run
+from steer_trace.controls import random_like, seed_of
+from steer_trace.errors import UserError
+from steer_trace.plan import Plan
+from steer_trace.read import content_hash
+from steer_trace.vectors import SteeringVector, combine
+from .data import plain_text
+from .scoring import Log, direction_of, point_fields, score_points, tax_points
+from .config import Study, model_layer
+from .sources import study_vectors as load_vectors
+from .vectors import vectors_config
 
 COMBINATIONS = ("sum", "mean", "weighted_sum", "weighted_mean")
 RANDOM = "random"  # the control: a random direction with the vector's norm at each layer

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from ..cache import key_of
-from ..content import content_pairs, content_prompt, pair_differences
-from ..read import content_hash, residual_norms
-from ..vectors import SteeringVector
-from .behaviour_eval import Log
-from .behaviour_vectors import NORM_PROMPTS, load_vectors, vector_path
+from steer_trace.cache import key_of
+from steer_trace.content import content_pairs, content_prompt, pair_differences
+from steer_trace.read import content_hash, residual_norms
+from steer_trace.vectors import SteeringVector
+from .scoring import Log
+from .vectors import NORM_PROMPTS, load_vectors, vector_path
 
 
 def content_vector_config(study, name: str) -> dict:

@@ -23,15 +23,15 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from ..aggregators import DEFAULT_METHOD, to_vector
-from ..cache import Run, key_of
-from ..errors import UserError
-from ..pairs import read_pairs
-from ..plan import Plan
-from ..read import content_hash, residual_norms
-from ..score import answer_probs, answer_token_ids
-from ..vectors import SteeringVector, cosine
-from .behaviour_eval import Log
+from steer_trace.aggregators import DEFAULT_METHOD, to_vector
+from steer_trace.cache import Run, key_of
+from steer_trace.errors import UserError
+from steer_trace.pairs import read_pairs
+from steer_trace.plan import Plan
+from steer_trace.read import content_hash, residual_norms
+from steer_trace.score import answer_probs, answer_token_ids
+from steer_trace.vectors import SteeringVector, cosine
+from .scoring import Log
 
 NORM_PROMPTS = 16  # prompts per behaviour for the residual-norm estimate
 

@@ -20,13 +20,13 @@ from dataclasses import replace
 import polars as pl
 import torch
 
-from ..batching import chunks
-from ..cache import Run
-from ..plan import Plan
-from ..read import read_batch
-from ..stats import heldout_auc, sign_flip_null
-from .behaviour_eval import Log, point_fields, score_points
-from .behaviour_vectors import per_behaviour_table, vectors_config
+from steer_trace.batching import chunks
+from steer_trace.cache import Run
+from steer_trace.plan import Plan
+from steer_trace.read import read_batch
+from steer_trace.stats import heldout_auc, sign_flip_null
+from .scoring import Log, point_fields, score_points
+from .vectors import per_behaviour_table, vectors_config
 
 
 def _read(model, texts: list[str], layers: list[int], batch_size: int, position: str) -> dict[int, torch.Tensor]:
@@ -42,7 +42,7 @@ def pair_activations(study, items, layers: list[int]) -> tuple[dict, dict]:
     """({layer: [pairs, d]} matching, same for non-matching): one pair per non-matching option."""
     model, bs = study.model, study.profile.batch_size
     if study.vector_source == "content":
-        from ..content import pair_means
+        from steer_trace.content import pair_means
 
         return pair_means(model, items, layers, study.prompt_style, bs)
     pos, neg = [], []

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..cache import Run, key_of, read_point, results_root
-from ..corpora import DOMAINS, Corpus
-from ..errors import UserError
+from steer_trace.cache import Run, key_of, read_point, results_root
+from .corpora import DOMAINS, Corpus
+from steer_trace.errors import UserError
 
 EXTRACT = "skills_extract"
 POINTS = "skills_points"  # per-document results of every point, shared by all sweeps over the same documents
@@ -187,7 +187,7 @@ class LazyModel:
 
     def __init__(self, opener: Callable, name: str, revision: str, numerics: dict | None = None,
                  tokenizer_opener: Callable | None = None):
-        from ..models import DEFAULT_NUMERICS
+        from steer_trace.models import DEFAULT_NUMERICS
 
         self._opener = opener
         self._tokenizer_opener = tokenizer_opener
@@ -217,7 +217,7 @@ class LazyModel:
 
 def model_identity(name: str, remote: bool = False) -> tuple[str, str]:
     """(name, revision) without loading weights (converts an embedded model once if needed)."""
-    from ..models import resolve
+    from steer_trace.models import resolve
 
     if remote:
         return name, "remote"
@@ -250,7 +250,7 @@ class Extracted:
 
 
 def extract_config(ident: tuple[str, str], corpus: Corpus, profile: Profile, seed: int) -> dict:
-    from ..read import content_hash
+    from steer_trace.read import content_hash
 
     docs = {d: content_hash(corpus.texts("vector", d)) for d in DOMAINS}
     return {"experiment": EXTRACT, "model": ident[0], "revision": ident[1], "profile": profile.name,
@@ -275,7 +275,7 @@ def permuted_means_difference(pos: dict, neg: dict, seed: int) -> tuple[dict, di
 def _vectors_from_table(table: pl.DataFrame, config: dict, key: str, permute_seed: int) -> dict:
     import torch
 
-    from ..vectors import SteeringVector
+    from steer_trace.vectors import SteeringVector
 
     means = {}
     for domain in DOMAINS:
@@ -302,7 +302,7 @@ def _vectors_from_table(table: pl.DataFrame, config: dict, key: str, permute_see
 def extract(model: LazyModel, corpus: Corpus, profile: Profile, root=None, seed: int = 13,
             permute_seed: int = 0, log: Log | None = None, progress: Callable[[int], None] | None = None) -> Extracted:
     """Per-domain mean last-token activations (every layer) -> vectors; cached per domain."""
-    from ..read import mean_activations
+    from steer_trace.read import mean_activations
 
     log = log or (lambda _m: None)
     config = {**extract_config((model.name, model.revision), corpus, profile, seed), **model.numerics}
@@ -354,7 +354,7 @@ def _means_frame(means: dict) -> pl.DataFrame:
 
 
 def _same_vector_file(path: Path, vec) -> bool:
-    from ..vectors import SteeringVector
+    from steer_trace.vectors import SteeringVector
 
     if not path.exists():
         return False
@@ -367,7 +367,7 @@ def _same_vector_file(path: Path, vec) -> bool:
 
 def load_vectors(root, model_name: str) -> dict | None:
     """The saved vectors of a model, or None when any file is missing."""
-    from ..vectors import SteeringVector
+    from steer_trace.vectors import SteeringVector
 
     out = {}
     for target in TARGETS:
@@ -444,7 +444,7 @@ def check_vectors_match(vectors: dict, model_name: str, corpus: Corpus, seed: in
 
 
 def _plan(vec, layer: int, coef: float):
-    from ..plan import Plan
+    from steer_trace.plan import Plan
 
     return Plan.single(vec, layer, coef)
 
@@ -472,7 +472,7 @@ class Swept:
 def points_config(model: LazyModel, corpus: Corpus, profile: Profile, sets: dict[str, EvalSet], vectors: dict,
                   seed: int) -> dict:
     """What a point's value depends on (not the layers, coefficients or rule: sweeps over other grids share it)."""
-    from ..read import content_hash
+    from steer_trace.read import content_hash
 
     return {"experiment": POINTS, "model": model.name, "revision": model.revision, "data": corpus.origin,
             "seed": seed, "eval_tokens": profile.eval_tokens, "vectors": _vector_digest(vectors),
@@ -526,7 +526,7 @@ class PointStore:
     def __init__(self, store: Run, sets: dict[str, EvalSet], model: LazyModel, profile: Profile, log: Log,
                  progress: Callable[[int], None] | None = None, prefix_cache: bool = True,
                  donors: dict[str, list[str]] | None = None):
-        from ..prefix_cache import PrefixCache
+        from steer_trace.prefix_cache import PrefixCache
 
         self.store, self.sets, self.model, self.profile = store, sets, model, profile
         self.log, self.progress = log, progress
@@ -563,7 +563,7 @@ class PointStore:
         return frames
 
     def _score(self, size: str, wanted: list[tuple[dict, Callable]]) -> list[pl.DataFrame]:
-        from .. import score as scoring
+        from steer_trace import score as scoring
 
         started = time.time()
         eset = self.sets[size]
@@ -596,7 +596,7 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
     the layers below (`score.measure`); `lockstep=False` runs one curve, and one plan per call, at a time.
     `keep_prefixes`: those layers' outputs are kept across steps (prefix_cache.py), so they run once per layer.
     Either way the same points are visited and cached, and the tables come out in the same order."""
-    from ..plan import Plan, Steering
+    from steer_trace.plan import Plan, Steering
 
     log = log or (lambda _m: None)
     steering = steering or Steering()

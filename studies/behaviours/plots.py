@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..cache import load_tables
-from .common import (
+from steer_trace.cache import load_tables
+from ..common.plots import (
     VARIANT_COLUMNS, behaviour_order, file_name, guarded, n_text, new_figure, per_model, pretty, save, select_variant,
     slug, style, variant_text, write_file,
 )
-from .skills import DEFAULT_MODEL
+from ..skills.plots import DEFAULT_MODEL
 
 AB_TABLES = ("behaviours_grid", "behaviours_single", "behaviours_combined", "behaviours_simultaneous",
              "behaviours_interference")

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import data
-from ..aggregators import DEFAULT_METHOD, method_of
-from ..cache import ensure_writable, results_root
-from ..errors import UserError
-from ..plan import Steering
-from ..read import content_hash
-from .behaviour_data import BEHAVIOURS, load_behaviours
+from steer_trace import data
+from steer_trace.aggregators import DEFAULT_METHOD, method_of
+from steer_trace.cache import ensure_writable, results_root
+from steer_trace.errors import UserError
+from steer_trace.plan import Steering
+from steer_trace.read import content_hash
+from .data import BEHAVIOURS, load_behaviours
 
 PAPER_LAYERS = 32
 PAPER_GRID = (0.5, 1, 2, 3, 5, 10, 20, 30, 40, 60, 80, 120, 200, 300)

@@ -23,7 +23,7 @@ import statistics
 
 import polars as pl
 
-from ..stats import paired_shift
+from steer_trace.stats import paired_shift
 
 SINGLE_DRAWS = ("random", "random#")  # the single run's own draws: 'random', 'random#2', ...
 ALPHA = 0.05

@@ -15,8 +15,8 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from ..data import ABItem, deduplicate, item_from_row, load_ab_file
-from ..errors import UserError
+from steer_trace.data import ABItem, deduplicate, item_from_row, load_ab_file
+from steer_trace.errors import UserError
 
 # name -> path inside the Anthropic evals repository (the paper's sources)
 BEHAVIOURS = {

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import polars as pl
 
-from ..cache import load_tables, results_root
-from ..stats import bh_qvalues, paired_shift
-from .behaviour_data import BEHAVIOURS
-from .markdown import markdown_table
+from steer_trace.cache import load_tables, results_root
+from steer_trace.stats import bh_qvalues, paired_shift
+from .data import BEHAVIOURS
+from ..common.markdown import markdown_table
 from .random_spread import spread_rows
 
 # the paper's test matching scores, Llama-2-7B-chat (shared/reference/paper_notes.md): default / add / subtract
