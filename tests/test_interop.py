@@ -353,10 +353,10 @@ def test_vectors_with_the_same_file_name_are_not_merged(tmp_path):
         resolve_vectors(_Study(), ["myopic", str(tmp_path / "a/myopic.safetensors")])
 
 
-def test_readme_shows_the_llama_cpp_command_the_export_prints():
+def test_the_library_page_shows_the_llama_cpp_command_the_export_prints():
     from tasks.vector_io import llama_cpp_use
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs/library.md").read_text()
     for line in llama_cpp_use("myopic.gguf").splitlines():
         assert f"# {line}" in readme, line
     assert "--control-vector-scaled F C" not in readme and "llama-cli -m" not in readme

@@ -11,4 +11,5 @@ STUDY = Study(
     summary="Conditional steering: fit a gate (CAST) on labelled prompts; gated vs ungated side effects.",
     cli="studies.gates.cli:group",
     report="studies.gates.report:report",
+    pages="studies.gates.pages:pages",
 )
