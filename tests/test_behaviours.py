@@ -7,6 +7,7 @@ import json
 import re
 from collections import Counter
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -507,5 +508,7 @@ def test_more_random_scores_only_more_directions_and_the_report_pools_them(cli):
     assert computed(one_sign) == 2 * (1 + 2)
     added = table(cli, "behaviours_single").filter(pl.col("vector").str.starts_with("random#")
                                                    & (pl.col("behaviour") == "myopic"))
-    assert {tuple(x) for x in added.filter(pl.col("coef") == 4)["q_p_matching"].to_list()} == \
-        {tuple(x) for x in draws.filter(pl.col("vector").str.starts_with("random#"))["q_p_matching"].to_list()}
+    first = [np.array(x) for x in draws.filter(pl.col("vector").str.starts_with("random#"))["q_p_matching"]]
+    again = [np.array(x) for x in added.filter(pl.col("coef") == 4)["q_p_matching"]]
+    # the same directions as the first run (scored in other batches: equal to float32 round-off)
+    assert again and all(any(np.allclose(a, b, atol=1e-4) for b in first) for a in again)
