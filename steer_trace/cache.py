@@ -44,6 +44,18 @@ def _keyed(name: str, value) -> bool:
     return name not in RECORDED_ONLY and not (name in UNKEYED_AT and UNKEYED_AT[name] == value)
 
 
+def merged(*parts: dict) -> dict:
+    """The dicts of a config joined; a name given twice with different values is a bug (ValueError), never a
+    silent overwrite: a key that loses a field returns one question's cached result for another's."""
+    out: dict = {}
+    for part in parts:
+        for name, value in part.items():
+            if name in out and out[name] != value:
+                raise ValueError(f"config field {name!r} given twice ({out[name]!r}, {value!r})")
+            out[name] = value
+    return out
+
+
 def key_of(config: dict) -> str:
     keyed = {k: v for k, v in config.items() if _keyed(k, v)}
     text = json.dumps(keyed, sort_keys=True, default=str)

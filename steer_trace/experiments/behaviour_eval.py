@@ -107,7 +107,7 @@ def _summary_row(study, probs, greedy, ids, per_prompt, labels) -> dict:
     return {**row, **question_columns(per, per_prompt, labels)}
 
 
-SHIFT_COLUMNS = ("shift", "shift_lo", "shift_hi", "shift_p", "shift_n", "shift_sd", "shift_mde")
+SHIFT_COLUMNS = ("shift", "shift_lo", "shift_hi", "shift_p", "shift_n", "shift_sd", "shift_mde", "shift_per_label")
 
 
 def with_shift(frame: pl.DataFrame, unsteered: pl.DataFrame | None) -> pl.DataFrame:

@@ -21,7 +21,7 @@ import polars as pl
 import torch
 
 from ..batching import chunks
-from ..cache import Run
+from ..cache import Run, merged
 from ..plan import Plan
 from ..read import read_batch
 from ..stats import heldout_auc, sign_flip_null
@@ -84,10 +84,9 @@ def quality_rows(study, name: str, layers: list[int], log: Log | None = None) ->
 
 
 def run_quality(study, layers: list[int], log: Log | None = None) -> pl.DataFrame:
-    run = Run("behaviours_quality", {**vectors_config(study), "vector_source": study.vector_source,
-                                     "layers": layers, "null": "sign-flip/200", "version": 1,
-                                     **({"estimator": "group-balanced"} if _letter_balanced(study) else {})},
-              study.root)
+    run = Run("behaviours_quality", merged(vectors_config(study), {
+        "vector_source": study.vector_source, "layers": layers, "null": "sign-flip/200", "version": 1,
+        **({"estimator": "group-balanced"} if _letter_balanced(study) else {})}), study.root)
     table = per_behaviour_table(study, run, lambda study, name: quality_rows(study, name, layers, log))
     built = pl.lit("group-balanced" if _letter_balanced(study) else "plain mean")
     return table.with_columns(pl.col("estimator").fill_null(built) if "estimator" in table.columns
@@ -97,7 +96,7 @@ def run_quality(study, layers: list[int], log: Log | None = None) -> pl.DataFram
 def run_precondition(study, log: Log | None = None) -> pl.DataFrame:
     """The unsteered letter scores of the test split (every rotation): order consistency."""
     letters = replace(study, scoring="letter")
-    run = Run("behaviours_precondition", {**letters.base_config(), "split": "test"}, study.root)
+    run = Run("behaviours_precondition", letters.scored_config("test"), study.root)
     table = run.finished()
     if table is None:
         frames = []

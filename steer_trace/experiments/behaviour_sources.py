@@ -23,7 +23,8 @@ from .behaviour_vectors import NORM_PROMPTS, load_vectors, vector_path
 def content_vector_config(study, name: str) -> dict:
     return {"model": study.model.name, "revision": study.model.revision, "behaviour": name,
             "data": content_hash(study.items[name]), "n_vector": study.profile.n_vector,
-            "prompt_style": study.prompt_style, "split": study.split_rule, "source": "content", "version": 1}
+            "prompt_style": study.prompt_style, "split": study.split_rule, "source": "content", "version": 1,
+            **study.model.numerics}  # float32 on the CPU adds nothing: the committed vectors keep their keys
 
 
 def content_vector_path(study, name: str) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..cache import Run
+from ..cache import Run, merged
 from ..controls import random_like, seed_of
 from ..errors import UserError
 from ..plan import Plan
@@ -37,7 +37,7 @@ RANDOM = "random"  # the control: a random direction with the vector's norm at e
 
 
 def _run(study: Study, experiment: str, **params) -> Run:
-    return Run(experiment, {**study.base_config(), "experiment": experiment, **params, **study.steering.key()},
+    return Run(experiment, merged(study.base_config(), {"experiment": experiment}, params, study.steering.key()),
                study.root)
 
 
@@ -296,9 +296,9 @@ def run_interference(study: Study, vectors: dict[str, SteeringVector], layers: l
 def run_tax(study: Study, entries: list[tuple[dict, Plan]], log: Log | None = None) -> pl.DataFrame:
     """Top-1 next-token accuracy on plain text under each plan (the alignment tax)."""
     docs, source = plain_text(study.profile.tax_docs)
-    config = {**vectors_config(study), "relative": study.relative, "text": source, "docs": content_hash(docs),
-              "max_tokens": study.profile.tax_tokens, "points": [fields for fields, _ in entries],
-              **study.steering.key()}
+    config = merged(vectors_config(study), {"relative": study.relative, "text": source, "docs": content_hash(docs),
+                                            "max_tokens": study.profile.tax_tokens,
+                                            "points": [fields for fields, _ in entries]}, study.steering.key())
     run = Run("behaviours_tax", config, study.root)
     table = run.finished()
     if table is None:
