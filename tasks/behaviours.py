@@ -31,7 +31,8 @@ def study_options(func):
                        "<name>.jsonl); default $STEER_TRACE_DATA, else the project's small sets (quick) "
                        "or the hub (paper).")
     @click.option("--dataset", "dataset_files", multiple=True, type=click.Path(),
-                  help="A custom behaviour file (Anthropic JSONL / CAA JSON); repeatable. Named by its file stem.")
+                  help="A custom behaviour file (Anthropic JSONL / CAA JSON); repeatable. Named by its file stem, "
+                       "hyphens as underscores (my-set.jsonl: my_set).")
     @click.option("--behaviours", default=None,
                   help="Comma-separated behaviours (default: all five, or only the --dataset files).")
     @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
@@ -93,7 +94,9 @@ def build_study(model_spec: dict, study_args: dict):
 
 
 def layers_option(help_text: str):
-    return click.option("--layers", default=None, help=help_text + " Model layer numbers, comma-separated.")
+    return click.option("--layers", default=None, help=help_text + " Given: this model's own layer numbers (0 to its "
+                        "layer count - 1), comma-separated; only the defaults are the paper's layers (of Llama-2-7B's "
+                        "32) mapped to the same relative depth.")
 
 
 def _layers(study, text, default_paper_layers):
@@ -534,22 +537,27 @@ def diagnose_cmd(model_spec, study_args, layers):
               help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
 @click.option("--out", "out_dir", default=None, type=click.Path(),
               help="Where the tables go (default: <results>/behaviours_report).")
-@click.option("--profile", type=click.Choice(PROFILES), default="paper", show_default=True,
-              help="Which runs to report: their profile.")
+@click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
+              help="Which runs to report: their profile (the same default as every other behaviours command; "
+                   "the committed results are --profile paper).")
 @click.option("--split", "split_rule", type=click.Choice(["seeded", "paper"]), default=None,
               help="Which runs to report: their split rule (default: every one, each in its own sections).")
 def report_cmd(results_dir, out_dir, profile, split_rule):
     """Markdown tables from the cached results, no model: precondition, vector quality, single,
     simultaneous (+ tax) and combined, every steered row with its paired shift, its random
     control, the vector-minus-random difference, the detectable shift and a verdict."""
+    from steer_trace.cache import existing_root
     from steer_trace.experiments import behaviour_report
 
-    written = behaviour_report.write(results_dir, out_dir, profile, split_rule)
+    written = behaviour_report.write(existing_root(results_dir), out_dir, profile, split_rule)
     for path in written:
         click.echo(f"wrote {path}")
     if not written:
+        others = [p for p in PROFILES if p != profile
+                  and behaviour_report.profiles_with_results(results_dir, p, split_rule)]
         click.echo(f"no behaviour results with per-question scores for profile {profile}"
-                   + (f", split {split_rule}" if split_rule else ""))
+                   + (f", split {split_rule}" if split_rule else "")
+                   + (f"; there are for {', '.join(others)}: give --profile {others[0]}" if others else ""))
 
 
 COMMANDS = [group]

@@ -18,15 +18,11 @@ def figures_cmd(results_dir, out_dir):
     import matplotlib
 
     matplotlib.use("Agg")
-    from steer_trace.cache import results_root
-    from steer_trace.errors import UserError
+    from steer_trace.cache import existing_root
     from steer_trace.plots import behaviours, skills
 
     started = time.time()
-    root = results_root(results_dir)
-    if not root.is_dir():
-        raise UserError(f"results folder {root} does not exist: give --results DIR (or $STEER_TRACE_RESULTS), "
-                        "the folder a behaviours or skills command wrote")
+    root = existing_root(results_dir)
     out = Path(out_dir)
     written = []
     for family in (behaviours, skills):

@@ -441,6 +441,13 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
     return lines
 
 
+def profiles_with_results(root, profile: str, split: str | None = None) -> bool:
+    """Whether `root` holds behaviour results of `profile` that `write` would report."""
+    return any(_selected(results_root(root), e, profile, split) is not None
+               for e in ("behaviours_single", "behaviours_simultaneous", "behaviours_combined",
+                         "behaviours_interference"))
+
+
 def write(root=None, out=None, profile: str = "paper", split: str | None = None) -> list[Path]:
     root = results_root(root)
     out = Path(out) if out else root / "behaviours_report"

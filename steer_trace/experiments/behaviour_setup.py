@@ -1,8 +1,9 @@
 """Profiles (how big a run is) and the Study: model + behaviours + options of one run.
 
-Layers are given in the paper's numbering (Llama-2-7B, 32 layers) and mapped to
-the same relative depth of the model at hand: paper layer 10 is layer 9 of
-smollm2-135m (30 layers) and layer 8 of qwen2.5-coder-0.5b (24 layers).
+The profiles' default layers are in the paper's numbering (Llama-2-7B, 32 layers) and are mapped to
+the same relative depth of the model at hand: paper layer 10 is layer 9 of smollm2-135m (30 layers) and
+layer 8 of qwen2.5-coder-0.5b (24 layers). Layers given on the command line (--layers, --grid-layers) are
+the model's own layer numbers, used as given.
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@ split, vector-pair count and prompt style; the residual-stream norms travel in t
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
 from ..cache import key_of
 from ..content import content_pairs, content_prompt, pair_differences
+from ..errors import UserError
 from ..read import content_hash, residual_norms
 from ..vectors import SteeringVector
 from .behaviour_eval import Log
@@ -57,9 +59,12 @@ def extract_content(study, name: str, log: Log | None = None) -> SteeringVector:
 def load_or_extract_content(study, name: str, log: Log | None = None) -> SteeringVector:
     path = content_vector_path(study, name)
     if path.is_file():
-        vector = SteeringVector.load(path)
-        if vector.meta.get("key") == key_of(content_vector_config(study, name)):
-            return vector
+        try:
+            vector = SteeringVector.load(path)
+            if vector.meta.get("key") == key_of(content_vector_config(study, name)):
+                return vector
+        except UserError as error:  # a damaged or altered cached file: never blocks a command, it is recomputed
+            warnings.warn(f"{error}; recomputing it", stacklevel=2)
     return extract_content(study, name, log)
 
 
