@@ -18,7 +18,7 @@ def _ab_row(vector, direction, coef, scores, labels, layer=9, **extra):
     n = len(scores)
     return {"model": "tiny", "profile": "quick", "split_rule": "seeded", "scoring": "content",
             "vector_source": "content", "relative": True, "behaviour": "myopic", "vector": vector, "layer": layer,
-            "layers": str(layer), "direction": direction, "multiplier": float(coef), "split": "test",
+            "layers": str(layer), "direction": direction, "coef": float(coef), "split": "test",
             "q_id": list(range(n)), "q_label": labels, "q_p_matching": [float(v) for v in scores],
             "p_matching_balanced": float(np.mean(scores)), "n_questions": n, **extra}
 
@@ -83,7 +83,7 @@ TARGETS = {"precondition": "behaviours_precondition", "single": "behaviours_sing
            "diagnose": "behaviours_quality", "simultaneous": "behaviours_simultaneous",
            "combined": "behaviours_combined", "interference": "behaviours_interference", "tax": "behaviours_tax",
            "extract": "behaviours_vectors"}
-FIXED = ["--add-mult", "4", "--subtract-mult", "4"]  # single / combined: no grid
+FIXED = ["--add-coef", "4", "--subtract-coef", "4"]  # single / combined: no grid
 BASE = {"single": FIXED, "combined": FIXED}
 STUDY_OPTIONS = [["--n-test", "3"], ["--orders", "given"], ["--slices", "plain"], ["--split", "paper"],
                  ["--behaviours", "agreeableness"]]
@@ -93,15 +93,15 @@ STEER_OPTIONS = [["--scoring", "content"], ["--vector-source", "content"], ["--r
                  ["--scope", "prompt"], ["--n-vector", "5"], ["--plain-mean"], ["--method", "pca"]]
 CHANGES = {
     "precondition": STUDY_OPTIONS,
-    "single": STUDY_OPTIONS + STEER_OPTIONS + [["--layers", "5"], ["--add-mult", "8"], ["--subtract-mult", "8"],
+    "single": STUDY_OPTIONS + STEER_OPTIONS + [["--layers", "5"], ["--add-coef", "8"], ["--subtract-coef", "8"],
                                                ["--more-random", "2"]],
-    "grid": [["--n-validation", "3"], ["--split", "paper"], ["--layers", "5"], ["--multipliers", "3"],
+    "grid": [["--n-validation", "3"], ["--split", "paper"], ["--layers", "5"], ["--coefs", "3"],
              ["--scoring", "content"], ["--relative"], ["--plain-mean"], ["--op", "project-out"]],
     "diagnose": VECTOR_OPTIONS + [["--layers", "5"], ["--vector-source", "content"]],
     "simultaneous": STUDY_OPTIONS + [["--coefs", "1,2"], ["--layers", "3"], ["--relative"], ["--plain-mean"],
                                      ["--scoring", "content"]],
-    "combined": STUDY_OPTIONS + [["--coefs", "2"], ["--add-mult", "8"], ["--layers", "5"], ["--relative"]],
-    "interference": [["--multipliers", "3"], ["--layers", "5"], ["--n-test", "3"], ["--split", "paper"],
+    "combined": STUDY_OPTIONS + [["--coefs", "2"], ["--add-coef", "8"], ["--layers", "5"], ["--relative"]],
+    "interference": [["--coefs", "3"], ["--layers", "5"], ["--n-test", "3"], ["--split", "paper"],
                      ["--scoring", "content"], ["--relative"]],
     "tax": [["--tax-docs", "3"], ["--coefs", "1"], ["--layers", "5"], ["--relative"], ["--plain-mean"],
             ],
@@ -120,7 +120,7 @@ def key_of_command(smol, behaviour_sets, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("keys") / "results"
     patch = pytest.MonkeyPatch()
-    patch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    patch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     original = cache.Run.__init__
     target = {}
 
@@ -135,7 +135,7 @@ def key_of_command(smol, behaviour_sets, tmp_path_factory):
         return {name: SteeringVector(layers, {"name": name}) for name in study.names}
 
     patch.setattr(cache.Run, "__init__", init)
-    patch.setattr("steer_trace.experiments.behaviours.load_vectors", stand_ins)
+    patch.setattr("studies.behaviours.run.load_vectors", stand_ins)
 
     def run(command, *args):
         target["experiment"] = TARGETS[command]
@@ -189,7 +189,7 @@ def test_truncated_jsonl_gz_is_one_error_line(tmp_path):
     """A HumanEval-X file cut short: gzip raises EOFError, which click turned into 'Aborted!' and exit 1."""
     import gzip
 
-    from steer_trace.corpora import HUMANEVAL, HUMANEVAL_X
+    from studies.skills.corpora import HUMANEVAL, HUMANEVAL_X
 
     data = tmp_path / "data"
     (data / HUMANEVAL).parent.mkdir(parents=True)
@@ -233,17 +233,17 @@ def test_two_writers_of_one_vector_both_succeed(tmp_path, monkeypatch):
 
 
 def test_a_bad_byte_names_its_own_line(tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: pytest.fail("the model was opened"))
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: pytest.fail("the model was opened"))
     row = '{"question": "Q? (A) x (B) y", "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"}\n'
     path = tmp_path / "custom.jsonl"
     path.write_bytes(row.encode() * 3 + b'{"question": "caf\xe9"}\n' + row.encode() * 2000)
     result = CliRunner().invoke(main, ["behaviours", "single", "--dataset", str(path), "--results",
-                                       str(tmp_path / "results"), "--add-mult", "1", "--subtract-mult", "1"])
+                                       str(tmp_path / "results"), "--add-coef", "1", "--subtract-coef", "1"])
     one_error_line(result, "at line 4", "not UTF-8")
 
 
 def test_a_file_where_a_folder_should_be_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: pytest.fail("the model was opened"))
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: pytest.fail("the model was opened"))
     blocker = tmp_path / "results"
     blocker.write_text("a file")
     result = CliRunner().invoke(main, ["behaviours", "precondition", "--results", str(blocker / "inner")])
@@ -263,7 +263,7 @@ def _skills_points(root, damaged: int = 1):
     with `damaged` of the files overwritten by random bytes of the same size."""
     import json
 
-    from steer_trace.experiments import skills
+    from studies.skills import run as skills
 
     config = {"experiment": skills.POINTS, "model": "tiny", "revision": "r", "data": "project", "seed": 13}
     store = Run(skills.POINTS, config, root)
@@ -307,7 +307,7 @@ def test_a_damaged_point_of_a_finished_sweep_is_recomputed(smol, tmp_path, monke
     reported, deleted and recomputed (one point), and the sweep's table is whole again."""
     import re
 
-    monkeypatch.setattr("tasks.skills._open", lambda spec: smol)
+    monkeypatch.setattr("studies.skills.cli._open", lambda spec: smol)
     monkeypatch.delenv("STEER_TRACE_DATA", raising=False)
     root = tmp_path / "results"
     args = ["skills", "sweep", "--results", str(root), "--sweep-tokens", "20", "--headline-tokens", "20",
@@ -359,7 +359,7 @@ def test_an_altered_vector_file_is_named(tmp_path):
 def test_an_altered_cached_vector_is_recomputed(smol, behaviour_sets, tmp_path, monkeypatch):
     from steer_trace.vectors import SteeringVector
 
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     argv = ["behaviours", "extract", "--profile", "test", "--results", str(tmp_path / "results"), "--data-dir",
             str(behaviour_sets), "--behaviours", "agreeableness"]
     first = CliRunner().invoke(main, argv)
@@ -445,9 +445,9 @@ def test_a_stopped_precondition_keeps_its_finished_parts(smol, behaviour_sets, t
     """`precondition` wrote its result only when a whole behaviour finished: a run stopped at 15 minutes on a
     1.5B model lost all of it. Now each part of PART_QUESTIONS questions is cached as it finishes; the rerun
     scores only the rest, and the table equals an uninterrupted run's."""
-    from steer_trace.experiments import behaviour_eval
+    from studies.behaviours import scoring as behaviour_eval
 
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     monkeypatch.setattr(behaviour_eval, "PART_QUESTIONS", 2)
     real = behaviour_eval.letter_probs
     calls = []
@@ -507,7 +507,7 @@ def sweep_key(tmp_path_factory):
     import torch
 
     from steer_trace import cache
-    from steer_trace.experiments import skills
+    from studies.skills import run as skills
     from steer_trace.vectors import SteeringVector
 
     root = tmp_path_factory.mktemp("sweep_keys") / "results"
@@ -528,7 +528,7 @@ def sweep_key(tmp_path_factory):
     patch.setattr(cache.Run, "__init__", init)
     patch.setattr(skills, "load_vectors", stand_ins)
     patch.setattr(skills, "check_vectors_match", lambda *args: None)
-    patch.setattr("tasks.skills._open", lambda spec: pytest.fail("the model was loaded"))
+    patch.setattr("studies.skills.cli._open", lambda spec: pytest.fail("the model was loaded"))
 
     def run(*args):
         result = CliRunner().invoke(main, ["skills", "sweep", "--results", str(root), *SWEEP_BASE, *args])
