@@ -595,11 +595,11 @@ def parameters_checksum(module) -> str:
 def _wrap_loaded(model, tokenizer, remote, layers_path, device, dtype) -> Model:
     """`load_model` for a loaded transformers model or nnsight model (see its docstring)."""
     import torch
-    from nnsight import NNsight, NNsightDeprecationWarning, TransformersModel
+    from nnsight import Envoy, NNsightDeprecationWarning, TransformersModel
 
     if remote:
         raise UserError("a loaded model runs locally; for --remote / remote=True give its hub id")
-    if isinstance(model, NNsight):
+    if isinstance(model, Envoy):  # NNsight, TransformersModel, LanguageModel
         if not isinstance(model, TransformersModel):
             raise UserError(f"an nnsight {type(model).__name__} has no tokenizer: wrap the transformers model "
                             f"with nnsight's TransformersModel/LanguageModel, or pass it with tokenizer=")

@@ -640,3 +640,87 @@ def test_the_converted_tokenizer_adds_bos_exactly_where_its_gguf_says(name):
             assert (ids[-1] == tok.eos_token_id) == bool(stated["tokenizer.ggml.add_eos_token"])
     expected = {"smollm2-135m": False, "qwen2.5-coder-0.5b": False, "qwen2.5-coder-1.5b": False, "gemma3-270m": True}
     assert bool(stated["tokenizer.ggml.add_bos_token"]) == expected[name]
+
+
+# -- bring your own model (issue 25.3): a loaded transformers model or an nnsight model -----------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory, smol_dir):
+    """A tiny random llama built from a config (smollm2's tokenizer), and the same model saved as a folder."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(smol_dir))
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    hf = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    hf.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return hf, tok, folder
+
+
+def _steered_numbers(model, layer: int = 2):
+    """A/B probabilities unsteered and steered, and steered greedy text, for a fixed random vector."""
+    from steer_trace import answer_probs, answer_token_ids
+    from steer_trace.plan import Plan, steered_generate
+    from steer_trace.vectors import SteeringVector
+
+    vector = SteeringVector({layer: 8 * torch.randn(64, generator=torch.Generator().manual_seed(1))}, {})
+    ids = answer_token_ids(model.tokenizer, ["A", "B"])
+    plans = [Plan.none(), Plan.single(vector, layer, 1.0)]
+    probs = [p for p, _ in answer_probs(model, AB_PROMPTS, ids, plans)]
+    text = steered_generate(model, AB_PROMPTS[:2], plans[1], 6)
+    return probs, text
+
+
+def test_a_loaded_model_steers_equal_to_the_same_model_from_its_folder(tiny_llama):
+    """The user's own transformers model (+ tokenizer), and an nnsight LanguageModel around it, steer exactly as
+    the same weights loaded from a folder by path; the steering really moves it (the comparison can fail)."""
+    import copy
+
+    from nnsight import LanguageModel
+
+    hf, tok, folder = tiny_llama
+    by_folder = load_model(str(folder))
+    hf.train()  # as a freshly built model is: load_model puts it in eval mode
+    mine = load_model(hf, tokenizer=tok)
+    assert not hf.training and not any(p.requires_grad for p in hf.parameters())
+    wrapped = load_model(LanguageModel(copy.deepcopy(hf), tokenizer=copy.deepcopy(tok)))
+    reference, ref_text = _steered_numbers(by_folder)
+    assert ((reference[1] - reference[0]) / reference[0]).abs().max() > 0.05  # the vector moves the answers
+    for model in (mine, wrapped):
+        assert (model.n_layers, model.d_model, model.layers_path) == (4, 64, "model.layers")
+        assert model.numerics == {"dtype": "float32", "device": "cpu"}
+        assert model.tokenizer.padding_side == "left" and model.tokenizer.pad_token is not None
+        probs, text = _steered_numbers(model)
+        for got, want in zip(probs, reference):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-10)
+        assert text == ref_text
+    # keyed by the weights: the same weights the same revision, other weights another
+    assert mine.revision == wrapped.revision and mine.revision.startswith("params-sha256:")
+    other = copy.deepcopy(hf)
+    with torch.no_grad():
+        other.model.norm.weight.add_(1e-3)
+    assert load_model(other, tokenizer=tok).revision != mine.revision
+
+
+def test_a_loaded_model_is_used_as_it_is_or_refused_in_one_line(tiny_llama):
+    from nnsight import NNsight
+
+    hf, tok, folder = tiny_llama
+    cases = [
+        (lambda: load_model(hf), "needs its tokenizer: load_model(model, tokenizer=tok)"),
+        (lambda: load_model(hf, tokenizer=tok, remote=True), "a loaded model runs locally"),
+        (lambda: load_model(hf, tokenizer=tok, dtype="bfloat16"), "a loaded model is used as it is (float32 on cpu)"),
+        (lambda: load_model(str(folder), tokenizer=tok), "tokenizer= goes with a loaded model object"),
+        (lambda: load_model(object()), "cannot steer a object"),
+        (lambda: load_model(NNsight(torch.nn.Linear(2, 2))), "an nnsight NNsight has no tokenizer"),
+    ]
+    for call, message in cases:
+        with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+            call()
+        assert "\n" not in str(caught.value)
+    assert load_model(hf, tokenizer=tok, dtype="float32", device="cpu").dtype == torch.float32  # its own: fine
