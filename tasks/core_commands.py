@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from steer_trace.aggregators import DEFAULT_METHOD, METHODS
-
-from .common import model_options, open_model, progress, steering_options, warn_if_overflows
+from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, progress, steering_options,
+                     warn_if_overflows)
 
 
 @click.command("models")
@@ -37,7 +36,26 @@ def models_cmd():
         click.echo(line)
 
 
-@click.group("vectors")
+class _VectorsGroup(click.Group):
+    """`vectors`: its export/import commands (tasks/vector_io.py, whose option help reads the core's
+    conventions table, torch and all) are added only when `steer-trace vectors ...` runs."""
+
+    def _complete(self):
+        if "export" not in self.commands:
+            from .vector_io import register  # deferred: start-up time of `steer-trace --help`
+
+            register(self)
+
+    def list_commands(self, ctx):
+        self._complete()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._complete()
+        return super().get_command(ctx, name)
+
+
+@click.group("vectors", cls=_VectorsGroup)
 def vectors_group():
     """Extract and inspect steering vectors (safetensors + provenance)."""
 
@@ -54,7 +72,7 @@ def vectors_group():
 @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
               help="paper: Human:/AI: text; chat: the tokenizer's chat template around the question.")
 @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of the letter-balanced mean.")
-@click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True,
+@click.option("--method", type=click.Choice(EXTRACTION_METHODS), default=DEFAULT_METHOD, show_default=True,
               help="mean: mean difference; pca: first principal component of the differences; pca-center / "
                    "pca-diff: repeng's (README 'Extraction methods').")
 def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean, method):
@@ -63,7 +81,7 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
     import warnings
 
     from steer_trace.data import load_ab_file, prompt
-    from steer_trace.experiments.behaviour_data import clean
+    from studies.behaviours.data import clean
     from steer_trace.pairs import extract_vector
     from steer_trace.read import content_hash
 
@@ -112,10 +130,14 @@ def vectors_info(path):
 @click.option("--max-new-tokens", default=40, show_default=True, type=click.IntRange(min=1),
               help="Tokens to generate (greedy).")
 @click.option("--chat/--no-chat", default=True, show_default=True, help="Wrap the prompt in the chat template.")
+@click.option("--gate", "gate_file", type=click.Path(), default=None,
+              help="Gate file (steer-trace gates fit): steer only if the prompt (as the model sees it, chat template "
+                   "included) passes the gate.")
 @steering_options
-def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat, steering):
+def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat, gate_file, steering):
     """Greedy text, unsteered and steered, side by side."""
     from steer_trace.errors import UserError
+    from steer_trace.gates import load_gate
     from steer_trace.plan import Plan, steered_generate
     from steer_trace.vectors import SteeringVector
 
@@ -123,9 +145,14 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, c
         raise UserError("--vector and --layer go together: give both or neither")
     if not prompt_text and not chat:
         raise UserError("the prompt is empty: give some text (without --chat there is nothing to continue)")
+    if gate_file and not vector:
+        raise UserError("--gate needs --vector and --layer: it decides whether that vector applies")
     v = SteeringVector.load(vector) if vector else None
+    gate = load_gate(gate_file)[0] if gate_file else None
     model = open_model(model_spec)
     plan = steering.apply(Plan.single(v, model.check_layer(layer), coef)).check(model) if v else None
+    if plan and gate:
+        plan = plan.gated(gate).check(model)
     text = prompt_text
     if chat and getattr(model.tokenizer, "chat_template", None):
         text = model.tokenizer.apply_chat_template([{"role": "user", "content": prompt_text}], tokenize=False,
