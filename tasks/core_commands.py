@@ -12,20 +12,28 @@ from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_mod
 
 @click.command("models")
 def models_cmd():
-    """List the embedded models: layers, width, cache state."""
-    from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir
+    """List the embedded models: layers, width, cache state, where the weights come from."""
+    from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir, is_installed
 
     click.echo(f"{'name':<22}{'layers':>7}{'width':>7}  {'cached':<8} source")
-    damaged = []
+    damaged, notes = [], []
     for spec in EMBEDDED.values():
         state = {"cached": "yes"}.get(cache_state(spec.name), cache_state(spec.name))  # yes, no or damaged
         if state == "damaged":
             damaged.append(f"{spec.name} ({cache_damage(spec.name)})")
+        installed = is_installed(spec.name)
+        if spec.large and not installed and state != "yes":
+            notes.append(f"{spec.name}: not installed (large: make models-large, or pip install "
+                         f"'steer-trace[models-large]')")
+        if not spec.chat_template:
+            notes.append(f"{spec.name}: a base model without a chat template (use --prompt-style paper / --no-chat)")
         click.echo(f"{spec.name:<22}{spec.n_layers:>7}{spec.d_model:>7}  {state:<8} "
                    f"pip: {' '.join(spec.pip_names[:1])}{' …' if len(spec.pip_names) > 1 else ''} ({spec.hub_id})")
     click.echo(f"cache: {embedded_dir('x').parent}")
     for line in damaged:
         click.echo(f"damaged {line}; the next load rebuilds it from the installed GGUF package")
+    for line in notes:
+        click.echo(line)
 
 
 class _VectorsGroup(click.Group):
