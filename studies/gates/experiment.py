@@ -82,10 +82,13 @@ def run(model_opener, setup: Setup, vector: SteeringVector, gate: Gate, root=Non
               "vector": content_hash([vector[setup.layer].tolist()]), "layer": setup.layer,
               "gate": content_hash([gate.vector.tolist(), gate.layer, gate.threshold, gate.pool]),
               "coefs": list(setup.coefs), "max_tokens": setup.max_tokens}
-    store = Run(EXPERIMENT, config, root)
+    store = Run(EXPERIMENT, config, root)  # the finished table of these coefficients
     done = store.finished()
     if done is not None:
         return done
+    # the points (one per arm) do not depend on the other arms: kept under the config without the coefficients,
+    # so a run over other coefficients reuses every arm it shares
+    points = Run(EXPERIMENT, {k: v for k, v in config.items() if k != "coefs"}, root)
     model = None
 
     def loaded():
@@ -103,7 +106,7 @@ def run(model_opener, setup: Setup, vector: SteeringVector, gate: Gate, root=Non
         return pl.DataFrame({"doc": range(len(texts)), "domain": domains, "gate_score": scores,
                              "gate_on": scores > gate.threshold})
 
-    frames = [store.point({"point": "gate"}, gate_point)]
+    frames = [points.point({"point": "gate"}, gate_point)]
     for arm, plan in arms.items():
         def compute(plan=plan, arm=arm) -> pl.DataFrame:
             started = time.time()
@@ -114,7 +117,7 @@ def run(model_opener, setup: Setup, vector: SteeringVector, gate: Gate, root=Non
                                  "correct": correct.numpy(), "count": count.numpy(),
                                  "seconds": [time.time() - started] * len(texts)})
 
-        frames.append(store.point({"point": arm, **key_point(plan)}, compute))
+        frames.append(points.point({"point": arm, **key_point(plan)}, compute))
     gate_frame, arm_frames = frames[0], frames[1:]
     table = pl.concat(arm_frames).join(gate_frame.select("doc", "gate_score", "gate_on"), on="doc")
     table = table.with_columns(pl.lit(setup.model).alias("model"), pl.lit(setup.layer).alias("layer"),
