@@ -28,7 +28,7 @@ import polars as pl
 
 from steer_trace.cache import Run, key_of
 from studies.skills.corpora import load_corpus
-from steer_trace.gate_fit import cosines, pooled_outputs
+from steer_trace.gate_fit import bootstrap_f1, cosines, f1_score, pooled_outputs
 from steer_trace.gates import Gate
 from steer_trace.plan import Plan
 from steer_trace.read import content_hash
@@ -157,9 +157,20 @@ def relative(correct_a, correct_b, counts, n_boot: int = 2000, seed: int = 0) ->
     return 100 * a.sum() / b.sum(), 100 * lo, 100 * hi
 
 
+def gate_quality(table: pl.DataFrame) -> dict:
+    """The gate's decisions on these documents against their domain (target = code): F1 with a 95% bootstrap
+    interval (documents resampled within each domain), precision, recall."""
+    docs = table.filter(pl.col("arm") == "unsteered").sort("doc")
+    opened, target = docs["gate_on"].to_numpy(), (docs["domain"] == TARGET).to_numpy()
+    f1, precision, recall = f1_score(opened, target)
+    lo, hi = bootstrap_f1(opened, target)
+    return {"gate_f1": f1, "gate_f1_lo": lo, "gate_f1_hi": hi, "gate_precision": precision, "gate_recall": recall}
+
+
 def summarise(table: pl.DataFrame) -> pl.DataFrame:
     """One row per (coefficient, domain): accuracies, the side effect (steered - unsteered), what the gate gives back
     (gated - steered), what stays (gated - unsteered), relative accuracies; and the gate's decisions."""
+    quality = gate_quality(table)
     rows = []
     for domain in DOMAINS:
         part = table.filter(pl.col("domain") == domain)
@@ -171,12 +182,15 @@ def summarise(table: pl.DataFrame) -> pl.DataFrame:
             coef = float(arm.split("=")[1])
             steered, gated = by_arm[arm]["correct"].to_numpy(), by_arm[f"gated c={coef:g}"]["correct"].to_numpy()
             plain = base["correct"].to_numpy()
+            seconds = {a: float(by_arm[a]["seconds"][0]) for a in ("unsteered", arm, f"gated c={coef:g}")}
             row = {"model": table["model"][0], "layer": int(table["layer"][0]), "coef": coef, "domain": domain,
                    "target": domain == TARGET, "docs": len(counts), "tokens": int(counts.sum()),
                    "gate_layer": int(table["gate_layer"][0]), "threshold": float(table["threshold"][0]),
                    "gate_opened": int(opened.sum()),
                    "acc_unsteered": 100 * plain.sum() / counts.sum(), "acc_steered": 100 * steered.sum() / counts.sum(),
-                   "acc_gated": 100 * gated.sum() / counts.sum()}
+                   "acc_gated": 100 * gated.sum() / counts.sum(), **quality,
+                   "seconds_unsteered": seconds["unsteered"], "seconds_steered": seconds[arm],
+                   "seconds_gated": seconds[f"gated c={coef:g}"]}
             for name, (x, y) in {"side_effect": (steered, plain), "gate_gain": (gated, steered),
                                  "gated_shift": (gated, plain)}.items():
                 shift, lo, hi, p = paired_accuracy(x, y, counts)
