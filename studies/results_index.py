@@ -119,6 +119,8 @@ def cited_prefixes(experiment: str, config: dict, chosen_points: set[str], name:
         return [f"behaviours.{model}{'_seeded' if 'survival_instinct' in config.get('data', {}) else ''}.pre."]
     if experiment == "behaviours_quality":
         return [f"behaviours.{model}.quality.{config.get('vector_source', 'letter')}."]
+    if experiment == "gates_experiment":
+        return ["gates."]
     if experiment.startswith("evaluate"):
         return ["evaluate."]
     if experiment == "skills_points":
