@@ -154,7 +154,9 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, c
     if plan and gate:
         plan = plan.gated(gate).check(model)
     text = prompt_text
-    if chat and getattr(model.tokenizer, "chat_template", None):
+    if chat and not getattr(model.tokenizer, "chat_template", None):  # never a silent fallback to the raw text
+        raise UserError(f"{model.name} has no chat template (a base model): give --no-chat to continue the text as is")
+    if chat:
         text = model.tokenizer.apply_chat_template([{"role": "user", "content": prompt_text}], tokenize=False,
                                                    add_generation_prompt=True)
     click.echo(f"unsteered: {steered_generate(model, [text], Plan.none(), max_new_tokens)[0]!r}")
