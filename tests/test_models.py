@@ -443,6 +443,27 @@ def test_a_cache_converted_from_another_gguf_is_damaged(tmp_path, monkeypatch):
                                          f"expected {EMBEDDED[SMOL].gguf_sha256[:16]}…)")
 
 
+def test_a_second_process_waits_for_the_first_conversion_instead_of_converting_again(tmp_path, monkeypatch):
+    """The lock beside the cache: while another holder has it, ensure_cached waits; when the holder leaves a
+    converted cache behind, the waiter returns it without converting."""
+    import fcntl
+    import threading
+
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    converted = []
+    monkeypatch.setattr(models, "_convert", lambda spec, target: converted.append(spec.name))
+    with open(tmp_path / "models" / f".{SMOL}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # "another process" converting
+        waiter = threading.Thread(target=lambda: converted.append(models.ensure_cached(SMOL)))
+        waiter.start()
+        waiter.join(2.0)
+        assert waiter.is_alive() and converted == []  # waiting, not converting
+        _fake_cache(tmp_path)  # the other process finishes its conversion
+    waiter.join(30)
+    assert converted == [tmp_path / "models" / SMOL]  # returned the finished cache; _convert never ran
+
+
 def test_a_gguf_whose_sha256_differs_from_the_registry_is_refused(tmp_path):
     spec = EmbeddedModel(name="ghost", hub_id="x/ghost", parts=(("no_such_pkg_st", "m.gguf"),),
                          pip_names=("no-such-pkg-st",), n_layers=1, d_model=1, gguf_bytes=8, gguf_sha256="0" * 64)
