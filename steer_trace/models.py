@@ -388,6 +388,37 @@ def resolve(model: str) -> tuple[str, str]:
     raise UserError(f"unknown model {model!r}: use an embedded name ({known}), a local folder, or a hub id")
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")  # any one
+
+
+HUB_PROBE_S = 5.0  # seconds to reach the hub before a hub id is loaded
+
+
+def _hub_or_cached(repo: str) -> None:
+    """A hub id loads from the hub or from the hub cache. Offline and not cached, huggingface_hub retries for a
+    minute and a half (eleven lines) before failing: one connection attempt decides it first. Offline but
+    cached: the load runs in offline mode, without the retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=HUB_PROBE_S).close()
+        return
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+    if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        constants.HF_HUB_OFFLINE = True  # cached: load it from there, without a minute of retries
+        return
+    raise UserError(f"cannot reach the hub ({url.hostname}: {reason}) to load {repo!r}, and it is not in the hub "
+                    f"cache: connect, or use an embedded name ({', '.join(EMBEDDED)}) or a local model folder")
+
+
 def _check_model_folder(path: Path) -> None:
     """Catch the usual mistakes in a local model folder before transformers does, in one line."""
     if not path.is_dir():
@@ -403,6 +434,9 @@ def _check_model_folder(path: Path) -> None:
         raise UserError(f"{config} has no 'model_type'; is this a transformers model folder?")
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
         raise UserError(f"model folder {path} has no weights (model.safetensors)")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"model folder {path} has no tokenizer (tokenizer.json): save one into the folder, e.g. "
+                        f"AutoTokenizer.from_pretrained(<the model's hub id>).save_pretrained({str(path)!r})")
 
 
 @dataclass
@@ -461,8 +495,31 @@ class Model:
         """A vector as the model computes: its dtype and device (remote models: as given, as before)."""
         return tensor if self.remote else tensor.to(device=self.device, dtype=self.dtype)
 
+    @property
+    def context(self) -> int | None:
+        """The longest input the model was built for (positions), from its config; None if it does not say."""
+        try:
+            return layer_matching.config_value(self.config, layer_matching.CONTEXT_KEYS)
+        except Exception:  # noqa: BLE001 - a config without the usual fields: no limit known
+            return None
+
+    def check_context(self, batch: dict, new_tokens: int = 0) -> None:
+        """Refuse inputs (plus `new_tokens` to generate) beyond the model's context: past it a model writes
+        degenerate text for as long as the run takes, without any error of its own. One UserError line."""
+        context = self.context
+        positions = batch.get("position_ids", batch.get("input_ids"))
+        if context is None or positions is None or positions.numel() == 0:
+            return
+        longest = (int(batch["position_ids"].max()) + 1 if "position_ids" in batch else positions.shape[-1])
+        if longest + new_tokens > context:
+            asked = f"{longest} tokens" + (f" + {new_tokens} to generate" if new_tokens else "")
+            raise UserError(f"input of {asked} is longer than {self.name}'s context of {context} tokens: "
+                            "shorten the prompt (or the documents: --max-tokens)")
+
     def on_device(self, batch: dict) -> dict:
-        """Encoded inputs moved to the model's device (remote: as given)."""
+        """Encoded inputs, checked against the context (`check_context`), moved to the model's device (remote:
+        as given)."""
+        self.check_context(batch)
         return batch if self.remote else {k: v.to(self.device) for k, v in batch.items()}
 
     def check_layer(self, layer: int) -> int:
@@ -559,6 +616,8 @@ def load_model(model=DEFAULT_MODEL, remote: bool | str = False, layers_path: str
     model = str(model)
     numerics = requested_numerics(device or "auto", dtype or "float32", remote)  # bad options fail before the load
     source, revision = resolve(model)
+    if revision == "hub" and not remote:
+        _hub_or_cached(source)
     kwargs = {"task": "text-generation"}
     model_class = TransformersModel
     if remote:

@@ -166,6 +166,12 @@ def _explain(error: BaseException) -> str | None:
     if isinstance(error, (ConnectionError, TimeoutError)) and not isinstance(error, BrokenPipeError):
         return f"cannot reach the server: {error.strerror or error}"
     if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
+        from steer_trace.errors import file_in_the_way
+
+        blocker = file_in_the_way(error.filename) if error.filename and error.errno in (errno.EEXIST,
+                                                                                         errno.ENOTDIR) else None
+        if blocker is not None:
+            return f"{blocker} is a file, not a folder: give another path or move the file"
         target = f": {error.filename}" if error.filename else ""
         return f"{error.strerror}{target}"
     if is_out_of_memory(error):
