@@ -9,8 +9,9 @@
 # Steps (default, in order): extract precondition single simultaneous. Resumable: every point is cached.
 # Not run to the end: draws (the spread for the myopia / wealth claims: 9 more equal-norm random directions per
 # point at layers 11 and 8, each at +1 only - d at +1 is -d at -1, a draw for both rows -, 20 points per layer;
-# ~58 s a point on a free core, started 16:05 beside a load of 25 on 2 cores and not through its first block
-# by 18:00): `sh runs/behaviours_qwen.sh draws` resumes it. And interference (every vector x every behaviour at layer 11, x+-1; its first 16 points are
+# ~58 s a point on a free core; started 16:17 beside a load of 25-29 on 2 cores, its first call (myopia at
+# layer 11: unsteered + 9 directions) took 86 min at ~5% of a core and landed 17:42, the rest is cached as it
+# lands): `sh runs/behaviours_qwen.sh draws` resumes it. And interference (every vector x every behaviour at layer 11, x+-1; its first 16 points are
 # cached under behaviours_interference/, no table yet): `sh runs/behaviours_qwen.sh interference` resumes it.
 # Measured on one core at load ~3: extract 21 min, precondition 12 min, single 43 min, simultaneous 63 min.
 set -e
