@@ -759,8 +759,8 @@ def test_gemma_is_a_base_model_that_says_so_and_writes_text_with_its_bos():
 
     if not models.is_installed(GEMMA):
         pytest.skip(f"{GEMMA}'s packages are not installed (make models-large)")
-    result = CliRunner().invoke(main, ["generate", "Question: What is the capital of France?\nAnswer:", "--model",
-                                       GEMMA, "--max-new-tokens", "3"])
+    with pytest.warns(UserWarning, match="gemma3-270m has no chat template: the prompt goes in as plain text"):
+        result = CliRunner().invoke(main, ["generate", "Question: What is the capital of France?\nAnswer:",
+                                           "--model", GEMMA, "--max-new-tokens", "3"])
     assert result.exit_code == 0, result.output
-    assert "gemma3-270m has no chat template" in result.stderr
     assert "Paris" in result.stdout, result.output
