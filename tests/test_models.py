@@ -501,6 +501,15 @@ def test_models_command_says_damaged(tmp_path, monkeypatch):
     assert row.split()[3] == "damaged"
     assert f"damaged {SMOL} (model.safetensors has 100 bytes" in result.output
     assert "rebuilds it from the installed GGUF package" in result.output
+    listed = {line.split()[0] for line in result.output.splitlines()[1:len(EMBEDDED) + 1]}
+    assert listed == set(EMBEDDED)  # the large ones too, installed or not
+    assert f"{GEMMA}: a base model without a chat template" in result.output
+    monkeypatch.setattr(models, "is_installed", lambda name: not EMBEDDED[name].large)  # a default setup
+    result = CliRunner().invoke(main, ["models"])
+    for name in (QWEN15, GEMMA):
+        assert f"{name}: not installed (large: make models-large, or pip install 'steer-trace[models-large]')" \
+            in result.output
+    assert f"{SMOL}: not installed" not in result.output
 
 
 def test_an_uncreatable_cache_root_is_one_error_line(tmp_path, monkeypatch):
