@@ -477,6 +477,7 @@ def test_a_folder_model_is_keyed_by_its_files_checksum(tmp_path, monkeypatch):
     """Results of a folder model are keyed by its files' sha256: new weights at the same path get a new key."""
     monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path / "cache"))
     folder = _fake_cache(tmp_path)
+    (folder / "tokenizer.json").write_text("{}")  # a folder model needs a tokenizer file to be accepted
     first = resolve(str(folder))[1]
     assert first.startswith("sha256:") and resolve(str(folder))[1] == first
     weights = folder / "model.safetensors"
