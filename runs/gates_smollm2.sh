@@ -20,7 +20,7 @@ G=$R/gates_fit/smollm2-135m-code.safetensors
 for step in $steps; do
   echo "== $(date -u +%H:%M:%S) gates $step"
   case $step in
-    fit) "$ST" gates fit --out "$G" ;;
+    fit) mkdir -p "$R/gates_fit"; "$ST" gates fit --model smollm2-135m --out "$G" ;;
     experiment) "$ST" gates experiment --gate "$G" --data-dir "$D" --results "$R" --coefs 1,1.5 --n-docs 24 \
                   --max-tokens 128 --batch-size 8 ;;
     report) "$ST" gates report --results "$R" ;;
