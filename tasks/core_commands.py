@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import json
+import random
+import warnings
 from pathlib import Path
 
 import click
+
+from steer_trace.data import load_ab_file, prompt
+from steer_trace.errors import UserError
+from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir
+from studies.behaviours.data import clean
 
 from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, progress, steering_options,
                      warn_if_overflows)
@@ -13,8 +20,6 @@ from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_mod
 @click.command("models")
 def models_cmd():
     """List the embedded models: layers, width, cache state."""
-    from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir
-
     click.echo(f"{'name':<22}{'layers':>7}{'width':>7}  {'cached':<8} source")
     damaged = []
     for spec in EMBEDDED.values():
@@ -69,13 +74,8 @@ def vectors_group():
                    "pca-diff: repeng's (README 'Extraction methods').")
 def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean, method):
     """CAA vector for every layer: prompt + matching answer minus prompt + non-matching answer."""
-    import random
-    import warnings
-
-    from steer_trace.data import load_ab_file, prompt
-    from studies.behaviours.data import clean
-    from steer_trace.pairs import extract_vector
-    from steer_trace.read import content_hash
+    from steer_trace.pairs import extract_vector  # deferred (CLI start-up): torch
+    from steer_trace.read import content_hash  # deferred (CLI start-up): torch
 
     items = clean(load_ab_file(dataset))  # the behaviour commands' checks: one answer family per file
     random.Random(13).shuffle(items)
@@ -103,7 +103,7 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
 @click.argument("path", type=click.Path())
 def vectors_info(path):
     """Show a vector file's provenance and per-layer norms."""
-    from steer_trace.vectors import SteeringVector
+    from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     vector = SteeringVector.load(path)
     click.echo(json.dumps(vector.meta, indent=1, sort_keys=True))
@@ -125,9 +125,8 @@ def vectors_info(path):
 @steering_options
 def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat, steering):
     """Greedy text, unsteered and steered, side by side."""
-    from steer_trace.errors import UserError
-    from steer_trace.plan import Plan, steered_generate
-    from steer_trace.vectors import SteeringVector
+    from steer_trace.plan import Plan, steered_generate  # deferred (CLI start-up): torch
+    from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     if (vector is None) != (layer is None):  # check options before the slow model load
         raise UserError("--vector and --layer go together: give both or neither")

@@ -10,7 +10,7 @@ Pattern: `spread_rows(frames, relative)` with the single, combined and interfere
 protocol variant -> one row per single-steering row: draws, their mean / SD / range, z, rank p, verdict.
 
 Gotchas: with relative coefs every vector is rescaled to coef x the residual norm, so random rows
-of all three experiments at one layer and |coef| are draws of one null; with absolute coefs only
+of all three experiments at one layer and |coef| are draws of one null; with absolute coefficients only
 the single run's own draws (`random`, `random#2`, ...) have the vector's norm. A direction and its
 negative are both draws (their shifts are anti-correlated, not independent). A rank p cannot go below
 1 / (draws + 1): 19 draws are needed for 0.05 (`behaviours single --more-random`).

@@ -88,9 +88,9 @@ def _selected(root: Path, experiment: str, profile: str, split: str | None) -> p
 
 
 def _mode_name(variant: dict) -> str:
-    """e.g. 'letter scoring, letter vectors, coefs relative to the residual norm; the paper's split'."""
+    """e.g. 'letter scoring, letter vectors, coefficients relative to the residual norm; the paper's split'."""
     name = f"{variant['scoring']} scoring, {variant['vector_source']} vectors" + (
-        ", coefs relative to the residual norm" if variant["relative"] else ", absolute coefs")
+        ", coefficients relative to the residual norm" if variant["relative"] else ", absolute coefficients")
     extras = [text for column, value, text in (
         ("plain_mean", True, "the paper's plain mean over pairs"),
         ("orders", "given", "questions in their given order"),
@@ -231,8 +231,8 @@ def spread_section(single: pl.DataFrame, others: list[pl.DataFrame], relative: b
     if not rows:
         return []
     pooled = ("every random direction of this norm on the same questions (single, combined and interference "
-              "runs: with relative coefs all have coef × the residual norm)") if relative else \
-        "the single run's own random directions (absolute coefs: only they have the vector's norm)"
+              "runs: with relative coefficients all have coef × the residual norm)") if relative else \
+        "the single run's own random directions (absolute coefficients: only they have the vector's norm)"
     return [f"Against the spread of random directions: the vector's shift ranked among {pooled}; a direction and "
             "its negative both count; rank p one-sided the way the steering asks (it cannot go below 1 / (draws + "
             "1)); z = (shift − mean) / SD of the draws.", ""] + markdown_table(
@@ -418,7 +418,7 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
                 lines += simultaneous_section(part, tax if tax is not None and tax.height else None)
             elif experiment == "behaviours_combined":
                 lines += combined_section(part, pre, letter)
-                if variant["relative"]:  # absolute coefs: each combination has its own norm
+                if variant["relative"]:  # absolute coefficients: each combination has its own norm
                     others = [f for f in (same_variant(e, variant) for e in ("behaviours_single",
                                                                              "behaviours_interference"))
                               if f is not None]

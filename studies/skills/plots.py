@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import seaborn as sns
 
 from steer_trace.cache import load_tables
 from steer_trace.models import DEFAULT_MODEL
@@ -145,8 +146,6 @@ def curves(rows: pl.DataFrame, target: str) -> list[tuple[str, str, pl.DataFrame
 
 
 def curve_figure(rows: pl.DataFrame, target: str, model: str):
-    import seaborn as sns
-
     fig, ax = new_figure(figsize=(6, 6))
     lines = curves(rows, target)
     colours = sns.color_palette("tab10", n_colors=max(1, sum(1 for _, control, _ in lines if control == "none")))
