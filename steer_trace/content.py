@@ -91,7 +91,7 @@ def answer_logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str]
 def packed_answer_logprobs(model: Model, prompts: Sequence[str], answers: Sequence[Sequence[str]],
                            plans: Sequence[Plan], batch_size: int = 8, points_per_request: int = 16
                            ) -> list[torch.Tensor]:
-    """As `answer_logprobs` over every (prompts[q], answers[q][j]), in that order, from one packed row per
+    """As `answer_logprobs` over every `(prompts[q], answers[q][j])`, in that order, from one packed row per
     prompt (packing.py: its stem read once). Needs `packing.packable(model, plans)`."""
     rows, questions = by_length([pack(model.tokenizer, p, a) for p, a in zip(prompts, answers)],
                                 list(range(len(prompts))))
@@ -209,7 +209,7 @@ def answer_token_means(model: Model, prompts: Sequence[str], answers: Sequence[s
 
 def option_means(model: Model, prompts: Sequence[str], answers: Sequence[Sequence[str]], layers: list[int],
                  batch_size: int = 8) -> dict[int, torch.Tensor]:
-    """{layer: [every option, d]} as `answer_token_means` over every (prompts[q], answers[q][j]), in that order;
+    """{layer: [every option, d]} as `answer_token_means` over every `(prompts[q], answers[q][j])`, in that order;
     one packed row per prompt (its stem read once) where the model takes a 4D mask (`packing.packable`)."""
     if not packable(model, []):
         flat = [p for p, shown in zip(prompts, answers) for _ in shown]

@@ -19,7 +19,7 @@ import click
 from studies.protocol import resolve
 from studies.registry import all_studies
 
-from . import bench, core_commands, demo, figures
+from . import bench, core_commands, demo, docs_commands, figures
 from .common import CleanErrors
 
 
@@ -59,7 +59,7 @@ def main():
     warnings.filterwarnings("ignore", module="nnsight")
 
 
-for _module in (core_commands, figures, bench, demo):
+for _module in (core_commands, figures, docs_commands, bench, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -122,9 +122,13 @@ def vectors_info(path):
 @click.option("--max-new-tokens", default=40, show_default=True, type=click.IntRange(min=1),
               help="Tokens to generate (greedy).")
 @click.option("--chat/--no-chat", default=True, show_default=True, help="Wrap the prompt in the chat template.")
+@click.option("--gate", "gate_file", type=click.Path(), default=None,
+              help="Gate file (steer-trace gates fit): steer only if the prompt (as the model sees it, chat template "
+                   "included) passes the gate.")
 @steering_options
-def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat, steering):
+def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat, gate_file, steering):
     """Greedy text, unsteered and steered, side by side."""
+    from steer_trace.gates import load_gate  # deferred (CLI start-up): torch
     from steer_trace.plan import Plan, steered_generate  # deferred (CLI start-up): torch
     from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
@@ -132,9 +136,14 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, c
         raise UserError("--vector and --layer go together: give both or neither")
     if not prompt_text and not chat:
         raise UserError("the prompt is empty: give some text (without --chat there is nothing to continue)")
+    if gate_file and not vector:
+        raise UserError("--gate needs --vector and --layer: it decides whether that vector applies")
     v = SteeringVector.load(vector) if vector else None
+    gate = load_gate(gate_file)[0] if gate_file else None
     model = open_model(model_spec)
     plan = steering.apply(Plan.single(v, model.check_layer(layer), coef)).check(model) if v else None
+    if plan and gate:
+        plan = plan.gated(gate).check(model)
     text = prompt_text
     if chat and getattr(model.tokenizer, "chat_template", None):
         text = model.tokenizer.apply_chat_template([{"role": "user", "content": prompt_text}], tokenize=False,

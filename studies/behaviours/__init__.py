@@ -13,4 +13,5 @@ STUDY = Study(
     cli="studies.behaviours.cli:group",
     report="studies.behaviours.report:write",
     figures="studies.behaviours.plots:build",
+    pages="studies.behaviours.pages:pages",
 )

@@ -12,4 +12,5 @@ STUDY = Study(
     cli="studies.skills.cli:group",
     report="studies.skills.report:write",
     figures="studies.skills.plots:build",
+    pages="studies.skills.pages:pages",
 )
