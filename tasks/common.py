@@ -10,7 +10,7 @@ import warnings
 
 import click
 
-from steer_trace.errors import UserError, is_out_of_memory
+from steer_trace.errors import UserError, file_in_the_way, is_out_of_memory
 from steer_trace.models import DEFAULT_MODEL, DEVICES, DTYPES
 
 # The names of steer_trace.aggregators.METHODS and its default, for --method: a copy, because aggregators
@@ -163,6 +163,10 @@ def _explain(error: BaseException) -> str | None:
     if isinstance(error, (ConnectionError, TimeoutError)) and not isinstance(error, BrokenPipeError):
         return f"cannot reach the server: {error.strerror or error}"
     if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
+        blocker = file_in_the_way(error.filename) if error.filename and error.errno in (errno.EEXIST,
+                                                                                         errno.ENOTDIR) else None
+        if blocker is not None:
+            return f"{blocker} is a file, not a folder: give another path or move the file"
         target = f": {error.filename}" if error.filename else ""
         return f"{error.strerror}{target}"
     if is_out_of_memory(error):

@@ -68,7 +68,7 @@ def test_the_paper_studies_are_registered():
     names = [s.name for s in all_studies()]
     assert {"behaviours", "skills"} <= set(names) and names == sorted(names)  # discovered by package name
     for study in all_studies():
-        assert isinstance(resolve(study.cli), click.Group)
+        assert isinstance(resolve(study.cli), click.Command) and resolve(study.cli).name == study.name
         for ref in (study.figures, study.report, study.pages):
             assert ref is None or callable(resolve(ref))
     paper = {s.name: s for s in all_studies() if s.name in ("behaviours", "skills")}
