@@ -2,9 +2,10 @@
 
 Three workloads, each plain (no plan) and steered (a random vector at the middle layer), interleaved:
 generation (greedy, `steered_generate`: new tokens/s), A/B scoring (`answer_probs` on paper-style prompts: prompt
-tokens/s, what the behaviour commands spend their time on), and the load (seconds). Written for issue 28's
-question: what does the 1.5B cost per command in bfloat16 on two CPU cores. Prints the load average: on a shared
-machine every number is inflated by it.
+tokens/s, what the behaviour commands spend their time on), and the load (seconds). Written for the question:
+what does the 1.5B cost per command in bfloat16 on two CPU cores. Prints the load average: on a shared machine
+every wall-clock number is inflated by it, so it also prints tokens per CPU-second of this process (with
+OMP_NUM_THREADS=1 the least load-dependent number).
 """
 
 from __future__ import annotations
@@ -57,15 +58,28 @@ def main(argv=None) -> None:
         "score plain": lambda: answer_probs(model, ab_prompts, ids, [Plan.none()], batch_size=args.rows),
         "score steered": lambda: answer_probs(model, ab_prompts, ids, [steered], batch_size=args.rows),
     }
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+
+    def cpu_timed(name, fn):
+        def call():
+            started = time.process_time()
+            value = fn()
+            cpu[name].append(time.process_time() - started)
+            return value
+        return call
+
     with torch.no_grad():
-        times, _, _ = interleaved(fns, args.repeats, warmup=True)
+        times, _, _ = interleaved({n: cpu_timed(n, f) for n, f in fns.items()}, args.repeats, warmup=True)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    rates = {name: (args.rows * args.new_tokens if name.startswith("generate") else ab_tokens) / s
-             for name, s in medians.items()}
+    cpu_medians = {name: statistics.median(t[1:]) for name, t in cpu.items()}  # t[0]: the warm-up
+    work = {name: args.rows * args.new_tokens if name.startswith("generate") else ab_tokens for name in fns}
+    rates = {name: work[name] / s for name, s in medians.items()}
     out = {"model": args.model, "dtype": args.dtype, "threads": torch.get_num_threads(), "load_s": round(load_s, 1),
            "rows": args.rows, "new_tokens": args.new_tokens, "scored_prompts": args.scored,
            "scored_prompt_tokens": ab_tokens, "median_s": {k: round(v, 2) for k, v in medians.items()},
            "tokens_per_s": {k: round(v, 1) for k, v in rates.items()},
+           "median_cpu_s": {k: round(v, 2) for k, v in cpu_medians.items()},
+           "tokens_per_cpu_s": {k: round(work[k] / v, 1) for k, v in cpu_medians.items()},
            "steered_over_plain": {w: round(medians[f"{w} steered"] / medians[f"{w} plain"], 2)
                                   for w in ("generate", "score")},
            "load_average_before": [round(x, 2) for x in load_before],
@@ -73,7 +87,8 @@ def main(argv=None) -> None:
     print(f"{args.model} {args.dtype}, {out['threads']} threads: load {load_s:.1f} s")
     for name in fns:
         unit = "new tokens/s" if name.startswith("generate") else "prompt tokens/s"
-        print(f"  {name:<17} {medians[name]:7.2f} s  {rates[name]:8.1f} {unit}")
+        print(f"  {name:<17} {medians[name]:7.2f} s  {rates[name]:8.1f} {unit}  "
+              f"({work[name] / cpu_medians[name]:.1f} per CPU-second)")
     print(f"  steered / plain: {out['steered_over_plain']}")
     print(load_line())
     if args.json_out:

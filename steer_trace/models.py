@@ -27,6 +27,7 @@ parameters' sha256 for a loaded model.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import inspect
@@ -295,20 +296,34 @@ def _make_cache_parent(target: Path) -> None:
 
 
 def ensure_cached(name: str) -> Path:
-    """Dequantise an embedded GGUF model once; return its safetensors folder (rebuilt when damaged)."""
-    spec = EMBEDDED[name]
+    """Dequantise an embedded GGUF model once; return its safetensors folder (rebuilt when damaged).
+
+    Two processes that need the same model convert it once: the second waits on a lock file beside the cache
+    (the 1.5B's conversion holds ~6 GB of memory for minutes; two at once would double that) and then finds it
+    converted."""
     target = embedded_dir(name)
-    damage = cache_damage(name)
-    if damage is None:
+    if cache_damage(name) is None:
         return target
-    if damage != "not converted":
-        warnings.warn(f"the cached {name} in {target} is damaged ({damage}); rebuilding it from the installed "
-                      f"GGUF package", stacklevel=2)
+    _part_paths(EMBEDDED[name])  # a missing package is one error line before anything is written
+    _make_cache_parent(target)
+    with open(target.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        damage = cache_damage(name)  # again: another process may have converted it meanwhile
+        if damage is None:
+            return target
+        if damage != "not converted":
+            warnings.warn(f"the cached {name} in {target} is damaged ({damage}); rebuilding it from the installed "
+                          f"GGUF package", stacklevel=2)
+        _convert(EMBEDDED[name], target)
+    return target
+
+
+def _convert(spec: EmbeddedModel, target: Path) -> None:
+    """Assemble and check the GGUF, dequantise it, save safetensors + tokenizer + the record, then swap it in."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _part_paths(spec)  # a missing package is one error line before anything is written
-    _make_cache_parent(target)
+    name = spec.name
     work = target.parent / f".{name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -336,7 +351,6 @@ def ensure_cached(name: str) -> Path:
         os.replace(out, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 # the files of a model folder that make its numbers: weights, config, tokenizer, chat template

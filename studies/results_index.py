@@ -119,6 +119,8 @@ def cited_prefixes(experiment: str, config: dict, chosen_points: set[str], name:
         return [f"behaviours.{model}{'_seeded' if 'survival_instinct' in config.get('data', {}) else ''}.pre."]
     if experiment == "behaviours_quality":
         return [f"behaviours.{model}.quality.{config.get('vector_source', 'letter')}."]
+    if experiment == "gates_experiment":
+        return ["gates."]
     if experiment.startswith("evaluate"):
         return ["evaluate."]
     if experiment == "skills_points":
@@ -175,7 +177,14 @@ def index_text(root: Path | None = None, repo: Path = REPO) -> str:
                   + ", ".join(unfinished) + "."]
     lines += ["", "Folders: `behaviours_report/` and `skills_report/` hold the reports `steer-trace behaviours report` "
               "and `steer-trace skills report` write from these tables; `vectors/` holds the extracted steering "
-              "vectors (safetensors with provenance).", ""]
+              "vectors (safetensors with provenance)."]
+    counts = {p: sum(1 for f in p.rglob("*") if f.is_file()) for p in sorted(root.iterdir()) if p.is_dir()}
+    files = [f"`{p.name}/` ({n} file{'s' if n != 1 else ''})" for p, n in counts.items()
+             if p.name not in ("behaviours_report", "skills_report", "vectors")
+             and not any(p.glob("*.json"))]
+    if files:
+        lines.append("Other folders (files with their provenance inside, no sidecar): " + ", ".join(files) + ".")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -61,7 +61,8 @@ def model_options(func):
     """--model, --remote, --ndif-host, --layers-path, --device, --dtype on a command that runs a model."""
 
     @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
-                  help="Embedded name (smollm2-135m, qwen2.5-coder-0.5b), a local folder, or a hub id.")
+                  help="Embedded name (smollm2-135m, qwen2.5-coder-0.5b; with make models-large also "
+                       "qwen2.5-coder-1.5b, gemma3-270m: `steer-trace models`), a local folder, or a hub id.")
     @click.option("--remote", is_flag=True, help="Run on NDIF through nnsight's remote backend.")
     @click.option("--ndif-host", default=None, envvar="NDIF_HOST",
                   help="NDIF server URL (default: nnsight's configured host). Key: NDIF_API_KEY.")

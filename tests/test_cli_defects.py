@@ -542,3 +542,39 @@ def sweep_key(tmp_path_factory):
 @pytest.mark.parametrize("change", SWEEP_CHANGES, ids=" ".join)
 def test_every_sweep_option_that_changes_the_work_changes_the_key(sweep_key, change):
     assert sweep_key(*change) != sweep_key()
+
+
+# -- consistent defaults, no silent renames --------------------------------------------------------------------
+
+
+def test_report_defaults_to_the_profile_every_command_defaults_to_and_names_the_others(tmp_path):
+    """`behaviours report` defaulted to --profile paper while every other command defaults to quick; a first try
+    printed "No behaviour results … for profile paper" with no hint."""
+    root = tmp_path / "results"
+    labels = ["A", "B"] * MIN_PER_LABEL
+    base = np.linspace(0.2, 0.6, len(labels))
+    rows = [{**_ab_row("none", "default", 0, base, labels), "profile": "paper"},
+            {**_ab_row("myopic", "add", 1, base + 0.3, labels), "profile": "paper"}]
+    Run("behaviours_single", {"synthetic": "paper"}, root).finish([pl.DataFrame(rows)])
+    result = CliRunner().invoke(main, ["behaviours", "report", "--results", str(root), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "for profile quick; there are for paper: give --profile paper" in result.output
+    _single_table(root, per_label=MIN_PER_LABEL)  # a quick run: the default reports it
+    result = CliRunner().invoke(main, ["behaviours", "report", "--results", str(root), "--out", str(tmp_path / "o")])
+    assert "wrote" in result.output
+
+
+def test_a_hyphen_in_a_dataset_name_is_said(tmp_path, monkeypatch):
+    from steer_trace.errors import UserError
+
+    def stop(spec):
+        raise UserError("stopped before the model")
+
+    monkeypatch.setattr("studies.behaviours.cli.open_model", stop)
+    row = '{"question": "Q? (A) x (B) y", "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"}\n'
+    path = tmp_path / "my-set.jsonl"
+    path.write_text(row * 4)
+    with pytest.warns(UserWarning, match="dataset my-set.jsonl is the behaviour 'my_set' \\(hyphens become"):
+        result = CliRunner().invoke(main, ["behaviours", "precondition", "--dataset", str(path), "--results",
+                                           str(tmp_path / "results")])
+    one_error_line(result, "stopped before the model")

@@ -443,6 +443,27 @@ def test_a_cache_converted_from_another_gguf_is_damaged(tmp_path, monkeypatch):
                                          f"expected {EMBEDDED[SMOL].gguf_sha256[:16]}…)")
 
 
+def test_a_second_process_waits_for_the_first_conversion_instead_of_converting_again(tmp_path, monkeypatch):
+    """The lock beside the cache: while another holder has it, ensure_cached waits; when the holder leaves a
+    converted cache behind, the waiter returns it without converting."""
+    import fcntl
+    import threading
+
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    converted = []
+    monkeypatch.setattr(models, "_convert", lambda spec, target: converted.append(spec.name))
+    with open(tmp_path / "models" / f".{SMOL}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # "another process" converting
+        waiter = threading.Thread(target=lambda: converted.append(models.ensure_cached(SMOL)))
+        waiter.start()
+        waiter.join(2.0)
+        assert waiter.is_alive() and converted == []  # waiting, not converting
+        _fake_cache(tmp_path)  # the other process finishes its conversion
+    waiter.join(30)
+    assert converted == [tmp_path / "models" / SMOL]  # returned the finished cache; _convert never ran
+
+
 def test_a_gguf_whose_sha256_differs_from_the_registry_is_refused(tmp_path):
     spec = EmbeddedModel(name="ghost", hub_id="x/ghost", parts=(("no_such_pkg_st", "m.gguf"),),
                          pip_names=("no-such-pkg-st",), n_layers=1, d_model=1, gguf_bytes=8, gguf_sha256="0" * 64)
@@ -548,8 +569,10 @@ def test_every_command_that_loads_a_model_takes_layers_path_device_and_dtype():
 
     from tasks.cli import main
 
-    def leaves(group, path=()):
-        for name, command in group.commands.items():
+    def leaves(group, path=()):  # through list/get_command: the studies' groups load only when asked for
+        context = click.Context(group)
+        for name in group.list_commands(context):
+            command = group.get_command(context, name)
             if isinstance(command, click.Group):
                 yield from leaves(command, (*path, name))
             else:
@@ -724,3 +747,20 @@ def test_a_loaded_model_is_used_as_it_is_or_refused_in_one_line(tiny_llama):
             call()
         assert "\n" not in str(caught.value)
     assert load_model(hf, tokenizer=tok, dtype="float32", device="cpu").dtype == torch.float32  # its own: fine
+
+
+@pytest.mark.slow
+def test_gemma_is_a_base_model_that_says_so_and_writes_text_with_its_bos():
+    """gemma3-270m has no chat template: `generate` (chat by default) says so in a warning line rather than falling
+    back silently, and continues the text (fluent with the BOS its GGUF asks for: without it, 'France. The The The')."""
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    if not models.is_installed(GEMMA):
+        pytest.skip(f"{GEMMA}'s packages are not installed (make models-large)")
+    result = CliRunner().invoke(main, ["generate", "Question: What is the capital of France?\nAnswer:", "--model",
+                                       GEMMA, "--max-new-tokens", "3"])
+    assert result.exit_code == 0, result.output
+    assert "gemma3-270m has no chat template" in result.stderr
+    assert "Paris" in result.stdout, result.output

@@ -37,7 +37,8 @@ from steer_trace.plan import Plan
 from steer_trace.read import content_hash, residual_norms
 from steer_trace.stats import paired_shift
 from steer_trace.vectors import SteeringVector
-from studies.behaviours.config import PROFILES, Study, open_study
+from studies.behaviours.config import Study, open_study
+from studies.behaviours.profiles import PROFILES
 from studies.behaviours.data import plain_text
 from studies.behaviours.quality import run_precondition, run_quality
 from studies.behaviours.scoring import direction_of, point_fields, score_points, tax_points
