@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import json
+import random
+import warnings
 from pathlib import Path
 
 import click
+
+from steer_trace.data import load_ab_file, prompt
+from steer_trace.errors import UserError
+from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir, is_installed
+from studies.behaviours.data import clean
 
 from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, progress, steering_options,
                      warn_if_overflows)
@@ -13,8 +20,6 @@ from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_mod
 @click.command("models")
 def models_cmd():
     """List the embedded models: layers, width, cache state, where the weights come from."""
-    from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir, is_installed
-
     click.echo(f"{'name':<22}{'layers':>7}{'width':>7}  {'cached':<8} source")
     damaged, notes = [], []
     for spec in EMBEDDED.values():
@@ -77,14 +82,9 @@ def vectors_group():
                    "pca-diff: repeng's (README 'Extraction methods').")
 def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean, method):
     """CAA vector for every layer: prompt + matching answer minus prompt + non-matching answer."""
-    import random
-    import warnings
-
-    from steer_trace.data import load_ab_file, prompt
-    from studies.behaviours.data import clean
-    from studies.behaviours.vectors import NORM_PROMPTS
-    from steer_trace.pairs import extract_vector
-    from steer_trace.read import content_hash, residual_norms
+    from steer_trace.pairs import extract_vector  # deferred (CLI start-up): torch
+    from steer_trace.read import content_hash, residual_norms  # deferred (CLI start-up): torch
+    from studies.behaviours.vectors import NORM_PROMPTS  # deferred (CLI start-up): torch
 
     items = clean(load_ab_file(dataset))  # the behaviour commands' checks: one answer family per file
     random.Random(13).shuffle(items)
@@ -94,7 +94,7 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
         warnings.warn(f"all {len(items)} pair(s) of {dataset} match with {answers[0]!r}, so the vector cannot be "
                       "letter-balanced: it is the mean of that one group (use rows with both answers, or "
                       "--plain-mean)", stacklevel=1)
-    from steer_trace.vectors import check_writable
+    from steer_trace.vectors import check_writable  # deferred (CLI start-up): torch
 
     check_writable(out)  # an unwritable --out fails before the work (the model load and the reads), not after
     model = open_model(model_spec)
@@ -121,7 +121,7 @@ def vectors_info(path):
     """Show a vector file's provenance and per-layer norms, beside the residual stream's norm at each layer where
     the extraction recorded it (`vectors extract`, `behaviours extract`): a coefficient c adds c x norm, so
     norm / residual is the fraction of the residual one unit of coefficient adds (what --relative counts in)."""
-    from steer_trace.vectors import SteeringVector
+    from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     vector = SteeringVector.load(path)
     residual = vector.meta.get("residual_norms") or {}
@@ -157,10 +157,9 @@ def vectors_info(path):
 @steering_options
 def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat, gate_file, steering):
     """Greedy text, unsteered and steered, side by side."""
-    from steer_trace.errors import UserError
-    from steer_trace.gates import load_gate
-    from steer_trace.plan import Plan, steered_generate
-    from steer_trace.vectors import SteeringVector
+    from steer_trace.gates import load_gate  # deferred (CLI start-up): torch
+    from steer_trace.plan import Plan, steered_generate  # deferred (CLI start-up): torch
+    from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     if (vector is None) != (layer is None):  # check options before the slow model load
         raise UserError("--vector and --layer go together: give both or neither")
@@ -176,8 +175,6 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, c
         plan = plan.gated(gate).check(model)
     text = prompt_text
     if chat and not getattr(model.tokenizer, "chat_template", None):
-        import warnings
-
         warnings.warn(f"{model.name} has no chat template: the prompt goes in as plain text (--no-chat does this "
                       "without this warning)", stacklevel=1)
     elif chat:

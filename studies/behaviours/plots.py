@@ -7,7 +7,7 @@ Files (one set per model; `__<model>` is appended to every name when the results
     simultaneous_steering.png             p(matching) vs the global coefficient, alignment tax below
     multi_steering_activation_distributions.png   histograms of the vectors' components
     interference.png                      change of each behaviour's p(matching) when another vector is injected
-    grid_search_{behaviour}.png           p(matching) over layer x coef, add and subtract
+    grid_search_{behaviour}.png           p(matching) over layer x coefficient, add and subtract
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import seaborn as sns
+from matplotlib.container import BarContainer
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from steer_trace.cache import load_tables
 from steer_trace.stats import bh_qvalues
@@ -139,10 +143,6 @@ def _bars(ax, xs, rows: list[dict], width, colour, label=None):
 
 
 def _marker_legend(ax, handles_labels, **kwargs):
-    from matplotlib.container import BarContainer
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     handles, labels = handles_labels
     # bar series: a plain swatch (the series' first bar may be hatched as collapsed)
     handles = [Patch(facecolor=h.patches[0].get_facecolor()) if isinstance(h, BarContainer) else h for h in handles]
@@ -363,8 +363,6 @@ def simultaneous_figures(tables: dict, out: Path, several: bool) -> list[Path]:
         ax.set_ylim(0, 1)
         ax.set_ylabel("p(matching) (95 % bootstrap band)")
         handles, labels = ax.get_legend_handles_labels()
-        from matplotlib.lines import Line2D
-
         handles.append(Line2D([], [], marker="x", color="#444444", linestyle="none"))
         labels.append("collapsed (≥ 95 % one answer)")
         ax.legend(handles, labels, loc="best", fontsize=7.5, framealpha=0.9)
@@ -405,8 +403,6 @@ def _tax_rows(tax, model, layers, chosen) -> pl.DataFrame | None:
 
 
 def _palette(n: int):
-    import seaborn as sns
-
     return sns.color_palette("tab10", max(n, 1))
 
 
@@ -525,8 +521,6 @@ def widest_runs(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
-    import seaborn as sns
-
     table = tables.get("behaviours_interference")
     written = []
     for model, rows in per_model(table):
@@ -594,8 +588,6 @@ def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
 
 
 def grid_figures(tables: dict, out: Path, several: bool) -> list[Path]:
-    import seaborn as sns
-
     table = tables.get("behaviours_grid")
     written = []
     for model, rows in per_model(table):

@@ -97,9 +97,9 @@ def _selected(root: Path, experiment: str, profile: str, split: str | None) -> p
 
 
 def _mode_name(variant: dict) -> str:
-    """e.g. 'letter scoring, letter vectors, coefs relative to the residual norm; the paper's split'."""
+    """e.g. 'letter scoring, letter vectors, coefficients relative to the residual norm; the paper's split'."""
     name = f"{variant['scoring']} scoring, {variant['vector_source']} vectors" + (
-        ", coefs relative to the residual norm" if variant["relative"] else ", absolute coefs")
+        ", coefficients relative to the residual norm" if variant["relative"] else ", absolute coefficients")
     extras = [text for column, value, text in (
         ("plain_mean", True, "the paper's plain mean over pairs"),
         ("orders", "given", "questions in their given order"),

@@ -73,7 +73,7 @@ def _prepared(study, behaviour: str, split: str):
     shown, or Yes/No), per prompt: matching index, options shown, question index, rotation;
     per question: its matching label in the file's order."""
     cache_key = (behaviour, split)
-    if cache_key not in study._prompts:
+    if cache_key not in study.prepared:
         rows = study.part(behaviour, split)
         items = study.questions(behaviour, split)
         asked = [len(row.options) if len(items) > len(rows) else 1 for row in rows]  # rotations per question
@@ -90,8 +90,8 @@ def _prepared(study, behaviour: str, split: str):
             "rotation": torch.tensor([items[i].rotation for i in order]),
         }
         labels = [item.original_matching for item in rows]
-        study._prompts[cache_key] = ([prompts[i] for i in order], ids, per_prompt, labels)
-    return study._prompts[cache_key]
+        study.prepared[cache_key] = ([prompts[i] for i in order], ids, per_prompt, labels)
+    return study.prepared[cache_key]
 
 
 # one sentence for every table and report that shows a balanced statistic (the rule: steer_trace.metrics.strata)
@@ -210,10 +210,10 @@ def unsteered_in_parts(study, run: Run, behaviour: str, split: str, log: Log | N
 
 def _content_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
     key = ("content", behaviour, split)
-    if key not in study._prompts:
-        study._prompts[key] = content_questions(study.part(behaviour, split), study.prompt_style,
+    if key not in study.prepared:
+        study.prepared[key] = content_questions(study.part(behaviour, split), study.prompt_style,
                                                 study.model.tokenizer)
-    return content_rows(study.model, study._prompts[key], plans, study.profile.batch_size,
+    return content_rows(study.model, study.prepared[key], plans, study.profile.batch_size,
                         points_per_request=POINTS_PER_CALL)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from matplotlib import colormaps
 
 from steer_trace.cache import load_tables
 from steer_trace.models import DEFAULT_MODEL
@@ -150,8 +151,6 @@ def curve_figure(rows: pl.DataFrame, target: str, model: str):
     """One curve per layer (colour by depth, each its own marker), the permuted controls in black (dashed /
     dotted, their own markers), the reference lines thin and unmarked (equal damage: the diagonal; text kept:
     100 %), each in the legend, so no two lines look alike."""
-    from matplotlib import colormaps
-
     fig, ax = new_figure(figsize=(6.4, 6.4))
     lines = curves(rows, target)
     n = max(1, sum(1 for _, control, _ in lines if control == "none"))
