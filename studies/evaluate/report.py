@@ -253,7 +253,7 @@ def blocks(tables: dict[str, pl.DataFrame], summary: dict, figs: dict[str, Path]
                            f"[{sm['spearman_lo']:+.2f}, {sm['spearman_hi']:+.2f}]."),
                 Block("table", [["matching answer", "questions", "anti-steerable", "steerable", "mean slope"]] +
                       [[r["q_label"], r["questions"], r["anti_steerable"], r["steerable"], _f(r["mean_slope"], 2, True)]
-                       for r in by_label(st).iter_rows(named=True)]),
+                       for r in (by_label(st).iter_rows(named=True) if "q_label" in st.columns else [])]),
                 Block("figure", figs.get("steerability"), "Red: anti-steerable; green: steerable.")]
     side = tables.get("side_effects")
     if side is not None and side.height:
