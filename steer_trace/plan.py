@@ -209,8 +209,10 @@ def steered_generate(model: Model, prompts: list[str], plan: Plan, max_new_token
     from .batching import encode
 
     plan.check(model)
-    enc = model.on_device(encode(model.tokenizer, prompts))
     n = int(max_new_tokens)
+    encoded = encode(model.tokenizer, prompts)
+    model.check_context(encoded, new_tokens=n)
+    enc = model.on_device(encoded)
     with torch.no_grad():
         with model.lm.generate(
             enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, **model.trace_kwargs()

@@ -364,7 +364,8 @@ def _pair(label: str, steered: dict, reference: dict, against: str) -> dict:
         raise UserError("two conditions were scored on different questions")
     s = paired_shift(_q(steered), _q(reference), reference["q_label"])
     return {"comparison": label, "against": against, "shift": s.shift, "shift_lo": s.lo, "shift_hi": s.hi,
-            "shift_p": s.p, "n_questions": s.n, "mde": s.mde, "p_matching": steered["p_matching_balanced"],
+            "shift_p": s.p, "n_questions": s.n, "mde": s.mde, "per_label": s.per_label,
+            "p_matching": steered["p_matching_balanced"],
             "p_matching_reference": reference["p_matching_balanced"]}
 
 
