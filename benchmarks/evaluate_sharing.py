@@ -3,7 +3,7 @@ share forward passes, and the layers below the first steered layer run once) aga
 plan per call (each point alone, as running them one command at a time would, without the start-up of each
 command); a timing, not a test. Each side starts from an empty cache; the model is loaded once.
 
-Usage: python -m benchmarks.evaluate_sharing [--model smollm2-135m] [--dataset FILE] [--small]
+Usage: python -m benchmarks.evaluate_sharing [--model smollm2-135m] [--dataset FILE] [--size default|small|tiny]
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from steer_trace.models import load_model
 from studies.evaluate.run import Options, evaluate
 
 SMALL = dict(n_vector=20, n_validation=10, n_test=16, tax_docs=4, tax_tokens=64, gen_tokens=12)
+TINY = dict(n_vector=12, n_validation=6, n_test=8, layers=(14,), coefs=(0.4, 3.2), tax_docs=2, tax_tokens=32,
+            gen_tokens=12)
 
 
 def timed(model, dataset: str, opts: Options, per_call: int) -> tuple[float, dict, int]:
@@ -32,10 +34,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser("python -m benchmarks.evaluate_sharing")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--dataset", default="data/behaviours/myopic.jsonl")
-    parser.add_argument("--small", action="store_true", help="small sizes (minutes on a loaded 2-core machine)")
+    parser.add_argument("--size", choices=["default", "small", "tiny"], default="default",
+                        help="small / tiny: minutes on a loaded 2-core machine")
     args = parser.parse_args(argv)
     model = load_model(args.model)
-    opts = Options(**SMALL) if args.small else Options()
+    opts = Options(**{"default": {}, "small": SMALL, "tiny": TINY}[args.size])
     default = behaviour_eval.POINTS_PER_CALL
     try:
         shared, t_shared, n = timed(model, args.dataset, opts, default)

@@ -333,3 +333,16 @@ def test_the_study_is_registered_lightly_and_its_report_rebuilds_without_a_model
     _write_report(tmp_path / "results" / "evaluate_x")
     written = rebuild(tmp_path / "results", tmp_path / "out")
     assert (tmp_path / "out" / "evaluate_x" / "report.html") in written
+
+
+def test_an_anti_steerable_subset_that_is_one_answer_label_is_named_as_steerability_bias():
+    from studies.evaluate.verdicts import answer_bias
+
+    coefs = [-1, -0.5, 0, 0.5, 1]
+    rng = np.random.default_rng(2)
+    slopes = np.r_[np.full(6, -3.0), np.full(6, 3.0)]
+    table = steerability.slopes(coefs, np.outer(coefs, slopes) + rng.normal(0, 0.05, (5, 12)))
+    biased = table.with_columns(pl.Series("q_label", ["Yes"] * 6 + ["No"] * 6))
+    assert "every anti-steerable question matches with 'Yes'" in answer_bias(biased)
+    mixed = table.with_columns(pl.Series("q_label", ["Yes", "No"] * 6))
+    assert "steerability bias" not in answer_bias(mixed) and "'No' 3 of 6" in answer_bias(mixed)

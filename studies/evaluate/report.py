@@ -22,7 +22,7 @@ import polars as pl
 from studies.common.plots import new_figure, save, style
 
 from . import steerability
-from .verdicts import verdicts
+from .verdicts import by_label, verdicts
 
 TABLES = ("precondition", "quality", "grid", "picks", "comparisons", "random", "steerability", "side_effects",
           "guard_texts")
@@ -251,6 +251,9 @@ def blocks(tables: dict[str, pl.DataFrame], summary: dict, figs: dict[str, Path]
                            f"steerable {sm['steerable']:.0%} [{sm['steerable_lo']:.0%}, {sm['steerable_hi']:.0%}]; "
                            f"Spearman correlation of slope with the unsteered log-odds {sm['spearman_unsteered']:+.2f} "
                            f"[{sm['spearman_lo']:+.2f}, {sm['spearman_hi']:+.2f}]."),
+                Block("table", [["matching answer", "questions", "anti-steerable", "steerable", "mean slope"]] +
+                      [[r["q_label"], r["questions"], r["anti_steerable"], r["steerable"], _f(r["mean_slope"], 2, True)]
+                       for r in (by_label(st).iter_rows(named=True) if "q_label" in st.columns else [])]),
                 Block("figure", figs.get("steerability"), "Red: anti-steerable; green: steerable.")]
     side = tables.get("side_effects")
     if side is not None and side.height:
@@ -369,8 +372,9 @@ def pages(results_root) -> dict[str, str]:
         tables, summary = load(folder)
         link = f"{folder.relative_to(Path(results_root).parent).as_posix()}/report.md"
         parts.append(f"**{summary['model']} on {summary['behaviour']}** ([report]({link}), "
-                     f"{summary['splits']['test']} test questions, {summary['scoring']} scoring, "
-                     f"{summary['timings']['total'] / 60:.0f} min):\n\n" +
+                     f"{summary['splits']['test']} test questions, {summary['scoring']} scoring; "
+                     f"{summary['timings']['total'] / 60:.0f} min on 2 shared CPU cores at load "
+                     f"{summary.get('load', 'n/a').split(',')[0]}):\n\n" +
                      "\n".join(f"- {line}" for line in verdicts(tables)))
     return {"evaluate_verdicts": "\n\n".join(parts)}
 

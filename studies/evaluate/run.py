@@ -37,8 +37,8 @@ from steer_trace.plan import Plan
 from steer_trace.read import content_hash, residual_norms
 from steer_trace.vectors import SteeringVector
 from studies.behaviours.config import Study, open_study
-from studies.behaviours.profiles import PROFILES
 from studies.behaviours.data import plain_text
+from studies.behaviours.profiles import make_profile
 from studies.behaviours.quality import run_precondition, run_quality
 from studies.behaviours.scoring import direction_of, point_fields, row_shift, score_points, tax_points
 from studies.behaviours.sources import study_vectors
@@ -103,9 +103,8 @@ class Evaluation:
 
 
 def _profile(opts: Options):
-    return replace(PROFILES["quick"], name="evaluate", n_vector=opts.n_vector, n_validation=opts.n_validation,
-                   n_test=opts.n_test, batch_size=opts.batch_size, tax_docs=opts.tax_docs,
-                   tax_tokens=opts.tax_tokens)
+    return replace(make_profile("quick", opts.n_vector, opts.n_validation, opts.n_test, batch_size=opts.batch_size,
+                                tax_docs=opts.tax_docs, tax_tokens=opts.tax_tokens), name="evaluate")
 
 
 def reads_options(row: dict) -> tuple[bool, str]:
@@ -210,7 +209,7 @@ def guard_rows(ev: Evaluation, opts: Options, entries: list[tuple[dict, Plan]], 
     """Per entry: next-token accuracy on plain text and the greedy texts' distinct-token ratio."""
     docs, source = plain_text(opts.tax_docs)
     tax_run = _run(ev, opts, "tax", text=source, docs=content_hash(docs), max_tokens=opts.tax_tokens)
-    keyed = [({k: f[k] for k in ("vector", "layer", "layers", "direction", "multiplier")}, p) for f, p in entries]
+    keyed = [({k: f[k] for k in ("vector", "layer", "layers", "direction", "coef")}, p) for f, p in entries]
     tax = tax_points(ev.study, tax_run, docs, opts.tax_tokens, keyed, log)
     gen_run = _run(ev, opts, "greedy")
     rows = []
@@ -240,7 +239,7 @@ def search(ev: Evaluation, opts: Options, log: Log | None = None) -> pl.DataFram
     for (fields, _), frame, g in zip(entries, frames, guard.iter_rows(named=True)):
         r = frame.row(0, named=True)
         ok, reason = (True, "unsteered") if fields["direction"] == "default" else judge(g, unsteered, opts.bounds)
-        rows.append({"layer": fields["layer"], "coef": fields["multiplier"], "direction": fields["direction"],
+        rows.append({"layer": fields["layer"], "coef": fields["coef"], "direction": fields["direction"],
                      "p_matching": r["p_matching_balanced"], "shift": r["shift"], "shift_lo": r["shift_lo"],
                      "shift_hi": r["shift_hi"], "shift_p": r["shift_p"], "n_questions": r["n_questions"],
                      "accuracy": g["accuracy"], "accuracy_lo": g["accuracy_lo"], "accuracy_hi": g["accuracy_hi"],
@@ -333,7 +332,7 @@ def test(ev: Evaluation, opts: Options, log: Log | None = None) -> dict[str, pl.
     entries = _dedupe(entries)
     run = _run(ev, opts, "points")
     frames = score_points(study, run, name, "test", entries, log)
-    scored = {(f["vector"], f["layer"], f["multiplier"]): fr.row(0, named=True) for (f, _), fr in zip(entries, frames)}
+    scored = {(f["vector"], f["layer"], f["coef"]): fr.row(0, named=True) for (f, _), fr in zip(entries, frames)}
     base = scored[("none", -1, 0.0)]
     # prompting: the behaviour asked for / its opposite, alone and with steering
     texts = instructions(name, study.sources[name], opts.prompt, opts.anti_prompt)
@@ -419,9 +418,9 @@ def side_effects(ev: Evaluation) -> pl.DataFrame:
     for direction, p in _picks(ev).items():
         if p:
             L, c = p
-            rows += guard.filter((pl.col("layer") == L) & (pl.col("multiplier") == c)).head(1).to_dicts()
-    table = pl.DataFrame(rows).select("direction", "layer", "multiplier", "accuracy", "accuracy_lo", "accuracy_hi",
-                                      "n_tokens", "distinct", "prompts", "texts").rename({"multiplier": "coef"})
+            rows += guard.filter((pl.col("layer") == L) & (pl.col("coef") == c)).head(1).to_dicts()
+    table = pl.DataFrame(rows).select("direction", "layer", "coef", "accuracy", "accuracy_lo", "accuracy_hi",
+                                      "n_tokens", "distinct", "prompts", "texts")
     ev.tables["side_effects"] = table
     return table
 

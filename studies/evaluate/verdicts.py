@@ -85,7 +85,31 @@ def anti_steerable(tables: dict) -> str | None:
             f"log-odds of the matching answer fall as the coef rises (slope < 0, interval excluding 0); "
             f"{s['steerable']:.0%} rise; mean steerability {s['mean_slope']:+.2f} "
             f"[{s['mean_slope_lo']:+.2f}, {s['mean_slope_hi']:+.2f}] log-odds per unit coef "
-            f"(sd {s['sd_slope']:.2f}).")
+            f"(sd {s['sd_slope']:.2f}){answer_bias(table)}.")
+
+
+def by_label(table: pl.DataFrame) -> pl.DataFrame:
+    """Per matching answer label: questions, anti-steerable, steerable, mean slope."""
+    return (table.group_by("q_label", maintain_order=True)
+            .agg(pl.len().alias("questions"), pl.col("anti_steerable").sum().alias("anti_steerable"),
+                 pl.col("steerable").sum().alias("steerable"), pl.col("slope").mean().alias("mean_slope"))
+            .sort("q_label"))
+
+
+def answer_bias(table: pl.DataFrame) -> str:
+    """' - ...' when the anti-steerable questions all match with one answer and the steerable ones with the
+    others: the vector moves an answer, not the behaviour (Tan et al.'s steerability bias)."""
+    if "q_label" not in table.columns or not table["anti_steerable"].any():
+        return ""
+    anti = set(table.filter(pl.col("anti_steerable"))["q_label"])
+    steer = set(table.filter(pl.col("steerable"))["q_label"])
+    parts = ", ".join(f"'{r['q_label']}' {r['anti_steerable']} of {r['questions']}"
+                      for r in by_label(table).iter_rows(named=True))
+    if len(anti) == 1 and not anti & steer:
+        return (f"; every anti-steerable question matches with '{next(iter(anti))}' (anti-steerable by matching "
+                f"answer: {parts}): the vector moves one answer over the other, not the behaviour "
+                "(steerability bias)")
+    return f" (anti-steerable by matching answer: {parts})"
 
 
 def prompting(tables: dict, direction: str) -> str | None:
@@ -129,7 +153,18 @@ def cost(tables: dict) -> str | None:
             + "; ".join(parts) + ".")
 
 
+def with_per_label(tables: dict) -> dict:
+    """Tables made before `per_label` existed: its value from the test questions' labels (steerability rows are
+    the test questions), so their verdicts follow the same rule as new ones."""
+    comp, st = tables.get("comparisons"), tables.get("steerability")
+    if comp is None or "per_label" in comp.columns or st is None or "q_label" not in st.columns:
+        return tables
+    smallest = int(st.group_by("q_label").len()["len"].min())
+    return {**tables, "comparisons": comp.with_columns(pl.lit(smallest).alias("per_label"))}
+
+
 def verdicts(tables: dict) -> list[str]:
+    tables = with_per_label(tables)
     out = [steering(tables, "add"), steering(tables, "subtract"), anti_steerable(tables),
            prompting(tables, "add"), prompting(tables, "subtract"), cost(tables)]
     return [line for line in out if line]
