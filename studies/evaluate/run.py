@@ -292,7 +292,7 @@ def prompted(study: Study, text: str) -> Study:
     same order (the split shuffles by position and the labels are unchanged)."""
     items = {name: [replace(item, question=f"{text}\n\n{item.question}") for item in rows]
              for name, rows in study.items.items()}
-    return replace(study, items=items, _prompts={})
+    return replace(study, items=items, prepared={})
 
 
 def _picks(ev: Evaluation) -> dict[str, tuple[int, float] | None]:
