@@ -9,17 +9,18 @@ from ._version import __version__  # noqa: F401
 from .errors import UserError
 from .models import load_model
 from .pairs import extract_vector
-from .plan import Injection, Plan, apply_plan, steered_generate
+from .generation import GenerationOptions, generate, steered_generate
+from .plan import Injection, Plan, apply_plan
 from .read import contrastive_vector, mean_activations, read_batch, residual_norms
 from .score import answer_probs, answer_token_ids, token_accuracy
 from .vectors import SteeringVector, combine, cosine
 
-from . import _sources, batching, content, pairs, plan, read, score  # the modules that open traces
+from . import _sources, batching, content, detectors, generation, pairs, plan, read, score  # modules that open traces
 
-_sources.pin(batching, content, pairs, plan, read, score)
+_sources.pin(batching, content, detectors, generation, pairs, plan, read, score)
 
 __all__ = [
-    "Injection", "Plan", "SteeringVector", "UserError", "answer_probs", "answer_token_ids", "apply_plan",
-    "combine", "contrastive_vector", "cosine", "extract_vector", "load_model", "mean_activations", "read_batch",
-    "residual_norms", "steered_generate", "token_accuracy",
+    "GenerationOptions", "Injection", "Plan", "SteeringVector", "UserError", "answer_probs", "answer_token_ids",
+    "apply_plan", "combine", "contrastive_vector", "cosine", "extract_vector", "generate", "load_model",
+    "mean_activations", "read_batch", "residual_norms", "steered_generate", "token_accuracy",
 ]

@@ -105,7 +105,7 @@ def first_result(model, data_dir=None) -> int:
     from steer_trace.experiments.behaviour_data import load_from_folder, project_data_dir
     from steer_trace.experiments.behaviour_setup import model_layer
     from steer_trace.metrics import ab_summary
-    from steer_trace.plan import steered_generate
+    from steer_trace.generation import steered_generate
 
     name, mult = FIRST["behaviour"], FIRST["mult"]
     layer = model_layer(FIRST["paper_layer"], model.n_layers)
