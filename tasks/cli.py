@@ -25,9 +25,9 @@ def main():
 
 
 def _register():
-    from . import behaviours, bench, core_commands, demo, figures, skills
+    from . import behaviours, bench, core_commands, demo, figures, skills, text_commands
 
-    for module in (core_commands, behaviours, skills, figures, bench, demo):
+    for module in (core_commands, behaviours, skills, text_commands, figures, bench, demo):
         for command in module.COMMANDS:
             main.add_command(command)
     from .vector_io import register
