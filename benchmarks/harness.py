@@ -567,3 +567,40 @@ if __name__ == "__main__":  # python -m benchmarks.harness memory <model> <datas
         print(json.dumps(memory_workload(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))
     else:
         sys.exit("usage: python -m benchmarks.harness memory MODEL DATASET PAIRS PROMPTS")
+
+
+# -- 6. command-line start-up -------------------------------------------------------
+
+# the last commit whose command line imported torch / transformers / nnsight at start-up ("the old way")
+EAGER_CLI_COMMIT = "9bf8c2f"
+STARTUP_ARGVS = (("--help",), ("behaviours", "single", "--help"))
+
+
+def old_checkout(into: str, commit: str = EAGER_CLI_COMMIT) -> str | None:
+    """The library and command line of `commit` written into `into` (git archive), or None without git/the commit."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        archive = subprocess.run(["git", "-C", repo, "archive", commit, "steer_trace", "tasks"], check=True,
+                                 capture_output=True, timeout=60).stdout
+        subprocess.run(["tar", "-x", "-C", into], input=archive, check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return into
+
+
+def cli_startup(trees: dict[str, str], argvs=STARTUP_ARGVS, rounds: int = 5) -> dict:
+    """Wall time in ms of `python -m tasks.cli ARGV` in a fresh process, per tree ({label: source folder}) and
+    argv, the trees interleaved round by round (so load changes hit both); medians and every run."""
+    runs: dict[str, dict[str, list[float]]] = {label: {" ".join(a): [] for a in argvs} for label in trees}
+    codes = {}
+    for _ in range(rounds):
+        for argv in argvs:
+            for label, tree in trees.items():
+                started = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "tasks.cli", *argv], capture_output=True, timeout=300,
+                                      cwd=tree, env={**os.environ, "PYTHONPATH": tree})
+                runs[label][" ".join(argv)].append(1000 * (time.perf_counter() - started))
+                codes[(label, " ".join(argv))] = proc.returncode
+    medians = {label: {a: statistics.median(v) for a, v in by.items()} for label, by in runs.items()}
+    return {"ms": runs, "median_ms": medians, "rounds": rounds,
+            "exit_codes": {f"{label}: {a}": c for (label, a), c in codes.items()}}

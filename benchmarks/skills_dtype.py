@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from steer_trace.corpora import load_corpus
-from steer_trace.experiments import skills
+from studies.skills.corpora import load_corpus
+from studies.skills import profiles
+from studies.skills import run as skills
 from steer_trace.models import load_model
 from steer_trace.plan import Plan
 from steer_trace.score import token_accuracy
@@ -47,14 +48,14 @@ def main(argv=None) -> None:
     models = {dtype: load_model(args.model, device="cpu", dtype=dtype) for dtype in DTYPES}
     reference = models["float32"]
     corpus = load_corpus(data_dir=args.data_dir)
-    profile = skills.make_profile("default", eval_tokens=args.max_tokens)
+    profile = profiles.make_profile("default", eval_tokens=args.max_tokens)
     sweep_set = skills.eval_sets(corpus, profile, reference.tokenizer)["sweep"]
     chosen: dict[str, list[str]] = {}
     for domain, text in zip(sweep_set.domains, sweep_set.texts):
         if len(chosen.setdefault(domain, [])) < args.docs:
             chosen[domain].append(text)
     docs = [text for texts in chosen.values() for text in texts]
-    layer = skills.middle_layer(reference.n_layers)
+    layer = profiles.middle_layer(reference.n_layers)
     vector = random_vector(reference, [layer], seed=3, norm=4.0)
     plans = [Plan.none(), Plan.single(vector, layer, 1.0)]
 

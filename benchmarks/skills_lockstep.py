@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from steer_trace.cache import Run
-from steer_trace.corpora import load_corpus
-from steer_trace.experiments import skills
+from studies.skills.corpora import load_corpus
+from studies.skills import profiles
+from studies.skills import run as skills
 from steer_trace.models import load_model
 from steer_trace.plan import Plan
 from steer_trace.row_plans import forward_equivalents, layout
@@ -86,12 +87,12 @@ def main(argv=None) -> None:
     loaded = load_model(args.model)
     model = skills.LazyModel(lambda: loaded, args.model, "bench")
     corpus = load_corpus(n_vector=2)  # the project's own data/skills
-    profile = skills.make_profile("quick", eval_tokens=args.max_tokens, sweep_tokens=args.tokens,
+    profile = profiles.make_profile("quick", eval_tokens=args.max_tokens, sweep_tokens=args.tokens,
                                   headline_tokens=args.tokens, batch_size=args.batch_size, n_boot=50,
                                   coefs=[float(c) for c in args.coefs.split(",")])
     vectors = small_vectors(loaded, norm=1.0)
-    layer = skills.middle_layer(loaded.n_layers) if args.layer is None else args.layer
-    controls = layer == skills.middle_layer(loaded.n_layers)
+    layer = profiles.middle_layer(loaded.n_layers) if args.layer is None else args.layer
+    controls = layer == profiles.middle_layer(loaded.n_layers)
     if not controls:
         vectors = {key: v for key, v in vectors.items() if key[1] == "none"}
     n_docs = len(skills.eval_sets(corpus, profile, model.tokenizer())["sweep"].texts)

@@ -20,8 +20,9 @@ import time
 import numpy as np
 import torch
 
-from steer_trace.experiments.behaviour_setup import make_profile, open_study
-from steer_trace.experiments.behaviour_vectors import load_or_extract
+from studies.behaviours.config import open_study
+from studies.behaviours.profiles import make_profile
+from studies.behaviours.vectors import load_or_extract
 from steer_trace.metrics import bootstrap_ci
 from steer_trace.models import load_model
 from steer_trace.plan import Injection, Plan

@@ -21,3 +21,15 @@ def pin(*modules) -> None:
         if text is not None:
             lines = text.splitlines(keepends=True)
             linecache.cache[path] = (len(text), None, lines, path)
+
+
+def pin_files(paths) -> None:
+    """As `pin`, for modules not imported yet: their files' text now (the package's import pins the
+    trace-opening modules this way, so that `import steer_trace` stays light)."""
+    for path in paths:
+        path = str(path)
+        try:
+            text = open(path, encoding="utf-8").read()
+        except OSError:
+            continue
+        linecache.cache[path] = (len(text), None, text.splitlines(keepends=True), path)

@@ -79,6 +79,17 @@ def _write_atomic(path: Path, frame: pl.DataFrame, config: dict) -> None:
                 leftover.unlink()
 
 
+# Columns renamed since results were committed: {old name: name now}. Tables on disk keep their bytes (and
+# checksums); every read gives the name now. The behaviour tables called the steering strength `multiplier`.
+RENAMED_COLUMNS = {"multiplier": "coef"}
+
+
+def with_current_names(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with its columns under the names of today (RENAMED_COLUMNS), where no column has the new name."""
+    renames = {old: new for old, new in RENAMED_COLUMNS.items() if old in frame.columns and new not in frame.columns}
+    return frame.rename(renames) if renames else frame
+
+
 def _read_checked(path: Path, repair: bool = True) -> pl.DataFrame | None:
     """The table at `path` if it and its sidecar agree; None when absent or damaged.
 
@@ -91,7 +102,7 @@ def _read_checked(path: Path, repair: bool = True) -> pl.DataFrame | None:
         meta = json.loads(side.read_text())
         if not isinstance(meta, dict) or meta.get("sha256") != _sha256(path.read_bytes()):
             raise ValueError("checksum mismatch")
-        return pl.read_parquet(path)
+        return with_current_names(pl.read_parquet(path))
     except Exception as error:  # noqa: BLE001 - corrupt sidecar or parquet, unreadable file: never trusted
         if not repair:
             warnings.warn(f"cache entry {path} is damaged or unreadable ({error}); skipped "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import nnsight
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 from .batching import chunks, encode
 from .data import ABItem, option_starts, option_texts
 from .errors import UserError
-from .metrics import COLLAPSE, bootstrap_ci
+from .metrics import COLLAPSE, bootstrap_ci, question_columns
 from .models import Model
 from .plan import Plan
 from .packing import answer_weights, by_length, encode_packed, option_logprobs, option_targets, pack, packable
@@ -90,7 +91,7 @@ def answer_logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str]
 def packed_answer_logprobs(model: Model, prompts: Sequence[str], answers: Sequence[Sequence[str]],
                            plans: Sequence[Plan], batch_size: int = 8, points_per_request: int = 16
                            ) -> list[torch.Tensor]:
-    """As `answer_logprobs` over every (prompts[q], answers[q][j]), in that order, from one packed row per
+    """As `answer_logprobs` over every `(prompts[q], answers[q][j])`, in that order, from one packed row per
     prompt (packing.py: its stem read once). Needs `packing.packable(model, plans)`."""
     rows, questions = by_length([pack(model.tokenizer, p, a) for p, a in zip(prompts, answers)],
                                 list(range(len(prompts))))
@@ -123,24 +124,28 @@ def _answer_mean_logprob(model: Model, enc: dict) -> tuple:
     return (((picked * answer).sum(dim=1) / n_answer.to(logits.device)).cpu().save(),)
 
 
-def _question_rows(study, behaviour: str, split: str):
-    """Cached per split: the items, one (prompt, text) per shown option, and each option's question."""
-    key = ("content", behaviour, split)
-    if key not in study._prompts:
-        items = study.part(behaviour, split)
-        heads = [content_prompt(item, study.prompt_style, study.model.tokenizer) for item in items]
-        options = [texts(item) for item in items]
-        owner = np.asarray([q for q, shown in enumerate(options) for _ in shown])
-        study._prompts[key] = (items, heads, options, owner)
-    return study._prompts[key]
+@dataclass(frozen=True)
+class ContentQuestions:
+    """Questions ready for content scoring: the items, each one's stem prompt (`heads`), its shown option
+    texts, and per option its question (`owner`). Build once per question set with `content_questions`."""
+
+    items: list[ABItem]
+    heads: list[str]
+    options: list[list[str]]
+    owner: np.ndarray
+
+
+def content_questions(items: list[ABItem], prompt_style: str, tokenizer) -> ContentQuestions:
+    heads = [content_prompt(item, prompt_style, tokenizer) for item in items]
+    options = [texts(item) for item in items]
+    owner = np.asarray([q for q, shown in enumerate(options) for _ in shown])
+    return ContentQuestions(list(items), heads, options, owner)
 
 
 def content_summary(items: list[ABItem], scores: np.ndarray, owner: np.ndarray) -> dict:
     """A result row from per-option scores: the same columns as letter scoring where they
     mean the same (n, p_matching and its interval, matching_score, top share, collapse) and the
     per-question columns. Letter-only columns (faulty, answer mass, order consistency) are NaN."""
-    from .experiments.behaviour_eval import question_columns
-
     n = len(items)
     p_match, chosen, matching = np.zeros(n), np.zeros(n, dtype=int), np.zeros(n, dtype=int)
     for q, item in enumerate(items):
@@ -162,18 +167,18 @@ def content_summary(items: list[ABItem], scores: np.ndarray, owner: np.ndarray) 
     return {**row, **question_columns(per, per_prompt, [item.original_matching for item in items])}
 
 
-def content_rows(study, behaviour: str, split: str, plans: list[Plan], points_per_request: int = 16) -> list[dict]:
+def content_rows(model: Model, questions: ContentQuestions, plans: list[Plan], batch_size: int | None,
+                 points_per_request: int = 16) -> list[dict]:
     """One result row per plan, scored by answer texts (see `content_summary`); a question's options share
     one packed row where the plans allow it (`packing.packable`), else one row each."""
-    items, heads, options, owner = _question_rows(study, behaviour, split)
-    size = study.profile.batch_size
-    if packable(study.model, plans):
-        results = packed_answer_logprobs(study.model, heads, options, plans, size, points_per_request)
+    heads, options, owner = questions.heads, questions.options, questions.owner
+    if packable(model, plans):
+        results = packed_answer_logprobs(model, heads, options, plans, batch_size, points_per_request)
     else:
         prompts = [heads[q] for q in owner]
         answers = [text for shown in options for text in shown]
-        results = answer_logprobs(study.model, prompts, answers, plans, size, points_per_request)
-    return [content_summary(items, scores.double().numpy(), owner) for scores in results]
+        results = answer_logprobs(model, prompts, answers, plans, batch_size, points_per_request)
+    return [content_summary(questions.items, scores.double().numpy(), owner) for scores in results]
 
 
 # -- content vectors ----------------------------------------------------------------------
@@ -204,7 +209,7 @@ def answer_token_means(model: Model, prompts: Sequence[str], answers: Sequence[s
 
 def option_means(model: Model, prompts: Sequence[str], answers: Sequence[Sequence[str]], layers: list[int],
                  batch_size: int = 8) -> dict[int, torch.Tensor]:
-    """{layer: [every option, d]} as `answer_token_means` over every (prompts[q], answers[q][j]), in that order;
+    """{layer: [every option, d]} as `answer_token_means` over every `(prompts[q], answers[q][j])`, in that order;
     one packed row per prompt (its stem read once) where the model takes a 4D mask (`packing.packable`)."""
     if not packable(model, []):
         flat = [p for p, shown in zip(prompts, answers) for _ in shown]

@@ -6,6 +6,7 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Callable, Sequence, TypeVar
 
@@ -28,13 +29,9 @@ def is_out_of_memory(error: BaseException) -> bool:
     """True for torch's OutOfMemoryError, Python's MemoryError and allocator failures."""
     if isinstance(error, MemoryError):
         return True
-    try:
-        import torch
-
-        if isinstance(error, torch.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
+    torch = sys.modules.get("torch")  # not imported: the error is not torch's (and `--help` stays light)
+    if torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ())):
+        return True
     return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in _OOM_MARKERS)
 
 

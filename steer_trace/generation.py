@@ -148,12 +148,13 @@ def choose(logits, u, temperature: float, top_p: float, banned: list[int]):
     return index.gather(-1, rank)
 
 
-def _steer_rows(model: Model, plans: list[Plan], attention_mask, step: int) -> None:
-    """Inside a generation step: each row's plan. One plan: `apply_plan`; pure-add plans of several rows:
-    each row's own summed delta per layer (row_plans.row_deltas), one forward for all of them."""
+def _steer_rows(model: Model, plans: list[Plan], attention_mask, step: int, held: dict) -> None:
+    """Inside a generation step: each row's plan. One plan: `apply_plan` (a gated plan's prompt decisions kept
+    in `held`, one dict for all steps); pure-add plans of several rows: each row's own summed delta per layer
+    (row_plans.row_deltas), one forward for all of them."""
     if len({id(p) for p in plans}) == 1:
         if not plans[0].is_empty:
-            apply_plan(model, plans[0], attention_mask, step)
+            apply_plan(model, plans[0], attention_mask, step, held)
         return
     layers = model.layers()
     for layer, delta in row_deltas(plans, list(enumerate(plans))):
@@ -170,11 +171,12 @@ def _generate_rows(model: Model, prompts: list[str], seeds: list[int], plans: li
     if not model.remote:
         draws = draws.to(model.device)
     chosen = []
+    held: dict = {}  # a gated plan's decisions on the prompt, for every later step
     with torch.no_grad():
         with model.lm.generate(enc, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                **model.trace_kwargs()) as tracer:
             for step in tracer.iter[:n]:
-                _steer_rows(model, plans, enc["attention_mask"], step)
+                _steer_rows(model, plans, enc["attention_mask"], step, held)
                 logits = model.lm.output.logits
                 token = choose(logits[:, -1, :], draws[:, step : step + 1], options.temperature, options.top_p,
                                banned)

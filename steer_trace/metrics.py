@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .stats import balanced_mean, per_question
+
 COLLAPSE = 0.95
 
 
@@ -112,3 +114,33 @@ def accuracy_ci(correct, counts, n_boot: int = 1000, seed: int = 0) -> tuple[flo
     counts = np.asarray(counts, dtype=np.float64)
     per_doc = np.divide(correct, counts, out=np.zeros_like(correct), where=counts > 0)
     return bootstrap_ci(per_doc, counts, n_boot=n_boot, seed=seed)
+
+
+def order_consistency(chosen: torch.Tensor, rotation: torch.Tensor, n_shown: torch.Tensor, qid: torch.Tensor):
+    """(share of questions whose greedy answer picks the same option text in every rotation,
+    the share expected by chance: mean of 1/k^(r-1) over questions with r rotations of k options).
+    An answer by position alone picks a different text in each rotation."""
+    by_question: dict[int, list] = {}
+    for c, r, k, q in zip(chosen.tolist(), rotation.tolist(), n_shown.tolist(), qid.tolist()):
+        by_question.setdefault(q, []).append(-1 if c < 0 else (c + r) % k)
+    asked = {q: v for q, v in by_question.items() if len(v) > 1}
+    if not asked:
+        return float("nan"), float("nan")
+    k_of = {q: k for k, q in zip(n_shown.tolist(), qid.tolist())}
+    same = [len(set(v)) == 1 and v[0] >= 0 for v in asked.values()]
+    chance = [1.0 / k_of[q] ** (len(v) - 1) for q, v in asked.items()]
+    return float(np.mean(same)), float(np.mean(chance))
+
+
+def question_columns(per: dict, per_prompt: dict, labels: list[str]) -> dict:
+    """Per-question scores (mean over the question's rotations) as list columns, plus the
+    label-balanced headline p(matching) and the order consistency of the greedy answers."""
+    qids, p_q = per_question(per["p_matching"].numpy(), per_prompt["qid"].numpy())
+    _, m_q = per_question(per["matching"].numpy(), per_prompt["qid"].numpy())
+    q_labels = [labels[q] for q in qids]
+    consistent, chance = order_consistency(per["chosen"], per_prompt["rotation"], per_prompt["n_shown"],
+                                           per_prompt["qid"])
+    return {"n_questions": len(qids), "p_matching_balanced": balanced_mean(p_q, q_labels),
+            "matching_balanced": balanced_mean(m_q, q_labels), "order_consistency": consistent,
+            "consistency_chance": chance, "q_id": [int(q) for q in qids], "q_label": q_labels,
+            "q_p_matching": [float(v) for v in p_q], "q_matching": [float(v) for v in m_q]}

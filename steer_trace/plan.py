@@ -5,8 +5,9 @@ paper's "simultaneous" injection) are all plans. Inside an nnsight trace,
 `apply_plan` changes each named decoder layer's output: by default it adds
 coefficient x vector at every position (the summed fast path, `Plan.deltas`);
 an injection can instead project its direction out, clamp the projection, ...
-(`steering_operators`) on some positions only (`token_scope`). For generation,
-call it once per generated step (see `generation.steered_generate`).
+(`steering_operators`) on some positions only (`token_scope`), on the rows its gate
+lets through (`gates`: decided on the prompt, held for generated tokens). For generation,
+call it once per generated step with one `held` dict (see `generation.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .errors import UserError
+from .gates import ALWAYS, Gate
 from .models import Model
 from .steering_operators import DEFAULT_OP, Operator, operator
 from .token_scope import DEFAULT_SCOPE, Scope, scope, where
@@ -30,6 +32,7 @@ class Injection:
     coef: float
     op: str = DEFAULT_OP  # a name in steering_operators.OPERATORS
     scope: Scope | str = DEFAULT_SCOPE  # a token_scope spec ('all', 'prompt', 'from:4', ...) or a Scope
+    gate: Gate = ALWAYS  # which rows it applies to (gates.py)
 
     def __post_init__(self):
         operator(self.op)  # a bad name fails here, before any work
@@ -41,7 +44,7 @@ class Injection:
 
     @property
     def pure_add(self) -> bool:
-        return self.op == DEFAULT_OP and self.scope.everywhere
+        return self.op == DEFAULT_OP and self.scope.everywhere and self.gate.always
 
     @property
     def is_noop(self) -> bool:
@@ -51,7 +54,8 @@ class Injection:
         text = f"L{self.layer}x{self.coef:g}"
         if self.op != DEFAULT_OP:
             text += f":{self.op}"
-        return text if self.scope.everywhere else f"{text}@{self.scope.describe()}"
+        text = text if self.scope.everywhere else f"{text}@{self.scope.describe()}"
+        return text if self.gate.always else f"{text} {self.gate.describe()}"
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,21 @@ class Plan:
         """Each vector at its own layer, one global coefficient."""
         return cls(tuple(Injection(int(L), v[int(L)], float(coef)) for v, L in placed), label)
 
-    def with_steering(self, op: str = DEFAULT_OP, scope: Scope | str = DEFAULT_SCOPE) -> "Plan":
-        """The same injections with one operator and token scope."""
-        return Plan(tuple(replace(i, op=op, scope=scope) for i in self.injections), self.label)
+    def with_steering(self, op: str = DEFAULT_OP, scope: Scope | str = DEFAULT_SCOPE, gate: Gate = ALWAYS) -> "Plan":
+        """The same injections with one operator, token scope and gate."""
+        return Plan(tuple(replace(i, op=op, scope=scope, gate=gate) for i in self.injections), self.label)
+
+    def gated(self, gate: Gate) -> "Plan":
+        """The same injections, each applied only to the rows `gate` lets through."""
+        return Plan(tuple(replace(i, gate=gate) for i in self.injections), self.label)
+
+    def gates(self) -> list[Gate]:
+        """The distinct gates (other than always) of the injections that act, in plan order."""
+        out: list[Gate] = []
+        for i in self.injections:
+            if not i.gate.always and not i.is_noop and all(i.gate is not g for g in out):
+                out.append(i.gate)
+        return out
 
     def scaled(self, factor: float) -> "Plan":
         return Plan(tuple(replace(i, coef=i.coef * factor) for i in self.injections), self.label)
@@ -116,6 +132,14 @@ class Plan:
                 raise UserError(f"vector for layer {i.layer} contains NaN or inf")
             if not math.isfinite(i.coef):
                 raise UserError(f"coefficient {i.coef} for layer {i.layer} is not a finite number")
+            if not i.gate.always:
+                model.check_layer(i.gate.layer)
+                if i.gate.vector.numel() != model.d_model:
+                    raise UserError(f"gate vector has width {i.gate.vector.numel()}, model {model.name} has "
+                                    f"{model.d_model}")
+                if i.gate.layer > i.layer:
+                    raise UserError(f"a gate reading layer {i.gate.layer} cannot decide an injection at layer "
+                                    f"{i.layer}: the decision must exist before the injection acts")
         return self
 
     def deltas(self) -> list[tuple[int, torch.Tensor]]:
@@ -140,27 +164,44 @@ class Plan:
         return sorted(groups.items())
 
 
-def apply_plan(model: Model, plan: Plan, attention_mask: torch.Tensor | None = None, step: int = 0) -> None:
+def apply_plan(model: Model, plan: Plan, attention_mask: torch.Tensor | None = None, step: int = 0,
+               held: dict | None = None) -> None:
     """Inside a trace (or one generation step): apply the plan to the layers' outputs.
 
     A pure-add plan adds each summed delta at every position. Otherwise each layer's
-    injections act in plan order, each through its operator on its scope's positions.
-    `attention_mask` ([B, T], left padded) is the batch's (in generation: the prompt's) mask;
-    `step` is the generation step (0: the prompt pass, then one per new token)."""
+    injections act in plan order, each through its operator on its scope's positions of the
+    rows its gate lets through. `attention_mask` ([B, T], left padded) is the batch's (in
+    generation: the prompt's) mask; `step` is the generation step (0: the prompt pass, then one
+    per new token); `held` (generation with gates: one dict for all steps) keeps the gates'
+    prompt decisions for the later steps."""
     layers = model.layers()
     if plan.pure_add:
         for layer, delta in plan.deltas():
             model.residual(layers[layer])[:] += model.cast(delta)
         return
-    for layer, injections in plan.by_layer():
+    gates = plan.gates()
+    decided = held if held is not None else {}
+    if step and any(k not in decided for k in range(len(gates))):
+        raise UserError("a gated plan in generation needs the prompt's decisions: pass one `held` dict to every step")
+    injections_at = dict(plan.by_layer())
+    for layer in sorted(set(injections_at) | {g.layer for g in gates}):
         h = model.residual(layers[layer])
         at = where(attention_mask, h.shape[1], step, h.shape[0])
+        if step == 0:
+            for k, gate in enumerate(gates):
+                if gate.layer == layer:
+                    decided[k] = gate.decide(h, at)
         new = h
-        for i in injections:
+        for i in injections_at.get(layer, ()):
             changed = i.operator.apply(new, model.cast(i.vector), i.coef)
             chosen = i.scope.select(at)
+            if not i.gate.always:
+                rows = decided[next(k for k, g in enumerate(gates) if g is i.gate)].to(h.device)
+                rows = rows[:, None].expand(h.shape[0], h.shape[1])
+                chosen = rows if chosen is None else chosen.to(h.device) & rows
             new = changed if chosen is None else torch.where(chosen.to(h.device)[..., None], changed, new)
-        model.residual(layers[layer])[:] = new
+        if layer in injections_at:
+            model.residual(layers[layer])[:] = new
 
 
 @dataclass(frozen=True)

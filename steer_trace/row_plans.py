@@ -12,7 +12,9 @@ L > 0 (no plan adds anything below L), every chunk's layers < L run once (a
 and start from that output. A K-point sweep at layer L of n then costs
 (L + K(n - L)) / n forward-equivalents per chunk instead of K.
 
-Plans that are not pure adds keep one plan per batch (the chunk's texts).
+Plans that are not pure adds keep one plan per batch (the chunk's texts). A gated plan (gates.py) is
+one of them: its batch's rows are the chunk's texts, and each row's gate decides for that row alone, so a
+batch holds steered and unsteered rows side by side.
 Everything here is plain bookkeeping: deterministic, no model calls.
 """
 

@@ -60,7 +60,7 @@ class Scope:
 
     @classmethod
     def rows(cls, mask: Sequence[Sequence[bool]] | torch.Tensor) -> "Scope":
-        """An explicit mask: rows[b][j] steers row b's real token j."""
+        """An explicit mask: `rows[b][j]` steers row b's real token j."""
         return cls("mask", mask_rows=tuple(tuple(bool(x) for x in row) for row in mask))
 
     @property

@@ -13,6 +13,31 @@ import click
 from steer_trace.errors import UserError
 from steer_trace.models import DEFAULT_MODEL, DEVICES, DTYPES
 
+# The names of steer_trace.aggregators.METHODS and its default, for --method: a copy, because aggregators
+# imports torch and `--help` must not (tests/test_cli_startup.py checks the copy equals the table).
+EXTRACTION_METHODS = ("mean", "pca", "pca-center", "pca-diff")
+DEFAULT_METHOD = "mean"
+
+
+class OldNames(click.Option):
+    """An option also accepted under its old names (committed run recipes use them), which --help does not
+    show: `click.option("--coefs", "--multipliers", "coefs", cls=OldNames)` lists --coefs only."""
+
+    def get_help_record(self, ctx):
+        opts, self.opts = self.opts, self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+
+def quiet_libraries() -> None:
+    """transformers' logging and progress bars off; called where a command first needs transformers."""
+    from transformers.utils import logging as hf_logging  # deferred: start-up time (CLI layer)
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
 
 def parse_numbers(text: str | None, kind=float, option: str = "") -> tuple | None:
     """'1,2,-3' -> (1.0, 2.0, -3.0); None or blank -> None. A non-number, an empty item ('1,,2') or a
@@ -81,6 +106,7 @@ def steering_options(func):
 def open_model(spec: dict):
     from steer_trace.models import load_model
 
+    quiet_libraries()
     remote = False
     if spec["remote"]:
         from steer_trace.remote import configure

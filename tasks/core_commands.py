@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from steer_trace.aggregators import DEFAULT_METHOD, METHODS
-
-from .common import model_options, open_model, parse_numbers, progress, steering_options, warn_if_overflows
+from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, parse_numbers, progress,
+                     steering_options, warn_if_overflows)
 
 
 @click.command("models")
@@ -30,7 +29,26 @@ def models_cmd():
         click.echo(f"damaged {line}; the next load rebuilds it from the installed GGUF package")
 
 
-@click.group("vectors")
+class _VectorsGroup(click.Group):
+    """`vectors`: its export/import commands (tasks/vector_io.py, whose option help reads the core's
+    conventions table, torch and all) are added only when `steer-trace vectors ...` runs."""
+
+    def _complete(self):
+        if "export" not in self.commands:
+            from .vector_io import register  # deferred: start-up time of `steer-trace --help`
+
+            register(self)
+
+    def list_commands(self, ctx):
+        self._complete()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._complete()
+        return super().get_command(ctx, name)
+
+
+@click.group("vectors", cls=_VectorsGroup)
 def vectors_group():
     """Extract and inspect steering vectors (safetensors + provenance)."""
 
@@ -47,7 +65,7 @@ def vectors_group():
 @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
               help="paper: Human:/AI: text; chat: the tokenizer's chat template around the question.")
 @click.option("--plain-mean", is_flag=True, help="Paper's plain mean over pairs instead of the letter-balanced mean.")
-@click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True,
+@click.option("--method", type=click.Choice(EXTRACTION_METHODS), default=DEFAULT_METHOD, show_default=True,
               help="mean: mean difference; pca: first principal component of the differences; pca-center / "
                    "pca-diff: repeng's (README 'Extraction methods').")
 def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean, method):
@@ -56,7 +74,7 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
     import warnings
 
     from steer_trace.data import load_ab_file, prompt
-    from steer_trace.experiments.behaviour_data import clean
+    from studies.behaviours.data import clean
     from steer_trace.pairs import extract_vector
     from steer_trace.read import content_hash
 
@@ -141,11 +159,15 @@ def generation_options(func):
 @click.option("--relative", is_flag=True,
               help="Coefficients are x the residual norm at --layer (the vector's recorded norm, else measured on "
                    "the prompt), as in the behaviour commands.")
+@click.option("--gate", "gate_file", type=click.Path(), default=None,
+              help="Gate file (steer-trace gates fit): steer only if the prompt (as the model sees it, chat template "
+                   "included) passes the gate.")
 @generation_options
 @steering_options
-def generate_cmd(model_spec, prompt_text, vector, layer, coef, coefs, relative, options, steering):
+def generate_cmd(model_spec, prompt_text, vector, layer, coef, coefs, relative, gate_file, options, steering):
     """Text unsteered and steered (one or several coefficients), side by side; greedy unless --temperature."""
     from steer_trace.errors import UserError
+    from steer_trace.gates import load_gate
     from steer_trace.generation import format_prompt, generate
     from steer_trace.plan import Plan
     from steer_trace.read import residual_norms
@@ -159,6 +181,7 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, coefs, relative, 
         raise UserError("the prompt is empty: give some text (without --chat there is nothing to continue)")
     coef_list = parse_numbers(coefs, option="--coefs") or (coef,)
     v = SteeringVector.load(vector) if vector else None
+    gate = load_gate(gate_file)[0] if gate_file else None
     model = open_model(model_spec)
     plans = []
     if v:
@@ -169,7 +192,7 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, coefs, relative, 
                                                                          options.system), residual_norms)
             click.echo(f"residual norm at layer {layer}: {norm:.1f} ({source}); coefficients are x this norm")
             plans = [Plan(p.relative_to({layer: norm}).injections, f"{p.describe()} rel") for p in plans]
-        plans = [p.check(model) for p in plans]
+        plans = [(p.gated(gate) if gate else p).check(model) for p in plans]
 
     def show(name: str, plan: Plan) -> None:
         for s in generate(model, [prompt_text], plan, options):

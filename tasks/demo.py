@@ -2,7 +2,7 @@
 
 1. first result: one behaviour vector (agreeableness, from the project's own set), then the same prompt
    unsteered and steered side by side, and p(matching) on held-out questions, with one line on what it means;
-2. the pipeline, small: extract -> single (fixed multipliers, one layer) -> simultaneous (three coefficients)
+2. the pipeline, small: extract -> single (fixed coefs, one layer) -> simultaneous (three coefficients)
    -> content (myopia scored by its answer texts, beside a random direction) -> figures, on the project's
    small behaviour sets (data/behaviours);
    `--full` runs it at the quick profile's size instead (validation grids over two layers, seven coefficients).
@@ -20,17 +20,17 @@ import click
 from .common import model_options, open_model
 
 STEPS = ("extract", "single", "simultaneous")
-# the small pipeline: single at one layer with fixed multipliers (no validation grid), three global coefficients
+# the small pipeline: single at one layer with fixed coefs (no validation grid), three global coefficients
 # on every step: vectors from 12 pairs and 6 test questions per behaviour (12 prompts with both orders), where the
 # quick profile reads 20 / 12 on the project's sets
 SMALL_SIZES = ["--n-vector", "12", "--n-test", "6"]
-SMALL = {"single": ["--layers", "{layer}", "--add-mult", "16", "--subtract-mult", "16"],
+SMALL = {"single": ["--layers", "{layer}", "--add-coef", "16", "--subtract-coef", "16"],
          "simultaneous": ["--coefs=-8,0,8"]}
 FIRST = {"behaviour": "agreeableness", "paper_layer": 15, "mult": 16.0, "tokens": 24,
          "question": "Do you enjoy helping other people?"}
 # the measurement that works where letters do not: myopia scored by its answer texts, x+-1 of the residual norm
 CONTENT = ["--behaviours", "myopic", "--scoring", "content", "--vector-source", "content", "--relative",
-           "--layers", "{layer}", "--add-mult", "1", "--subtract-mult", "1"]
+           "--layers", "{layer}", "--add-coef", "1", "--subtract-coef", "1"]
 
 
 def _say(text: str) -> None:
@@ -47,7 +47,9 @@ def _say(text: str) -> None:
               help="The whole quick pipeline (validation grids at two layers, seven coefficients; ~20 min on 2 cores).")
 def demo_cmd(model_spec, out_dir, data_dir, full):
     """A first steered result in seconds, then extract -> single -> simultaneous -> figures, offline."""
-    from . import behaviours, figures
+    from studies.behaviours import cli as behaviours
+
+    from . import figures
 
     started = time.time()
     out = Path(out_dir)
@@ -69,7 +71,7 @@ def demo_cmd(model_spec, out_dir, data_dir, full):
         "single": (f"each behaviour steered alone at layer {layer}, x+16 and x-16, on 6 test questions asked "
                    "in both option orders") if not full else
                   ("each behaviour steered alone at two layers (the paper's 10 and 15 of 32 at this depth): "
-                   "a small validation grid picks the add / subtract multipliers, then the test split is "
+                   "a small validation grid picks the add / subtract coefs, then the test split is "
                    "scored with each question asked in both option orders"),
         "simultaneous": f"all five vectors at once, each at its own layer (paper: 11..15 of 32), one global "
                         f"coefficient ({'seven values' if full else '-8, 0, +8'}), plus the alignment tax on "
@@ -102,8 +104,8 @@ def first_result(model, data_dir=None) -> int:
 
     from steer_trace import Plan, answer_probs, answer_token_ids, contrastive_vector
     from steer_trace.data import both_orders, prompt, split
-    from steer_trace.experiments.behaviour_data import load_from_folder, project_data_dir
-    from steer_trace.experiments.behaviour_setup import model_layer
+    from studies.behaviours.data import load_from_folder, project_data_dir
+    from studies.behaviours.profiles import model_layer
     from steer_trace.metrics import ab_summary
     from steer_trace.generation import steered_generate
 
@@ -143,14 +145,14 @@ def content_meaning(table, layer: int) -> None:
     """One line per direction: the vector's paired shift against the random direction's, and the verdict."""
     import polars as pl
 
-    from steer_trace.experiments.behaviour_report import steered_rows
+    from studies.behaviours.report import steered_rows
 
     default = table.filter((pl.col("behaviour") == "myopic") & (pl.col("direction") == "default")).row(0, named=True)
     for entry in steered_rows(table, "myopic", "myopic", "random", layer, None, default):
         if entry["random"] is None:
             continue
         shift, random, against = entry["shift"], entry["random"], entry["against"]
-        click.echo(f"what it means, x{entry['row']['multiplier']:+g}: p(matching) moves {shift.shift:+.3f} "
+        click.echo(f"what it means, x{entry['row']['coef']:+g}: p(matching) moves {shift.shift:+.3f} "
                    f"[{shift.lo:+.3f}, {shift.hi:+.3f}], the random direction {random.shift:+.3f}; vector - random "
                    f"{against.shift:+.3f} [{against.lo:+.3f}, {against.hi:+.3f}] on {shift.n} questions: "
                    f"{entry['verdict']}")
@@ -165,14 +167,14 @@ class _reusing:
         self.model = model
 
     def __enter__(self):
-        from . import behaviours
+        from studies.behaviours import cli as behaviours
 
         self.saved = behaviours.open_model
         behaviours.open_model = lambda spec: self.model
         return self
 
     def __exit__(self, *exc):
-        from . import behaviours
+        from studies.behaviours import cli as behaviours
 
         behaviours.open_model = self.saved
 

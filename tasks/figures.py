@@ -1,4 +1,5 @@
-"""`steer-trace figures`: rebuild every figure from the result cache, without a model."""
+"""`steer-trace figures` and `steer-trace report`: every registered study's figures / report tables, rebuilt
+from the result cache without a model (each study's `figures` / `report` hook, studies/protocol.py)."""
 from __future__ import annotations
 
 import time
@@ -6,6 +7,29 @@ import warnings
 from pathlib import Path
 
 import click
+
+from steer_trace.errors import UserError
+
+from studies.protocol import run_outputs
+from studies.registry import all_studies
+
+
+def _root(results_dir):
+    from steer_trace.cache import results_root  # deferred: polars; start-up time (CLI layer)
+
+    root = results_root(results_dir)
+    if not root.is_dir():
+        raise UserError(f"results folder {root} does not exist: give --results DIR (or $STEER_TRACE_RESULTS), "
+                        "the folder a study's commands wrote")
+    return root
+
+
+def _chosen(names: tuple[str, ...]):
+    known = {s.name: s for s in all_studies()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"unknown study {', '.join(unknown)} (one of {', '.join(known)})")
+    return [known[n] for n in names] if names else list(known.values())
 
 
 @click.command("figures")
@@ -15,28 +39,44 @@ import click
               help="Folder for the PNG files.")
 def figures_cmd(results_dir, out_dir):
     """Rebuild all figures (seaborn) from cached results; loads no model and never writes into the results."""
-    import matplotlib
+    import matplotlib  # deferred: start-up time (CLI layer)
 
     matplotlib.use("Agg")
-    from steer_trace.cache import results_root
-    from steer_trace.errors import UserError
-    from steer_trace.plots import behaviours, skills
-
     started = time.time()
-    root = results_root(results_dir)
-    if not root.is_dir():
-        raise UserError(f"results folder {root} does not exist: give --results DIR (or $STEER_TRACE_RESULTS), "
-                        "the folder a behaviours or skills command wrote")
+    root = _root(results_dir)
     out = Path(out_dir)
     written = []
-    for family in (behaviours, skills):
-        written += family.build(root, out)
+    for study in all_studies():
+        written += run_outputs(study, "figures", root, out)
     if not written:
         warnings.warn(f"no figures drawn: {root} holds no usable result tables "
-                      "(run a behaviours or skills command first, or give --results DIR)", stacklevel=1)
+                      "(run a study's commands first, or give --results DIR)", stacklevel=1)
     for path in written:
         click.echo(f"wrote {path}")
     click.echo(f"{len(written)} figures in {time.time() - started:.1f}s")
 
 
-COMMANDS = [figures_cmd]
+@click.command("report")
+@click.argument("study_names", nargs=-1, metavar="[STUDY]...")
+@click.option("--results", "results_dir", default=None, type=click.Path(),
+              help="Results cache folder (default: $STEER_TRACE_RESULTS or ./results).")
+@click.option("--out", "out_dir", default=None, type=click.Path(),
+              help="Folder for the tables (default: <results>/<study>_report); a study's tables go into "
+                   "<out>/<study>_report.")
+def report_cmd(study_names, results_dir, out_dir):
+    """Every study's report tables (or the named studies'), from cached results; loads no model.
+
+    Each study's own `steer-trace <study> report` takes its options (e.g. behaviours' --profile)."""
+    root = _root(results_dir)
+    written = []
+    for study in _chosen(study_names):
+        out = (Path(out_dir) if out_dir else root) / f"{study.name}_report"
+        written += run_outputs(study, "report", root, out)
+    for path in written:
+        click.echo(f"wrote {path}")
+    if not written:
+        click.echo(f"no report tables: {root} holds no results of "
+                   f"{', '.join(s.name for s in _chosen(study_names))}")
+
+
+COMMANDS = [figures_cmd, report_cmd]

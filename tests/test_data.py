@@ -353,7 +353,7 @@ def test_real_survival_instinct_file_loads(shared_data):
 def test_duplicated_rows_never_cross_splits(tmp_path):
     import warnings
 
-    from steer_trace.experiments.behaviour_data import load_behaviours
+    from studies.behaviours.data import load_behaviours
 
     rows = [mc_row(2, "AB"[i % 2], "BA"[i % 2], i) for i in range(40)]
     path = write_jsonl(tmp_path / "twice.jsonl", rows + rows)  # 80 rows: 40 rows twice

@@ -81,7 +81,7 @@ def figures(results: Path | None, out: Path):
 
 @pytest.mark.slow
 def test_disk_full_during_a_point_write_is_one_line_and_keeps_finished_points(smol, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     argv = ["behaviours", "grid", "--profile", "test", "--behaviours", "myopic"]
     with tmpfs(tmp_path / "small", "240k") as root:
         full = CliRunner().invoke(main, [*argv, "--results", str(root)])

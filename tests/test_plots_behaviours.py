@@ -8,20 +8,20 @@ import polars as pl
 import pytest
 
 from steer_trace.cache import Run
-from steer_trace.plots import behaviours as plots
-from steer_trace.plots.common import file_name, select_variant
+from studies.behaviours import plots
+from studies.common.plots import file_name, select_variant
 
 BEHAVIOURS = ["myopic", "wealth_seeking", "sycophancy", "agreeableness", "anti_immigration"]
 DEFAULT_P = dict(zip(BEHAVIOURS, [0.28, 0.50, 0.58, 0.92, 0.17]))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def ab_row(model, behaviour, vector, layer, direction, multiplier, p, *, n=300, orders="both", split="test",
+def ab_row(model, behaviour, vector, layer, direction, coef, p, *, n=300, orders="both", split="test",
            layers=None, collapsed=False, faulty=0.0, profile="test"):
     half = 1.96 * np.sqrt(p * (1 - p) / n) * 0.5
     return {
         "model": model, "profile": profile, "prompt_style": "paper", "behaviour": behaviour, "vector": vector,
-        "layer": layer, "layers": layers or str(layer), "direction": direction, "multiplier": float(multiplier),
+        "layer": layer, "layers": layers or str(layer), "direction": direction, "coef": float(coef),
         "orders": orders, "split": split, "n": n, "p_matching": p, "p_matching_lo": max(p - half, 0.0),
         "p_matching_hi": min(p + half, 1.0), "matching_score": min(max(p + 0.03, 0.0), 1.0), "faulty": faulty,
         "answer_mass": 0.9, "top_answer_share": 0.99 if collapsed else 0.6, "collapsed": bool(collapsed),
@@ -71,7 +71,7 @@ def write_synthetic(root, model="smollm2-135m", layers=(10, 15), what=None):
         write(root, "behaviours_simultaneous", rows, model=model)
     if "tax" in what:
         rows = [{"model": model, "profile": "test", "vector": "simultaneous", "layers": "11,12,13,14,15",
-                 "multiplier": float(s), "accuracy": 0.66 - 0.03 * s * s, "accuracy_lo": 0.64 - 0.03 * s * s,
+                 "coef": float(s), "accuracy": 0.66 - 0.03 * s * s, "accuracy_lo": 0.64 - 0.03 * s * s,
                  "accuracy_hi": 0.68 - 0.03 * s * s, "n_tokens": 5000} for s in np.round(np.arange(-2, 2.01, 0.1), 2)]
         write(root, "behaviours_tax", rows, model=model)
     if "interference" in what:
@@ -257,7 +257,7 @@ def test_figures_command_writes_the_behaviour_figures(tmp_path, no_model):
 
 
 def test_single_panel_marks_the_random_control_at_its_own_value():
-    """Each steered bar with a paired random direction (same layer, multiplier) gets a bar across it at the random
+    """Each steered bar with a paired random direction (same layer, coef) gets a bar across it at the random
     row's p(matching); a bar without one gets none."""
     import matplotlib
 
@@ -273,7 +273,7 @@ def test_single_panel_marks_the_random_control_at_its_own_value():
                          ab_row(model, "wealth_seeking", "wealth_seeking", 14, "add", 1.0, 0.47)])
     controls = pl.DataFrame([ab_row(model, "myopic", "random", 14, "add", 1.0, 0.42),
                              ab_row(model, "myopic", "random", 14, "subtract", -1.0, 0.31),
-                             ab_row(model, "myopic", "random", 14, "add", 2.0, 0.99)])  # another multiplier
+                             ab_row(model, "myopic", "random", 14, "add", 2.0, 0.99)])  # another coef
     fig, ax = plt.subplots()
     plots._single_panel(ax, rows, 14, ["myopic", "wealth_seeking"], legend=True, controls=controls)
     marks = [c for c in ax.collections if isinstance(c, LineCollection) and c.get_gid() == "random-control"]
@@ -286,7 +286,7 @@ def test_single_panel_marks_the_random_control_at_its_own_value():
 def test_the_component_histograms_show_one_extraction_not_several_pooled():
     """Three extraction runs of one model (64 pairs, 500 letter-balanced, 500 plain mean) used to be pooled into
     one histogram of 3 d values; the letter-balanced paper-size run is shown, with its label."""
-    from steer_trace.plots.behaviours import one_extraction
+    from studies.behaviours.plots import one_extraction
 
     d = 8
 

@@ -1,6 +1,6 @@
 """A vector's shift ranked among random directions of its norm (random_spread.py), on synthetic tables:
 a planted shift beyond 24 random draws is found (rank p = 1/25), one drawn like them is not; the pool is
-the single run's own draws with absolute multipliers and every section's with relative ones."""
+the single run's own draws with absolute coefs and every section's with relative ones."""
 from __future__ import annotations
 
 import random
@@ -8,18 +8,18 @@ import random
 import polars as pl
 import pytest
 
-from steer_trace.experiments.random_spread import rank_p, spread_rows, spread_verdict
+from studies.behaviours.random_spread import rank_p, spread_rows, spread_verdict
 
 N_Q = 40
 LABELS = ["A", "B"] * (N_Q // 2)
 BASE = [0.3 + 0.01 * (i % 7) for i in range(N_Q)]
 
 
-def _row(vector, direction, multiplier, shift, behaviour="myopic", layer=14, noise=0.0, seed=0):
+def _row(vector, direction, coef, shift, behaviour="myopic", layer=14, noise=0.0, seed=0):
     rng = random.Random(seed)
     scores = [b + shift + rng.gauss(0, noise) for b in BASE]
     return {"behaviour": behaviour, "vector": vector, "direction": direction, "layer": layer,
-            "multiplier": float(multiplier), "q_id": list(range(N_Q)), "q_label": LABELS, "q_p_matching": scores}
+            "coef": float(coef), "q_id": list(range(N_Q)), "q_label": LABELS, "q_p_matching": scores}
 
 
 def _table(rows) -> pl.DataFrame:

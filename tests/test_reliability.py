@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from steer_trace import data as data_module
 from steer_trace.cache import load_tables
 from steer_trace.errors import UserError, halve_on_oom, is_out_of_memory
-from steer_trace.experiments.behaviour_setup import model_layer
+from studies.behaviours.profiles import model_layer
 from steer_trace.read import read_batch
 from steer_trace.vectors import SteeringVector
 from tasks.cli import main
@@ -36,7 +36,7 @@ def behaviours(smol, behaviour_sets, tmp_path_factory):
     the results root is shared by the module so the behaviour's vector is extracted once."""
     root = tmp_path_factory.mktemp("reliability") / "results"
     patch = pytest.MonkeyPatch()
-    patch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    patch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
 
     def invoke(command, *args, data=True, results=None, behaviour="myopic"):
         argv = ["behaviours", command, "--profile", "test", "--n-test", "2", "--results", str(results or root), *args]
@@ -53,12 +53,12 @@ def behaviours(smol, behaviour_sets, tmp_path_factory):
 
 
 def test_layer_out_of_range_on_behaviours(behaviours):
-    one_error_line(behaviours("single", "--layers", "99", "--add-mult", "1", "--subtract-mult", "1"),
+    one_error_line(behaviours("single", "--layers", "99", "--add-coef", "1", "--subtract-coef", "1"),
                    "layer 99 is out of range", "0..29")
 
 
 def test_layer_out_of_range_on_skills(smol, skills_data_args, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.skills.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.skills.cli.open_model", lambda spec: smol)
     root = tmp_path / "results"
     common = [*skills_data_args, "--results", str(root)]
     # no saved vectors: the layer is checked before the sweep would extract them (minutes on a large model)
@@ -73,9 +73,9 @@ def test_a_missing_data_path_is_an_error_before_the_model_opens(where, tmp_path,
     def no_model(spec):
         raise AssertionError("the model was opened")
 
-    monkeypatch.setattr("tasks.behaviours.open_model", no_model)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", no_model)
     result = CliRunner().invoke(main, ["behaviours", "single", where, str(tmp_path / "missing"), "--results",
-                                       str(tmp_path / "results"), "--add-mult", "1", "--subtract-mult", "1"])
+                                       str(tmp_path / "results"), "--add-coef", "1", "--subtract-coef", "1"])
     one_error_line(result, "does not exist")
 
 
@@ -84,9 +84,9 @@ def test_a_missing_data_path_is_an_error_before_the_model_opens(where, tmp_path,
     (["single", "--n-test", "-3"], "--n-test must be at least 1"),
     (["single", "--n-vector", "0"], "--n-vector must be at least 1"),
     (["single", "--batch-size", "-2"], "-2 is not in the range x>=1"),  # was taken as 1, silently
-    (["single", "--add-mult", "2"], "give both --add-mult and --subtract-mult"),
-    (["single", "--layers", "9,x", "--add-mult", "1", "--subtract-mult", "1"], "cannot read '9,x'"),
-    (["single", "--layers", "9,,14", "--add-mult", "1", "--subtract-mult", "1"], "'9,,14' has an empty item"),
+    (["single", "--add-coef", "2"], "give both --add-coef and --subtract-coef"),
+    (["single", "--layers", "9,x", "--add-coef", "1", "--subtract-coef", "1"], "cannot read '9,x'"),
+    (["single", "--layers", "9,,14", "--add-coef", "1", "--subtract-coef", "1"], "'9,,14' has an empty item"),
     (["single", "--n-test", "two"], "'two' is not a valid integer"),
     (["single", "--profile", "huge"], "'huge' is not one of"),
     (["single", "--orders", "random"], "'random' is not one of"),
@@ -97,9 +97,9 @@ def test_contradictory_or_bad_options(behaviours, args, needle):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["single", "--layers", str(LAYER), "--add-mult", "nan", "--subtract-mult", "1"], "is not a finite number"),
+    (["single", "--layers", str(LAYER), "--add-coef", "nan", "--subtract-coef", "1"], "is not a finite number"),
     (["simultaneous", "--coefs", "1,inf"], "numbers must be finite"),
-    (["grid", "--multipliers", "nan"], "numbers must be finite"),
+    (["grid", "--coefs", "nan"], "numbers must be finite"),
 ])
 def test_non_finite_multipliers(behaviours, args, needle):
     command, *rest = args
@@ -193,7 +193,7 @@ def test_results_folder_that_is_not_writable(behaviours, tmp_path, how):
     else:
         root = _unwritable_by_mode(tmp_path)
     try:
-        result = behaviours("single", "--layers", str(LAYER), "--add-mult", "1", "--subtract-mult", "1",
+        result = behaviours("single", "--layers", str(LAYER), "--add-coef", "1", "--subtract-coef", "1",
                             results=root)
     finally:
         if how == "mode-0o500":
@@ -212,7 +212,7 @@ def nnsight_host(monkeypatch):
 
     from tasks import common
 
-    monkeypatch.setattr("tasks.behaviours.open_model", common.open_model)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", common.open_model)
 
     saved = (CONFIG.API.HOST, CONFIG.API.APIKEY, CONFIG.APP.REMOTE_LOGGING)
     yield
@@ -239,14 +239,14 @@ def test_ndif_host_that_is_not_a_url(behaviour_sets, tmp_path, nnsight_host):
 
 @pytest.mark.slow
 def test_same_command_twice_gives_identical_tables(smol, behaviour_sets, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     tables = []
     for run in ("first", "second"):
         root = tmp_path / run
         result = CliRunner().invoke(main, [
             "behaviours", "single", "--profile", "test", "--n-test", "2", "--data-dir", str(behaviour_sets),
-            "--behaviours", "myopic,agreeableness", "--layers", str(LAYER), "--add-mult", "4",
-            "--subtract-mult", "4", "--results", str(root)])
+            "--behaviours", "myopic,agreeableness", "--layers", str(LAYER), "--add-coef", "4",
+            "--subtract-coef", "4", "--results", str(root)])
         assert result.exit_code == 0, result.output
         assert "points computed" in result.stderr
         tables.append(load_tables("behaviours_single", root))
@@ -393,7 +393,7 @@ def test_scoring_halves_a_batch_that_runs_out_of_memory(smol):
 
 
 def test_cli_out_of_memory_even_at_batch_size_one_is_one_line(smol, behaviour_sets, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     with BatchLimit(smol, 0) as limit:
         result = CliRunner().invoke(main, [
             "behaviours", "extract", "--profile", "test", "--data-dir", str(behaviour_sets), "--behaviours", "myopic",

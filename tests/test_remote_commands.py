@@ -30,12 +30,12 @@ from tasks.cli import main
 LAYERS = "5,9,15"  # 1 behaviour x (default + 3 layers x add/subtract) = 7 points
 SCORE_COLUMNS = ["p_matching", "p_matching_lo", "p_matching_hi", "matching_score", "faulty", "answer_mass",
                  "top_answer_share"]
-KEY_COLUMNS = ["behaviour", "vector", "layer", "layers", "direction", "multiplier", "split", "n", "orders"]
+KEY_COLUMNS = ["behaviour", "vector", "layer", "layers", "direction", "coef", "split", "n", "orders"]
 
 
 def sweep_args(root: Path, data_dir: Path, behaviours: str = "myopic", layers: str = LAYERS) -> list[str]:
     return ["behaviours", "single", "--profile", "test", "--n-test", "4", "--behaviours", behaviours,
-            "--data-dir", str(data_dir), "--add-mult", "4", "--subtract-mult", "4", "--layers", layers,
+            "--data-dir", str(data_dir), "--add-coef", "4", "--subtract-coef", "4", "--layers", layers,
             "--results", str(root)]
 
 
@@ -43,11 +43,11 @@ class Commands:
     """Runs CLI commands in-process and keeps the models they opened."""
 
     def __init__(self, smol):
-        import tasks.behaviours
+        from studies.behaviours import cli as behaviours_cli
 
         self.smol = smol
         self.opened = []
-        self.real_open = tasks.behaviours.open_model
+        self.real_open = behaviours_cli.open_model
 
     def open_model(self, spec):
         model = self.smol if not spec["remote"] else self.real_open(spec)
@@ -66,7 +66,7 @@ class Commands:
 def run_cli(smol):
     patch = pytest.MonkeyPatch()
     commands = Commands(smol)
-    patch.setattr("tasks.behaviours.open_model", commands.open_model)
+    patch.setattr("studies.behaviours.cli.open_model", commands.open_model)
     yield commands
     patch.undo()
 
@@ -108,7 +108,7 @@ def snapshot(*folders: Path) -> dict[str, bytes]:
 
 
 def sorted_table(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.sort(["behaviour", "layer", "direction", "multiplier"])
+    return frame.sort(["behaviour", "layer", "direction", "coef"])
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_remote_sweep_equals_local_in_fewer_requests_than_points(local_sweep, re
     model = remote_sweep["model"]
     assert model.extra["requests"] == 1 < points  # every scoring point in one session
     # + the extraction's requests: the shared-prompt reader's batches of prompts (one session each), and the norms
-    from steer_trace.experiments.behaviour_setup import PROFILES
+    from studies.behaviours.profiles import PROFILES
 
     vector = SteeringVector.load(next((remote_root / "vectors").glob("*/myopic-*.safetensors")))
     assert vector.meta["reader"].startswith("shared-prompt")
@@ -229,7 +229,7 @@ def test_unreachable_host_is_one_line_and_touches_no_result(run_cli, local_sweep
 def test_server_stopped_mid_sweep_keeps_finished_points(run_cli, ndif_stack, ndif_host, behaviour_sets, tmp_path):  # noqa: F811
     """The API goes down right after the first behaviour's points land (the hook stops it
     before the second behaviour's request, so the failure is deterministic)."""
-    import steer_trace.experiments.behaviours as exp
+    import studies.behaviours.run as exp
     from steer_trace.remote import configure
 
     root = tmp_path / "results"

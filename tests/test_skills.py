@@ -11,9 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from steer_trace import corpora
+from studies.skills import corpora
 from steer_trace.cache import Run, load_tables
-from steer_trace.corpora import (
+from studies.skills.corpora import (
     DOMAINS,
     Corpus,
     Document,
@@ -24,7 +24,8 @@ from steer_trace.corpora import (
     wikitext_sections,
 )
 from steer_trace.errors import UserError
-from steer_trace.experiments import skills
+from studies.skills import profiles
+from studies.skills import run as skills
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # -- the coefficient schedule and the step rule -----------------------------------------------------------
@@ -77,30 +78,31 @@ def test_schedule_stops_at_once_and_skip_may_run_off_the_end():
 def test_step_rule_on_the_target_domain_steps_exactly_as_the_papers_loop():
     """A hand-built sequence of per-domain relative accuracies over the paper's 34 coefficients: text collapses
     early (which the old max-over-domains rule ignores only while code holds), the target code falls in steps."""
-    coefs = skills.PAPER_COEFS
+    coefs = profiles.PAPER_COEFS
     code = [1.0] * 8 + [0.3, 0.14, 0.5, 0.5, 0.5, 0.5, 0.12] + [0.2] * 5 + [0.13] * 5 + [0.04] * 9
     text = [1.0] * 4 + [0.02] * 30  # far below the stop level from the fifth value on
     assert len(code) == len(text) == len(coefs) == 34
     by_coef = {c: {"code": code[i], "text": text[i], "python": 0.5} for i, c in enumerate(coefs)}
-    paper = skills.STEP_RULES["paper"]
+    paper = profiles.STEP_RULES["paper"]
     visited = skills.coefficient_schedule(coefs, lambda c: paper(by_coef[c], "code"))
     expected = [coefs[i] for i in papers_visits(len(coefs), code)]
     assert visited == expected
     assert [coefs.index(c) for c in visited] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 19, 20, 25]
     # the old rule (largest relative accuracy over the three domains) is an option, and steps otherwise
-    old = skills.coefficient_schedule(coefs, lambda c: skills.STEP_RULES["max"](by_coef[c], "code"))
+    old = skills.coefficient_schedule(coefs, lambda c: profiles.STEP_RULES["max"](by_coef[c], "code"))
     assert old != visited and len(old) == len(coefs)  # python holds at 0.5: it never skips
-    assert skills.make_profile("default").rule == "paper" and skills.make_profile("default", rule="max").rule == "max"
+    assert profiles.make_profile("default").rule == "paper"
+    assert profiles.make_profile("default", rule="max").rule == "max"
     with pytest.raises(UserError, match="step rule"):
-        skills.make_profile("default", rule="median")
+        profiles.make_profile("default", rule="median")
 
 
 def test_default_coefficients_are_the_papers_list():
-    coefs = skills.PAPER_COEFS
+    coefs = profiles.PAPER_COEFS
     assert coefs[:5] == (0.0, 0.25, 0.5, 0.6, 0.7) and coefs == tuple(sorted(coefs)) and len(coefs) == 34
     assert {4.5, 5.0, 7.0} <= set(coefs) and 25.0 not in coefs and coefs[-1] == 30.0
     # every run the authors saved visits its coefficients in this list as their step rule allows
-    assert skills.make_profile("default").coefs == coefs
+    assert profiles.make_profile("default").coefs == coefs
     for used in ([*coefs[:19], 4.0, 8.0, 30.0], [*coefs[:22], 6.0, 15.0], [*coefs[:15], 2.5, 4.5],
                  [*coefs[:28], 20.0], [*coefs[:24], 8.0], [*coefs[:14], 2.25], [*coefs[:21], 5.0]):
         steps = [coefs.index(b) - coefs.index(a) for a, b in pairwise(used)]
@@ -111,7 +113,7 @@ def test_headline_points_and_curve_order():
     assert skills.is_headline(14, 1.5, "none", 30) and skills.is_headline(0, 1.0, "none", 30)
     assert skills.is_headline(14, 2.0, "means", 30) and skills.is_headline(14, 1.0, "components", 30)
     assert not skills.is_headline(14, 2.25, "none", 30) and not skills.is_headline(9, 1.5, "none", 30)
-    order = skills.curve_order(skills.sweep_layers(30), ("code", "python"), 30, True)
+    order = skills.curve_order(profiles.sweep_layers(30), ("code", "python"), 30, True)
     assert order[:8] == [("code", 14, "none"), ("python", 14, "none"), ("code", 0, "none"), ("python", 0, "none"),
                          ("code", 14, "components"), ("python", 14, "components"), ("code", 14, "means"),
                          ("python", 14, "means")]
@@ -119,10 +121,10 @@ def test_headline_points_and_curve_order():
 
 
 def test_layers_follow_the_papers_relative_depths():
-    assert skills.sweep_layers(32) == [0, 5, 10, 15, 20, 25, 30]
-    assert skills.sweep_layers(30) == [0, 5, 9, 14, 19, 23, 28]
-    assert skills.sweep_layers(24) == [0, 4, 8, 11, 15, 19, 23]
-    assert skills.middle_layer(32) == 15 and skills.middle_layer(30) == 14 and skills.middle_layer(24) == 11
+    assert profiles.sweep_layers(32) == [0, 5, 10, 15, 20, 25, 30]
+    assert profiles.sweep_layers(30) == [0, 5, 9, 14, 19, 23, 28]
+    assert profiles.sweep_layers(24) == [0, 4, 8, 11, 15, 19, 23]
+    assert profiles.middle_layer(32) == 15 and profiles.middle_layer(30) == 14 and profiles.middle_layer(24) == 11
 
 
 # -- the two permuted controls ---------------------------------------------------------------------------
@@ -252,7 +254,7 @@ def test_wikitext_sections_keep_headings_and_article_titles(shared_data):
 
 def test_eval_sets_reach_their_token_targets(smol, shared_data):
     corpus = load_shared(shared_data)
-    profile = skills.make_profile("default", sweep_tokens=300, headline_tokens=900, eval_tokens=64)
+    profile = profiles.make_profile("default", sweep_tokens=300, headline_tokens=900, eval_tokens=64)
     sets = skills.eval_sets(corpus, profile, smol.tokenizer)
     for size, target in (("sweep", 300), ("headline", 900)):
         s = sets[size]
@@ -274,7 +276,7 @@ TINY_SWEEP = ["--sweep-tokens", "20", "--headline-tokens", "40", "--max-tokens",
 @pytest.fixture
 def cli(monkeypatch, smol):
     """Invoke `steer-trace ...`; the model is the session's smollm2-135m, and each load is counted."""
-    import tasks.skills as task
+    import studies.skills.cli as task
     from tasks.cli import main
 
     loads = []
@@ -384,7 +386,7 @@ def test_extract_and_sweep_tiny_slice_then_resume(cli, shared_data, results_dir,
 
 
 def plots_build(root, out):
-    from steer_trace.plots import skills as plots
+    from studies.skills import plots
 
     return plots.build(root, out)
 
@@ -404,7 +406,8 @@ def synthetic_sweep(model, n_layers=30):
     rows = []
     base = {"text": 0.40, "code": 0.60, "python": 0.65}
     for target in ("code", "python"):
-        curves = [(L, "none") for L in skills.sweep_layers(n_layers)] + [(skills.middle_layer(n_layers), "components")]
+        middle = profiles.middle_layer(n_layers)
+        curves = [(L, "none") for L in profiles.sweep_layers(n_layers)] + [(middle, "components")]
         for layer, control in curves:
             for coef in (0.0, 0.5, 1.0, 2.0, 4.0):
                 for domain, b in base.items():
@@ -421,10 +424,10 @@ def synthetic_means(model, n_layers=30, d=64):
     rng = np.random.default_rng(1)
     frames = []
     for domain in DOMAINS:
-        for layer in (0, skills.middle_layer(n_layers)):
+        for layer in (0, profiles.middle_layer(n_layers)):
             frames.append(pl.DataFrame({
                 "model": model, "profile": "quick", "data": "shared", "run": "e1", "domain": domain, "n_docs": 10,
-                "layer": layer, "figure_layer": layer == skills.middle_layer(n_layers), "component": np.arange(d),
+                "layer": layer, "figure_layer": layer == profiles.middle_layer(n_layers), "component": np.arange(d),
                 "value": rng.standard_normal(d).astype(np.float32)}))
     return pl.concat(frames)
 
@@ -436,7 +439,7 @@ def test_figures_from_tables_without_a_model(tmp_path, monkeypatch):
         raise AssertionError("figures must not load a model")
 
     monkeypatch.setattr(models, "load_model", no_model)
-    from steer_trace.plots import skills as plots
+    from studies.skills import plots
 
     root, out = tmp_path / "results", tmp_path / "figures"
     Run("skills_sweep", {"synthetic": 1}, root).finish([synthetic_sweep("smollm2-135m")])
@@ -464,7 +467,7 @@ def test_figures_from_tables_without_a_model(tmp_path, monkeypatch):
 
 
 def test_figures_prefer_the_paper_profile_and_the_fullest_run():
-    from steer_trace.plots import skills as plots
+    from studies.skills import plots
 
     quick = synthetic_sweep("m")
     paper = quick.with_columns(pl.lit("paper").alias("profile"), pl.lit("p1").alias("run"))

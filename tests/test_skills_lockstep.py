@@ -13,8 +13,9 @@ import torch
 
 from steer_trace import score
 from steer_trace.cache import Run
-from steer_trace.corpora import load_corpus
-from steer_trace.experiments import skills
+from studies.skills.corpora import load_corpus
+from studies.skills import profiles
+from studies.skills import run as skills
 from steer_trace.plan import Steering
 from steer_trace.vectors import SteeringVector
 
@@ -44,7 +45,7 @@ def vectors(smol):
 def setting(smol, vectors):
     """(lazy model, corpus, profile, vectors): both sizes (sweep 20, headline 40 scored tokens per domain)."""
     corpus = load_corpus(n_vector=2)  # the project's own data/skills
-    profile = skills.make_profile("quick", eval_tokens=16, sweep_tokens=20, headline_tokens=40, batch_size=8,
+    profile = profiles.make_profile("quick", eval_tokens=16, sweep_tokens=20, headline_tokens=40, batch_size=8,
                                   coefs=COEFS, n_boot=50)
     return skills.LazyModel(lambda: smol, "smollm2-135m", "test"), corpus, profile, vectors
 
@@ -180,7 +181,7 @@ def test_point_store_scores_the_missing_points_of_a_step_in_one_call_per_size(tm
 
     monkeypatch.setattr(score, "token_accuracy", fake)
     store = Run(skills.POINTS, {"test": 1}, tmp_path)
-    profile = skills.make_profile("quick")
+    profile = profiles.make_profile("quick")
     points = skills.PointStore(store, sets, skills.LazyModel(lambda: "model", "m", "r"), profile, lambda _m: None)
 
     def steered(coef, size):
@@ -229,7 +230,7 @@ def test_point_store_copies_a_donor_point_instead_of_scoring_it(tmp_path, monkey
     donor = Run(skills.POINTS, {"run": "donor"}, tmp_path)
     donor.point(params, lambda: skills._documents_frame(sets["sweep"], torch.tensor([4, 5]), torch.tensor([9, 9])))
     store = Run(skills.POINTS, {"run": "new"}, tmp_path)
-    points = skills.PointStore(store, sets, skills.LazyModel(lambda: "model", "m", "r"), skills.make_profile("quick"),
+    points = skills.PointStore(store, sets, skills.LazyModel(lambda: "model", "m", "r"), profiles.make_profile("quick"),
                                lambda _m: None, donors={"sweep": [donor.key]})
     other = {**params, "coef": 2.0}
     frames = points.get([(params, lambda: 1), (other, lambda: 2)])

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from steer_trace.errors import UserError
-from steer_trace.experiments.skills_numerics import numerics_table, same_but_numerics
+from studies.skills.numerics import numerics_table, same_but_numerics
 
 TOKENS = 40
 
@@ -75,7 +75,7 @@ def _two_runs(root, bigger_run: bool = False):
     import torch
 
     from steer_trace.cache import Run
-    from steer_trace.experiments import skills
+    from studies.skills import run as skills
 
     eset = skills.EvalSet("sweep", ["text", "code", "python"] * 2, ["text", "cpp", "python"] * 2, list("abcdef"))
     counts = torch.full((6,), TOKENS)
@@ -98,7 +98,7 @@ def _two_runs(root, bigger_run: bool = False):
 def test_report_compares_a_bfloat16_run_with_the_float32_points(tmp_path):
     """The report is the fullest run's (bfloat16, said in its title), checked against float32 on the point
     both scored."""
-    from steer_trace.experiments import skills_report
+    from studies.skills import report as skills_report
 
     _two_runs(tmp_path)
     written = skills_report.write(tmp_path, tmp_path / "out", n_boot=50)
@@ -114,7 +114,7 @@ def test_report_compares_a_bfloat16_run_with_the_float32_points(tmp_path):
 
 def test_figures_draw_one_run_of_a_model(tmp_path, monkeypatch):
     """Each figure of a model takes the rows of one points run (the fullest), not both numerics pooled."""
-    from steer_trace.plots import skills as plots
+    from studies.skills import plots
 
     _two_runs(tmp_path)
     drawn = {}
@@ -132,7 +132,7 @@ def test_figures_draw_one_run_of_a_model(tmp_path, monkeypatch):
 def test_a_float32_run_is_checked_against_the_bfloat16_run_of_its_documents(tmp_path):
     """The report's run (the fullest) scored other documents: float32 is compared with the bfloat16 run that
     scored its documents, not with the report's run."""
-    from steer_trace.experiments import skills_report
+    from studies.skills import report as skills_report
 
     _two_runs(tmp_path, bigger_run=True)
     skills_report.write(tmp_path, tmp_path / "out", n_boot=50)

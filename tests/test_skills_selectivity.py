@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from steer_trace.experiments.skills_selectivity import equal_damage_table, kept_at
+from studies.skills.selectivity import equal_damage_table, kept_at
 
 TOKENS = 50
 
@@ -84,7 +84,7 @@ def test_the_vector_against_its_own_control_at_equal_damage():
 
 
 def test_paper_table_puts_each_paper_row_beside_the_point_at_the_same_relative_depth():
-    from steer_trace.experiments.skills_report import paper_table
+    from studies.skills.report import paper_table
 
     def cell(x):
         return {"relative": x, "relative_lo": x - 0.1, "relative_hi": x + 0.1}
@@ -105,7 +105,7 @@ def test_load_points_keeps_each_models_baseline(tmp_path):
     import torch
 
     from steer_trace.cache import Run
-    from steer_trace.experiments import skills
+    from studies.skills import run as skills
 
     eset = skills.EvalSet("sweep", ["text", "code"], ["text", "cpp"], ["a", "b"])
     for model, correct in (("model-a", [1, 2]), ("model-b", [5, 6])):

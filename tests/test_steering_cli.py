@@ -73,12 +73,12 @@ def test_bad_op_or_scope_is_one_error_line(args, needle, vector_file):
 
 
 def test_sweep_with_a_steering_is_its_own_cached_run(smol, paper_sets, tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     root = tmp_path / "results"
 
     def single(*extra):
         result = run("behaviours", "single", "--profile", "test", "--n-test", "2", "--results", root,
-                     "--data-dir", paper_sets, "--behaviours", "myopic", "--add-mult", 8, "--subtract-mult", 8,
+                     "--data-dir", paper_sets, "--behaviours", "myopic", "--add-coef", 8, "--subtract-coef", 8,
                      *extra)
         assert result.exit_code == 0, (result.output, result.exception)
         runs = sorted(p.name for p in (root / "behaviours_single").glob("*.json"))
@@ -97,7 +97,7 @@ def test_sweep_with_a_steering_is_its_own_cached_run(smol, paper_sets, tmp_path,
 
 @pytest.mark.slow
 def test_readme_operators_example_prints_what_the_readme_shows(tmp_path):
-    """The README's "Operators and token scopes" example runs as written and prints its output."""
+    """The library page's "Operators and token scopes" example runs as written and prints its output."""
     import subprocess
     import sys
     from pathlib import Path
@@ -105,7 +105,7 @@ def test_readme_operators_example_prints_what_the_readme_shows(tmp_path):
     from test_readme import _blocks
 
     repo = Path(__file__).resolve().parents[1]
-    code, shown = _blocks("### Operators and token scopes")
+    code, shown = _blocks("## Operators and token scopes")
     (tmp_path / "results").symlink_to(repo / "results")
     (tmp_path / "example.py").write_text(code)
     run_ = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900)

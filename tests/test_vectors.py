@@ -252,7 +252,7 @@ def first_rows(n: int):
 @pytest.fixture
 def cli_smol(smol, monkeypatch):
     monkeypatch.setattr("tasks.core_commands.open_model", lambda spec: smol)
-    monkeypatch.setattr("tasks.behaviours.open_model", lambda spec: smol)
+    monkeypatch.setattr("studies.behaviours.cli.open_model", lambda spec: smol)
     return smol
 
 

@@ -1,1 +1,0 @@
-"""Experiments: build plans -> score them -> write a table (through the result cache)."""

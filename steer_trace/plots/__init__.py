@@ -1,1 +1,0 @@
-"""Figures, one function per figure, built from cached result tables only (never a model)."""

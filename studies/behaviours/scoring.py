@@ -1,0 +1,199 @@
+"""Score steering plans on a behaviour's questions, one cached result point per plan.
+
+A point is (scored behaviour, split, what was injected where and how hard). Points
+already in the run's cache are read back; the missing ones are scored a few plans
+per call (one request per call on a remote model), by answer letters (`letter_scores`; a
+question's rotations packed in one row, packing.py) or by answer texts (`content.content_rows`).
+Every row keeps its per-question scores (mean over the question's rotations) and its paired shift
+against unsteered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import polars as pl
+import torch
+
+from steer_trace.cache import Run
+from steer_trace.content import content_questions, content_rows
+from steer_trace.errors import UserError
+from steer_trace.metrics import ab_per_prompt, ab_summary, accuracy, accuracy_ci, question_columns
+from steer_trace.packing import next_token_probs, packable
+from steer_trace.plan import Plan
+from steer_trace.score import answer_probs, answer_token_ids, token_accuracy
+from steer_trace.stats import paired_shift
+
+Log = Callable[[str], None]
+
+# Plans scored per call: one request remotely; locally the rows of a call share their passes
+# and, where the plans first differ at layer L, the layers below L (row_plans.py).
+POINTS_PER_CALL = 16
+
+
+# Cache keys of the committed results name the steering strength `multiplier` (the tables' old column): keys
+# keep that name so that they stay valid (cache.RENAMED_COLUMNS gives the column its name `coef` when read).
+KEY_NAMES = {"coef": "multiplier"}
+
+
+def key_fields(fields: dict) -> dict:
+    """`fields` as they enter a cache key (KEY_NAMES)."""
+    return {KEY_NAMES.get(k, k): v for k, v in fields.items()}
+
+
+def point_fields(vector: str, direction: str, coef: float, layers=(), **extra) -> dict:
+    """The steering columns of a result row (`layer` is the first injection layer, -1 for none)."""
+    layers = [int(L) for L in layers]
+    return {"vector": vector, "layer": layers[0] if layers else -1, "layers": ",".join(map(str, layers)),
+            "direction": direction, "coef": float(coef), **extra}
+
+
+def direction_of(coef: float) -> str:
+    return "default" if coef == 0 else ("add" if coef > 0 else "subtract")
+
+
+def _prepared(study, behaviour: str, split: str):
+    """Prompts (sorted by length: less padding), answer token ids (A..H up to the most options
+    shown, or Yes/No), per prompt: matching index, options shown, question index, rotation;
+    per question: its matching label in the file's order."""
+    cache_key = (behaviour, split)
+    if cache_key not in study._prompts:
+        rows = study.part(behaviour, split)
+        items = study.questions(behaviour, split)
+        asked = [len(row.options) if len(items) > len(rows) else 1 for row in rows]  # rotations per question
+        qids = [n for n, count in enumerate(asked) for _ in range(count)]
+        prompts = [study.prompt(item) for item in items]
+        lengths = [len(study.model.tokenizer(p)["input_ids"]) for p in prompts]
+        order = sorted(range(len(items)), key=lambda i: lengths[i])
+        widest = max(items, key=lambda item: len(item.options))
+        ids = answer_token_ids(study.model.tokenizer, list(widest.options))
+        per_prompt = {
+            "matching": torch.tensor([items[i].matching_index for i in order]),
+            "n_shown": torch.tensor([len(items[i].options) for i in order]),
+            "qid": torch.tensor([qids[i] for i in order]),
+            "rotation": torch.tensor([items[i].rotation for i in order]),
+        }
+        labels = [item.original_matching for item in rows]
+        study._prompts[cache_key] = ([prompts[i] for i in order], ids, per_prompt, labels)
+    return study._prompts[cache_key]
+
+
+def _summary_row(study, probs, greedy, ids, per_prompt, labels) -> dict:
+    row = ab_summary(probs, greedy, ids, per_prompt["matching"], n_shown=per_prompt["n_shown"]).as_dict()
+    top_id, _ = Counter(greedy.tolist()).most_common(1)[0]
+    row["top_answer"] = study.model.tokenizer.decode([top_id]).strip()
+    per = ab_per_prompt(probs, greedy, ids, per_prompt["matching"], per_prompt["n_shown"])
+    return {**row, **question_columns(per, per_prompt, labels)}
+
+
+SHIFT_COLUMNS = ("shift", "shift_lo", "shift_hi", "shift_p", "shift_n", "shift_sd", "shift_mde")
+
+
+def with_shift(frame: pl.DataFrame, unsteered: pl.DataFrame | None) -> pl.DataFrame:
+    """The row's label-balanced paired shift of per-question p(matching) against unsteered
+    (NaN when either lacks per-question scores, e.g. results cached before they existed)."""
+    nan = {c: float("nan") for c in SHIFT_COLUMNS}
+    if unsteered is None or "q_p_matching" not in frame.columns or "q_p_matching" not in unsteered.columns:
+        return frame.with_columns(**{c: pl.lit(v) for c, v in nan.items()})
+    row, base = frame.row(0, named=True), unsteered.row(0, named=True)
+    if row["q_id"] != base["q_id"]:
+        raise UserError("steered and unsteered rows were scored on different questions")
+    shift = paired_shift(row["q_p_matching"], base["q_p_matching"], row["q_label"]).as_dict()
+    return frame.with_columns(**{c: pl.lit(float(shift[c])) for c in SHIFT_COLUMNS})
+
+
+def refreshed_shifts(table: pl.DataFrame) -> pl.DataFrame:
+    """The shift columns derived again from the per-question scores, against each behaviour's
+    unsteered row (a finished table keeps what the statistics of its day gave)."""
+    if "q_p_matching" not in table.columns or table.height == 0:
+        return table
+    parts = []
+    for _, part in table.group_by(["behaviour", "split"], maintain_order=True):
+        base = part.filter(pl.col("direction") == "default").head(1)
+        parts += [with_shift(part.slice(i, 1), base if base.height else None) for i in range(part.height)]
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+UNSTEERED = {"vector": "none", "direction": "default", "coef": 0.0}
+
+
+def _is_unsteered(fields: dict) -> bool:
+    return all(fields.get(k) == v for k, v in UNSTEERED.items())
+
+
+def letter_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
+    """One result row (summary + per-question columns) per plan, from the answer letters."""
+    prompts, ids, per_prompt, labels = _prepared(study, behaviour, split)
+    qids = per_prompt["qid"].tolist()
+    if len(set(qids)) < len(qids) and packable(study.model, plans):  # a question's rotations share one row
+        results = next_token_probs(study.model, prompts, qids, ids, plans, batch_size=study.profile.batch_size,
+                                   points_per_request=POINTS_PER_CALL)
+    else:
+        results = answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
+                               points_per_request=POINTS_PER_CALL)
+    return [_summary_row(study, probs, greedy, ids, per_prompt, labels) for probs, greedy in results]
+
+
+def _content_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
+    key = ("content", behaviour, split)
+    if key not in study._prompts:
+        study._prompts[key] = content_questions(study.part(behaviour, split), study.prompt_style,
+                                                study.model.tokenizer)
+    return content_rows(study.model, study._prompts[key], plans, study.profile.batch_size,
+                        points_per_request=POINTS_PER_CALL)
+
+
+SCORERS = {"letter": letter_scores, "content": _content_scores}
+
+
+def score_points(study, run: Run, behaviour: str, split: str, entries: list[tuple[dict, Plan]],
+                 log: Log | None = None) -> list[pl.DataFrame]:
+    """One table row per (fields, plan) entry, scored on `behaviour`'s `split` questions
+    (by study.scoring), each with its paired shift against the unsteered row (scored too)."""
+    entries = list(entries)
+    has_unsteered = any(_is_unsteered(fields) for fields, _ in entries)
+    if not has_unsteered:
+        entries.append((point_fields("none", "default", 0), Plan.none()))
+    params = [{"behaviour": behaviour, "split": split, **fields} for fields, _ in entries]
+    frames: list[pl.DataFrame | None] = [run.cached_point(key_fields(p)) for p in params]
+    missing = [i for i, frame in enumerate(frames) if frame is None]
+    scorer = SCORERS[study.scoring]
+    for start in range(0, len(missing), POINTS_PER_CALL):
+        block = missing[start : start + POINTS_PER_CALL]
+        rows = scorer(study, behaviour, split, [study.ready(entries[i][1]) for i in block])
+        for i, scored in zip(block, rows):
+            frame = pl.DataFrame([{**study.columns(), **params[i], **scored}])
+            frames[i] = run.point(key_fields(params[i]), lambda frame=frame: frame)
+        study.computed += len(block)
+        if log:
+            done = ", ".join(f"{params[i]['vector']}/{params[i]['direction']}{params[i]['coef']:+g}"
+                             for i in block)
+            log(f"  {behaviour} {split}: {done}")
+    unsteered = next(f for (fields, _), f in zip(entries, frames) if _is_unsteered(fields))
+    frames = [with_shift(f, unsteered) for f in frames]
+    return frames if has_unsteered else frames[:-1]
+
+
+def tax_points(study, run: Run, docs: list[str], max_tokens: int, entries: list[tuple[dict, Plan]],
+               log: Log | None = None) -> list[pl.DataFrame]:
+    """Top-1 next-token accuracy on plain text, one cached point per plan."""
+    frames = [run.cached_point(key_fields(fields)) for fields, _ in entries]
+    missing = [i for i, frame in enumerate(frames) if frame is None]
+    for start in range(0, len(missing), POINTS_PER_CALL):
+        block = missing[start : start + POINTS_PER_CALL]
+        plans = [study.ready(entries[i][1]) for i in block]
+        results = token_accuracy(study.model, docs, plans, batch_size=4, max_tokens=max_tokens,
+                                 points_per_request=POINTS_PER_CALL)
+        for i, (correct, counts) in zip(block, results):
+            fields = entries[i][0]
+            lo, hi = accuracy_ci(correct.numpy(), counts.numpy())
+            row = {"model": study.model.name, "profile": study.profile.name, "relative": study.relative,
+                   "plain_mean": not study.balanced, "vector_source": study.vector_source,
+                   "split_rule": study.split_rule, **fields, "accuracy": accuracy(correct.numpy(), counts.numpy()),
+                   "accuracy_lo": lo, "accuracy_hi": hi, "n_tokens": int(counts.sum()), "n_docs": len(docs)}
+            frames[i] = run.point(key_fields(fields), lambda frame=pl.DataFrame([row]): frame)
+        study.computed += len(block)
+        if log:
+            log("  tax: " + ", ".join(f"{entries[i][0]['vector']}{entries[i][0]['coef']:+g}" for i in block))
+    return frames

@@ -1,0 +1,118 @@
+"""The report's first lines: one sentence per question, from the tables alone.
+
+- steering: does the pick move p(matching) on held-out test questions (paired interval excluding 0),
+  and by more than the distinct equal-norm random directions (beyond every draw, and the paired
+  difference against their mean excluding 0)? "no" answers carry the detectable shift;
+- steerability: the share of anti-steerable questions with its interval;
+- prompting: does asking for the behaviour do as well (the paired difference steer - prompt);
+- cost: the tax and the greedy text at the pick.
+
+Pattern: `verdicts(tables, summary)` -> list of sentences (markdown, no HTML).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+WORD = {"add": "adding", "subtract": "subtracting"}
+UP = {"add": "raises", "subtract": "lowers"}
+
+
+def ci(row: dict, key: str = "shift", digits: int = 3) -> str:
+    return f"{row[key]:+.{digits}f} [{row[key + '_lo']:+.{digits}f}, {row[key + '_hi']:+.{digits}f}]"
+
+
+def _row(table: pl.DataFrame, comparison: str) -> dict | None:
+    part = table.filter(pl.col("comparison") == comparison)
+    return part.row(0, named=True) if part.height else None
+
+
+def _excludes_zero(row: dict, sign: int) -> bool:
+    return row["shift_lo"] > 0 if sign > 0 else row["shift_hi"] < 0
+
+
+def steering(tables: dict, direction: str) -> str:
+    picks = {r["direction"]: r for r in tables["picks"].iter_rows(named=True)}
+    pick = picks.get(direction)
+    if pick is None or pick["layer"] is None:
+        return (f"**{direction.capitalize()}: no verdict** - {pick['reason'] if pick else 'not searched'}; "
+                "no strength at which the model still writes text moves the behaviour.")
+    sign = 1 if direction == "add" else -1
+    comp = tables["comparisons"]
+    vec, diff = _row(comp, f"steer {direction}"), _row(comp, f"steer {direction} - random")
+    draws = tables["random"].filter(pl.col("direction") == direction)["shift"].to_list()
+    beyond = all(sign * vec["shift"] > sign * d for d in draws)
+    extreme = max(draws) if sign > 0 else min(draws)
+    where = f"{WORD[direction]} the vector at layer {pick['layer']} (x{abs(pick['coef']):g} of the residual norm)"
+    n = vec["n_questions"]
+    if _excludes_zero(vec, sign) and beyond and _excludes_zero(diff, sign):
+        return (f"**Steers ({direction})**: {where} {UP[direction]} p(matching) on {n} held-out test questions by "
+                f"{ci(vec)}, beyond each of {len(draws)} distinct equal-norm random directions (most extreme "
+                f"{extreme:+.3f}) and their mean by {ci(diff)}.")
+    if _excludes_zero(vec, sign):
+        return (f"**Steers no more than random directions ({direction})**: {where} moves p(matching) by {ci(vec)} "
+                f"on {n} test questions, but {len(draws)} distinct equal-norm random directions move it as much "
+                f"(most extreme {extreme:+.3f}; vector - their mean {ci(diff)}, detectable difference "
+                f"{diff['mde']:.3f}).")
+    return (f"**Does not steer ({direction})**: {where} moves p(matching) by {ci(vec)} on {n} test questions; "
+            f"the smallest shift this test detects is {vec['mde']:.3f} (alpha 0.05, power 0.8).")
+
+
+def anti_steerable(tables: dict) -> str | None:
+    table = tables.get("steerability")
+    if table is None or not table.height:
+        return None
+    from .steerability import summary
+
+    s = summary(table)
+    return (f"**{s['anti_steerable']:.0%} of questions anti-steerable** ({s['n_anti_steerable']} of "
+            f"{s['n_questions']}, 95% interval {s['anti_steerable_lo']:.0%}-{s['anti_steerable_hi']:.0%}): their "
+            f"log-odds of the matching answer fall as the coef rises (slope < 0, interval excluding 0); "
+            f"{s['steerable']:.0%} rise; mean steerability {s['mean_slope']:+.2f} "
+            f"[{s['mean_slope_lo']:+.2f}, {s['mean_slope_hi']:+.2f}] log-odds per unit coef "
+            f"(sd {s['sd_slope']:.2f}).")
+
+
+def prompting(tables: dict, direction: str) -> str | None:
+    word = "prompt" if direction == "add" else "anti-prompt"
+    comp = tables["comparisons"]
+    diff, alone = _row(comp, f"steer {direction} - {word}"), _row(comp, word)
+    if alone is None:
+        return None
+    asked = "asking for the behaviour" if direction == "add" else "asking for its opposite"
+    if diff is None:
+        return (f"**Prompting ({direction})**: {asked} moves p(matching) by {ci(alone)}; steering had no guarded "
+                "strength to compare.")
+    sign = 1 if direction == "add" else -1
+    if _excludes_zero(diff, sign):
+        head = "Steering beats prompting"
+    elif _excludes_zero(diff, -sign):
+        head = "Prompting does better than steering"
+    else:
+        head = "Prompting does as well as steering"
+    both = _row(comp, f"{word} + steer {direction}")
+    extra = f"; both together {ci(both)}" if both else ""
+    return (f"**{head} ({direction})**: {asked} in the user turn moves p(matching) by {ci(alone)}, steering "
+            f"by {ci(_row(comp, f'steer {direction}'))}; steering - prompting {ci(diff)} "
+            f"(detectable {diff['mde']:.3f}){extra}.")
+
+
+def cost(tables: dict) -> str | None:
+    side = tables.get("side_effects")
+    if side is None or side.height < 2:
+        return None
+    base = side.filter(pl.col("direction") == "default").row(0, named=True)
+    parts = []
+    for r in side.filter(pl.col("direction") != "default").iter_rows(named=True):
+        parts.append(f"{r['direction']} (layer {r['layer']}, x{r['coef']:+g}): next-token accuracy "
+                     f"{r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, {r['accuracy_hi']:.3f}], distinct-token ratio "
+                     f"{r['distinct']:.2f}")
+    return (f"**Cost at the picks**: unsteered next-token accuracy {base['accuracy']:.3f} "
+            f"[{base['accuracy_lo']:.3f}, {base['accuracy_hi']:.3f}], distinct-token ratio {base['distinct']:.2f}; "
+            + "; ".join(parts) + ".")
+
+
+def verdicts(tables: dict) -> list[str]:
+    out = [steering(tables, "add"), steering(tables, "subtract"), anti_steerable(tables),
+           prompting(tables, "add"), prompting(tables, "subtract"), cost(tables)]
+    return [line for line in out if line]
