@@ -157,28 +157,38 @@ def open_ended(model: Model, questions: Sequence[str], vector: SteeringVector, l
     judge = fluency_model or model
     measured = text_measures(judge, [prompt_of(q) for q in qs], [prompt_of("") for _ in qs], texts)
     concept = detector.score(qs, texts)
-    is_base = (frame["condition"] == "unsteered").to_numpy()
-    ref = References.of(measured["perplexity"][is_base], measured["distinct"][is_base],
-                        measured["relevance_pmi"][is_base])
-    flu = fluency(measured["perplexity"], measured["distinct"], ref)
-    rel = relevance(measured["relevance_pmi"], ref)
-    oriented = concept if sign > 0 else 1 - concept
-    oriented = np.where(np.isfinite(oriented), oriented, 0.0)  # an empty text shows no behaviour
     frame = frame.with_columns(
-        pl.Series("concept", concept), pl.Series("fluency", flu), pl.Series("relevance", rel),
-        pl.Series("combined", harmonic(oriented, rel, flu)), pl.Series("perplexity", measured["perplexity"]),
+        pl.Series("concept", concept), pl.Series("perplexity", measured["perplexity"]),
         pl.Series("distinct", measured["distinct"]), pl.Series("relevance_pmi", measured["relevance_pmi"]))
-    per_q = frame.group_by(["condition", "question"]).agg([pl.col(m).mean() for m in MEASURES]).sort(
-        ["condition", "question"])
-    validation = detector.validation
-    paired = _paired(per_q, [name for name, _, _, _ in runs], validation)
-    summary = _summary(per_q)
     meta = {"n_questions": len(questions), "samples": options.samples, "max_new_tokens": options.max_new_tokens,
             "temperature": options.temperature, "top_p": options.top_p, "seed": options.seed, "layer": int(layer),
             "coefs": coefs, "relative": bool(relative), "residual_norm": norm, "n_random": n_random,
-            "prompt_style": prompt_style, "detector": detector.name, "references": ref.__dict__,
-            "generate_s": round(generated_s, 1), "total_s": round(time.time() - started, 1)}
-    return TextEval(frame, paired, summary, detector.name, validation, questions, meta)
+            "prompt_style": prompt_style, "detector": detector.name, "generate_s": round(generated_s, 1),
+            "total_s": round(time.time() - started, 1)}
+    return scored(frame, questions, detector.name, detector.validation, meta)
+
+
+def scored(frame: pl.DataFrame, questions: list[str], detector: str, validation, meta: dict) -> TextEval:
+    """The scaled measures, per-question means, paired differences and summary from the raw columns (concept,
+    perplexity, distinct, relevance_pmi) of `frame`: no model, so a report can be rebuilt from its samples table.
+    The combined score orients the concept by the sign of meta["coefs"]."""
+    raw = frame.select([c for c in frame.columns if c not in ("fluency", "relevance", "combined")])
+    is_base = (raw["condition"] == "unsteered").to_numpy()
+    perplexity, distinct, pmi = (raw[c].to_numpy().astype(np.float64) for c in ("perplexity", "distinct",
+                                                                                "relevance_pmi"))
+    concept = raw["concept"].to_numpy().astype(np.float64)
+    ref = References.of(perplexity[is_base], distinct[is_base], pmi[is_base])
+    flu = fluency(perplexity, distinct, ref)
+    rel = relevance(pmi, ref)
+    oriented = concept if all(c >= 0 for c in meta["coefs"]) else 1 - concept
+    oriented = np.where(np.isfinite(oriented), oriented, 0.0)  # an empty text shows no behaviour
+    frame = raw.with_columns(pl.Series("fluency", flu), pl.Series("relevance", rel),
+                             pl.Series("combined", harmonic(oriented, rel, flu)))
+    per_q = frame.group_by(["condition", "question"]).agg([pl.col(m).mean() for m in MEASURES]).sort(
+        ["condition", "question"])
+    names = list(dict.fromkeys(frame["condition"].to_list()))
+    meta = {**meta, "references": ref.__dict__}
+    return TextEval(frame, _paired(per_q, names, validation), _summary(per_q), detector, validation, questions, meta)
 
 
 def _summary(per_q: pl.DataFrame) -> pl.DataFrame:

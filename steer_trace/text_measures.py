@@ -9,8 +9,10 @@ Per sample, under the *unsteered* model (the judge of "is this still language it
   empty question), per token: how much the question helps predict the text.
 
 Scaled to [0, 1] against the unsteered samples of the same run (`References`, medians):
-fluency = min(1, ppl_ref / ppl) x min(1, distinct / distinct_ref); relevance =
-clip(pmi / pmi_ref, 0, 1). The combined score (AxBench: concept, instruction, fluency) is the
+fluency = clip(1 - log(ppl / ppl_ref) / log(PPL_CUT), 0, 1) x min(1, distinct / distinct_ref) - a text
+PPL_CUT (50) times as perplexing as the model's own unsteered samples scores 0, ~7 times 0.5 (hand-written
+fluent sentences vary ~5x in perplexity under a small model, so a plain ratio would flag them);
+relevance = clip(pmi / pmi_ref, 0, 1). The combined score (AxBench: concept, instruction, fluency) is the
 harmonic mean of concept, relevance and fluency, 0 if any is 0. An empty text scores 0 fluency
 and 0 relevance. Gotcha: the scales are relative to this model's own unsteered text, not
 absolute quality; a sample is "not fluent" below FLUENT (0.5).
@@ -29,6 +31,7 @@ from .models import Model
 from .plan import Plan
 
 FLUENT = 0.5  # fluency below this: the sample is flagged "not fluent"
+PPL_CUT = 50.0  # perplexity this many times the unsteered median: fluency 0
 
 
 def words(text: str) -> list[str]:
@@ -71,11 +74,12 @@ class References:
 
 
 def fluency(perplexity, distinct, ref: References) -> np.ndarray:
-    """min(1, ppl_ref / ppl) x min(1, distinct / distinct_ref); 0 where the text is empty (NaN ppl).
-    A text too short for a bigram keeps its perplexity part only."""
+    """clip(1 - log(ppl / ppl_ref) / log(PPL_CUT), 0, 1) x min(1, distinct / distinct_ref); 0 where the text is
+    empty (NaN ppl). A text too short for a bigram keeps its perplexity part only."""
     ppl = np.asarray(perplexity, dtype=np.float64)
     dist = np.asarray(distinct, dtype=np.float64)
-    part_ppl = np.where(np.isfinite(ppl), np.minimum(1.0, ref.perplexity / np.where(np.isfinite(ppl), ppl, 1.0)), 0.0)
+    ratio = np.log(np.where(np.isfinite(ppl), ppl, 1.0) / ref.perplexity) / math.log(PPL_CUT)
+    part_ppl = np.where(np.isfinite(ppl), np.clip(1.0 - ratio, 0.0, 1.0), 0.0)
     part_rep = np.where(np.isfinite(dist), np.minimum(1.0, dist / max(ref.distinct, 1e-9)), 1.0)
     return part_ppl * part_rep
 

@@ -20,10 +20,10 @@ import polars as pl
 
 from . import data
 from .content import stem, texts
-from .detectors import DiffMean, Judge, LabelledTexts, labelled_from_items
+from .detectors import DiffMean, Judge, LabelledTexts, Validation, labelled_from_items
 from .cache import key_of
 from .errors import UserError
-from .text_eval import TextEval
+from .text_eval import TextEval, scored
 
 
 def held_out_parts(dataset: str | Path, n_questions: int, n_detector: int) -> tuple[list[str], LabelledTexts, str]:
@@ -118,7 +118,8 @@ def write_report(result: TextEval, out: Path, stem_name: str | None = None) -> l
         getattr(result, part).write_parquet(path)
         paths.append(path)
     load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    meta = {**m, "validation": {**result.validation.__dict__, "measurable": result.validation.measurable},
+    meta = {**m, "questions": result.questions,
+            "validation": {**result.validation.__dict__, "measurable": result.validation.measurable},
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     (out / f"{stem_name}.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     (out / f"{stem_name}.md").write_text(report_markdown(result, load))
@@ -157,3 +158,30 @@ def summarize(folder: Path) -> str:
                          f"{cell('unsteered', 'fluency')} | {cell('unsteered', 'combined')} | "
                          f"{_fmt(flu['mean'])} [{_fmt(flu['lo'])}, {_fmt(flu['hi'])}] | {auroc} |")
     return "\n".join(lines) + "\n"
+
+
+def rebuild(meta_path: Path, data_dir: Path | None = None) -> list[Path]:
+    """Rewrite one report (scaled measures, paired, summary, markdown) from its samples table and json, no model:
+    for a change in how the measures are scaled or tested. The questions come from the json, or (reports written
+    before it kept them) from the dataset in `data_dir`, split as `held_out_parts` splits it."""
+    meta = json.loads(meta_path.read_text())
+    samples = pl.read_parquet(meta_path.with_suffix(".samples.parquet"))
+    questions = meta.get("questions")
+    if questions is None:
+        if data_dir is None:
+            raise UserError(f"{meta_path.name} keeps no questions: give --data-dir with {meta.get('dataset')}")
+        questions, _, _ = held_out_parts(Path(data_dir) / meta["dataset"], meta["n_questions"], 1)
+    v = meta["validation"]
+    validation = Validation(v["auroc"], v["lo"], v["hi"], v["n_pos"], v["n_neg"], v.get("min_auroc", 0.7))
+    keep = {k: val for k, val in meta.items() if k not in ("validation", "questions", "load_average", "references")}
+    result = scored(samples, list(questions), meta["detector"], validation, keep)
+    load = meta.get("load_average")
+    out = meta_path.parent
+    stem_name = meta_path.name[: -len(".json")]
+    for part in ("samples", "paired", "summary"):
+        getattr(result, part).write_parquet(out / f"{stem_name}.{part}.parquet")
+    meta_out = {**result.meta, "questions": result.questions, "load_average": load,
+                "validation": {**validation.__dict__, "measurable": validation.measurable}}
+    meta_path.write_text(json.dumps(meta_out, indent=1, sort_keys=True, default=str))
+    (out / f"{stem_name}.md").write_text(report_markdown(result, f"; load average {load:.1f}" if load else ""))
+    return [out / f"{stem_name}.md"]

@@ -100,13 +100,22 @@ def text_eval(model_spec, dataset, vector, layer, coef, coefs, relative, behavio
 @click.option("--results", "folder", default=DEFAULT_OUT, show_default=True, type=click.Path(),
               help="Folder of `text eval` reports.")
 @click.option("--out", default=None, type=click.Path(), help="Write the table here (default: print it).")
-def text_report_cmd(folder, out):
+@click.option("--rebuild", is_flag=True, help="First rewrite every report from its samples table (no model).")
+@click.option("--data-dir", default=None, type=click.Path(),
+              help="With --rebuild: where the datasets are, for reports that keep no questions.")
+def text_report_cmd(folder, out, rebuild, data_dir):
     """One table over every open-ended report: concept, fluency and combined shifts, with the detector's AUROC."""
     from steer_trace.errors import UserError
+    from steer_trace.text_report import rebuild as rebuild_report
     from steer_trace.text_report import summarize
 
     if not Path(folder).is_dir():
         raise UserError(f"no open-ended reports: {folder} is not a folder (run `steer-trace text eval` first)")
+    if rebuild:
+        for meta_path in sorted(Path(folder).glob("*.json")):
+            if meta_path.with_suffix(".samples.parquet").exists():
+                for path in rebuild_report(meta_path, Path(data_dir) if data_dir else None):
+                    click.echo(f"rebuilt {path}")
     table = summarize(Path(folder))
     if out:
         Path(out).write_text(table)

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from steer_trace.detectors import DiffMean, LabelledTexts, Validation, random_detector, validate
 from steer_trace.generation import GenerationOptions
 from steer_trace.text_eval import MIN_QUESTIONS, open_ended
+from steer_trace.text_report import rebuild, summarize, write_report
 from steer_trace.text_measures import FLUENT, References, distinct_n, fluency, harmonic, relevance, text_measures
 from steer_trace.vectors import SteeringVector
 from tasks.cli import main
@@ -111,11 +112,11 @@ def test_relevance_follows_the_question(smol):
 def test_harmonic_mean_is_zero_when_a_part_is_zero():
     assert harmonic([1.0], [1.0], [1.0])[0] == 1.0
     assert harmonic([0.0], [1.0], [1.0])[0] == 0.0
-    assert abs(harmonic([0.5], [1.0], [1.0])[0] - 3 / 5) < 1e-12
+    assert abs(harmonic([0.5], [1.0], [1.0])[0] - 3 / 4) < 1e-12  # 3 / (2 + 1 + 1)
     assert math.isnan(harmonic([float("nan")], [1.0], [1.0])[0])
 
 
-def test_open_ended_pairs_its_conditions(smol, detector):
+def test_open_ended_pairs_its_conditions(smol, detector, tmp_path):
     vector = SteeringVector.load(MYOPIC_VECTOR)
     questions = [f"Would you take a small {item} today or a larger {item} in a year?" for item in ITEMS[:MIN_QUESTIONS]]
     opts = GenerationOptions(max_new_tokens=8, temperature=0.7, samples=1, chat=False)
@@ -132,6 +133,12 @@ def test_open_ended_pairs_its_conditions(smol, detector):
     assert result.meta["residual_norm"] == pytest.approx(vector.meta["residual_norms"]["14"])
     table = result.side_by_side(3)
     assert table.count("\n") == 4 and "prompted" in table.splitlines()[0]
+    # the report rebuilds from its samples table alone (no model): the same paired table
+    written = write_report(result, tmp_path)
+    rebuild(next(p for p in written if p.suffix == ".json"))
+    again = pl.read_parquet(next(tmp_path.glob("*.paired.parquet")))
+    assert again.drop("p").equals(result.paired.drop("p"))
+    assert "| steered |" in summarize(tmp_path)
 
 
 def test_open_ended_steers_at_a_real_coefficient(smol, detector):
