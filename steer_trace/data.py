@@ -164,13 +164,23 @@ def iter_ab_file(path: str | Path, skipped: list[str] | None = None) -> Iterator
         raise UserError(f"dataset file {path} does not exist")
     lineno = seen = 0
     has_text = False
+
+    def text(raw: bytes, first_line: int) -> str:
+        """Bytes as UTF-8 (a BOM at the start dropped); a bad byte names its own line, not the chunk's first."""
+        try:
+            return raw.decode("utf-8-sig" if first_line == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            line = first_line + raw[: error.start].count(b"\n")
+            raise UserError(f"cannot read dataset {path} at line {line}: not UTF-8 text ({error.reason})") from None
+
     try:
-        with open(path, encoding="utf-8-sig") as lines:
-            for lineno, line in enumerate(lines, start=1):
+        with open(path, "rb") as lines:
+            for lineno, raw in enumerate(lines, start=1):
+                line = text(raw, lineno)
                 if not line.strip():
                     continue
                 if not has_text and line.lstrip().startswith("["):  # a JSON list: the whole file is one value
-                    rows = _parse("\n" * (lineno - 1) + line + lines.read(), str(path), True)
+                    rows = _parse("\n" * (lineno - 1) + line + text(lines.read(), lineno + 1), str(path), True)
                     has_text = True
                     if not isinstance(rows, list):
                         raise UserError(f"{path}: expected a JSON list of rows")
@@ -186,8 +196,6 @@ def iter_ab_file(path: str | Path, skipped: list[str] | None = None) -> Iterator
                     _parse(line, f"{path} line {lineno}", False), f"{path} line {lineno}", path.stem, lineno))
                 if item is not None:
                     yield item
-    except UnicodeDecodeError as error:
-        raise UserError(f"cannot read dataset {path} near line {lineno + 1}: not UTF-8 text ({error.reason})") from None
     except OSError as error:
         raise UserError(f"cannot read dataset {path}: {error.strerror or error}") from None
     if not has_text:

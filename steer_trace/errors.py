@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -20,6 +21,16 @@ class UserError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+def file_in_the_way(folder) -> Path | None:
+    """The first of `folder` and its parents that exists as something other than a folder (what makes
+    mkdir say "File exists" or "Not a directory"), or None."""
+    folder = Path(folder)
+    for candidate in (folder, *folder.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")

@@ -164,8 +164,10 @@ def _steer_rows(model: Model, plans: list[Plan], attention_mask, step: int, held
 def _generate_rows(model: Model, prompts: list[str], seeds: list[int], plans: list[Plan],
                    options: GenerationOptions) -> list[list[int]]:
     """One trace: each row's max_new_tokens chosen tokens, row r steered by plans[r]."""
-    enc = model.on_device(encode(model.tokenizer, prompts))
     n = int(options.max_new_tokens)
+    encoded = encode(model.tokenizer, prompts)
+    model.check_context(encoded, new_tokens=n)  # past the context a model writes degenerate text, no error
+    enc = model.on_device(encoded)
     banned = [] if options.stop_at_eos else end_tokens(model)
     draws = torch.stack([uniforms(s, n) for s in seeds])  # [B, n]
     if not model.remote:

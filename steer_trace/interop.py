@@ -196,7 +196,10 @@ def _load_array(path: Path, key: str | None) -> torch.Tensor:
             array = loaded
         else:
             with loaded:
-                array = loaded[_pick_key(path, list(loaded.files), key)]
+                name = _pick_key(path, list(loaded.files), key)
+                array = loaded[name]
+            if not isinstance(array, np.ndarray):  # a zip member that is not a .npy: NpzFile hands back its bytes
+                raise UserError(f"{path}: member {name!r} is not a .npy array (an .npz holds .npy files only)")
     except UserError:
         raise
     except Exception as error:  # noqa: BLE001 - parse failures of an untrusted file are the file's fault

@@ -42,6 +42,7 @@ KNOWN_PATHS = (
 
 WIDTH_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
 DEPTH_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "n_ctx")
 
 
 def text_config(config):

@@ -6,14 +6,17 @@ header metadata; loading never unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, file_in_the_way
 
 FORMAT = "steer_trace.vector/1"
 
@@ -61,17 +64,21 @@ class SteeringVector:
 
         path = Path(path)
         tensors = {f"layer.{L}": v.contiguous() for L, v in self.layers.items()}
-        tmp = path.with_name(path.name + ".tmp")
+        # unique per writer: two processes saving one vector each rename a whole file of their own
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            header = {"format": FORMAT, "provenance": json.dumps(self.meta, sort_keys=True)}
+            header = {"format": FORMAT, "provenance": json.dumps(self.meta, sort_keys=True),
+                      "sha256": tensor_digest(self.layers)}
             save_file(tensors, str(tmp), metadata=header)
             tmp.chmod(0o644)  # safetensors writes 0600; vectors are meant to be shared
             tmp.replace(path)
         except (OSError, SafetensorError) as error:
             if tmp.parent.is_dir():
                 tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write vector file {path} ({getattr(error, 'strerror', None) or error})") from None
+            blocker = file_in_the_way(path.parent)
+            reason = f"{blocker} is a file, not a folder" if blocker else getattr(error, "strerror", None) or error
+            raise UserError(f"cannot write vector file {path} ({reason})") from None
         return path
 
     @classmethod
@@ -95,7 +102,41 @@ class SteeringVector:
             reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
             raise UserError(f"{path} is not a readable safetensors vector file ({_other_format(path) or reason})") \
                 from None
-        return cls(checked_layers(path, layers), _provenance(path, header))
+        layers = checked_layers(path, layers)
+        recorded = header.get("sha256")
+        if recorded is not None and recorded != tensor_digest(layers):
+            raise UserError(f"vector file {path} was altered after it was saved: its tensors no longer match the "
+                            "sha256 recorded in it (extract or save it again)")
+        return cls(layers, _provenance(path, header))
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail before any work when a vector cannot be saved at `path`: a folder there, a file in the way of its
+    folder, no permission (a probe file is written and removed)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write vector file {path} (it is a folder): give a file name, "
+                        f"e.g. {path / 'v.safetensors'}")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        blocker = file_in_the_way(path.parent)
+        reason = f"{blocker} is a file, not a folder" if blocker else error.strerror or error
+        raise UserError(f"cannot write vector file {path} ({reason})") from None
+    return path
+
+
+def tensor_digest(layers: dict[int, torch.Tensor]) -> str:
+    """sha256 of the layers' float32 values in layer order: recorded in a saved file's header and checked on
+    every load (files written before it carry none and are not checked)."""
+    digest = hashlib.sha256()
+    for L in sorted(layers):
+        digest.update(f"layer.{L}:".encode())
+        digest.update(layers[L].detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 _LAYER_KEY = re.compile(r"layer\.([0-9]+)")

@@ -37,6 +37,12 @@ def _sidecars(root: Path) -> list[tuple[str, Path, dict]]:
     for side in sorted(root.glob("*/*.json")):
         if side.parent.name in ("behaviours_report", "skills_report", "vectors") or side.name.endswith(".run.json"):
             continue
+        if side.name == "summary.json":  # a report folder (evaluate_*/): its summary says what and how
+            summary = json.loads(side.read_text())
+            run = {"recipe": summary["command"]} if summary.get("command") else {}
+            out.append((f"{side.parent.name}/", side, {"config": {"model": summary.get("model"),
+                                                                  "behaviour": summary.get("behaviour")}, "run": run}))
+            continue
         meta = json.loads(side.read_text())
         name = side.name.removesuffix(".config.json").removesuffix(".json")
         run = side.with_name(f"{name}.run.json")  # a points run's config is its key: its run facts sit beside it
@@ -59,6 +65,8 @@ def _mode(config: dict) -> str:
 def _sizes(experiment: str, config: dict, meta: dict) -> str:
     if experiment == "skills_points":
         return "per document; see the sweeps"
+    if experiment.startswith("evaluate"):
+        return "report.md, tables/"
     if experiment.startswith("skills_sweep"):
         sizes = next(iter(config.get("sizes", {}).values()), None)  # [sweep, headline] scored tokens per domain
         return f"≥ {sizes[0]:,} tokens/domain, headline points ≥ {sizes[1]:,}" if sizes else "—"
@@ -76,6 +84,8 @@ def _sizes(experiment: str, config: dict, meta: dict) -> str:
 
 
 def _what(experiment: str, config: dict) -> str:
+    if experiment.startswith("evaluate"):
+        return str(config.get("behaviour"))
     bits = [config.get("profile")]
     if experiment.startswith("behaviours"):
         if "data" in config and "survival_instinct" in config.get("data", {}):
@@ -109,6 +119,10 @@ def cited_prefixes(experiment: str, config: dict, chosen_points: set[str], name:
         return [f"behaviours.{model}{'_seeded' if 'survival_instinct' in config.get('data', {}) else ''}.pre."]
     if experiment == "behaviours_quality":
         return [f"behaviours.{model}.quality.{config.get('vector_source', 'letter')}."]
+    if experiment == "gates_experiment":
+        return ["gates."]
+    if experiment.startswith("evaluate"):
+        return ["evaluate."]
     if experiment == "skills_points":
         key = name.split("/", 1)[1]
         if key in chosen_points:
@@ -149,7 +163,7 @@ def index_text(root: Path | None = None, repo: Path = REPO) -> str:
             n = sum(1 for p in names if any(p.startswith(prefix) for prefix in prefixes))
             if n:
                 cites.append(f"{page} ({n})")
-        study, kind = experiment.split("_", 1)
+        study, kind = ("evaluate", "report") if experiment.startswith("evaluate") else experiment.split("_", 1)
         recipe = f"`{run['recipe']}`" if run.get("recipe") else "—"
         if run.get("note"):
             recipe += f" ({run['note']})"
@@ -163,7 +177,14 @@ def index_text(root: Path | None = None, repo: Path = REPO) -> str:
                   + ", ".join(unfinished) + "."]
     lines += ["", "Folders: `behaviours_report/` and `skills_report/` hold the reports `steer-trace behaviours report` "
               "and `steer-trace skills report` write from these tables; `vectors/` holds the extracted steering "
-              "vectors (safetensors with provenance).", ""]
+              "vectors (safetensors with provenance)."]
+    counts = {p: sum(1 for f in p.rglob("*") if f.is_file()) for p in sorted(root.iterdir()) if p.is_dir()}
+    files = [f"`{p.name}/` ({n} file{'s' if n != 1 else ''})" for p, n in counts.items()
+             if p.name not in ("behaviours_report", "skills_report", "vectors")
+             and not any(p.glob("*.json"))]
+    if files:
+        lines.append("Other folders (files with their provenance inside, no sidecar): " + ", ".join(files) + ".")
+    lines.append("")
     return "\n".join(lines)
 
 

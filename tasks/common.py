@@ -61,7 +61,8 @@ def model_options(func):
     """--model, --remote, --ndif-host, --layers-path, --device, --dtype on a command that runs a model."""
 
     @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
-                  help="Embedded name (smollm2-135m, qwen2.5-coder-0.5b), a local folder, or a hub id.")
+                  help="Embedded name (smollm2-135m, qwen2.5-coder-0.5b; with make models-large also "
+                       "qwen2.5-coder-1.5b, gemma3-270m: `steer-trace models`), a local folder, or a hub id.")
     @click.option("--remote", is_flag=True, help="Run on NDIF through nnsight's remote backend.")
     @click.option("--ndif-host", default=None, envvar="NDIF_HOST",
                   help="NDIF server URL (default: nnsight's configured host). Key: NDIF_API_KEY.")
@@ -165,6 +166,12 @@ def _explain(error: BaseException) -> str | None:
     if isinstance(error, (ConnectionError, TimeoutError)) and not isinstance(error, BrokenPipeError):
         return f"cannot reach the server: {error.strerror or error}"
     if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
+        from steer_trace.errors import file_in_the_way
+
+        blocker = file_in_the_way(error.filename) if error.filename and error.errno in (errno.EEXIST,
+                                                                                         errno.ENOTDIR) else None
+        if blocker is not None:
+            return f"{blocker} is a file, not a folder: give another path or move the file"
         target = f": {error.filename}" if error.filename else ""
         return f"{error.strerror}{target}"
     if is_out_of_memory(error):

@@ -1,8 +1,10 @@
 """Ad-hoc commands: models, vectors extract/info, generate, demo."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import warnings
 from pathlib import Path
 
 import click
@@ -13,20 +15,28 @@ from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_mod
 
 @click.command("models")
 def models_cmd():
-    """List the embedded models: layers, width, cache state."""
-    from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir
+    """List the embedded models: layers, width, cache state, where the weights come from."""
+    from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir, is_installed
 
     click.echo(f"{'name':<22}{'layers':>7}{'width':>7}  {'cached':<8} source")
-    damaged = []
+    damaged, notes = [], []
     for spec in EMBEDDED.values():
         state = {"cached": "yes"}.get(cache_state(spec.name), cache_state(spec.name))  # yes, no or damaged
         if state == "damaged":
             damaged.append(f"{spec.name} ({cache_damage(spec.name)})")
+        installed = is_installed(spec.name)
+        if spec.large and not installed and state != "yes":
+            notes.append(f"{spec.name}: not installed (large: make models-large, or pip install "
+                         f"'steer-trace[models-large]')")
+        if not spec.chat_template:
+            notes.append(f"{spec.name}: a base model without a chat template (use --prompt-style paper / --no-chat)")
         click.echo(f"{spec.name:<22}{spec.n_layers:>7}{spec.d_model:>7}  {state:<8} "
                    f"pip: {' '.join(spec.pip_names[:1])}{' …' if len(spec.pip_names) > 1 else ''} ({spec.hub_id})")
     click.echo(f"cache: {embedded_dir('x').parent}")
     for line in damaged:
         click.echo(f"damaged {line}; the next load rebuilds it from the installed GGUF package")
+    for line in notes:
+        click.echo(line)
 
 
 class _VectorsGroup(click.Group):
@@ -75,8 +85,9 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
 
     from steer_trace.data import load_ab_file, prompt
     from studies.behaviours.data import clean
+    from studies.behaviours.vectors import NORM_PROMPTS
     from steer_trace.pairs import extract_vector
-    from steer_trace.read import content_hash
+    from steer_trace.read import content_hash, residual_norms
 
     items = clean(load_ab_file(dataset))  # the behaviour commands' checks: one answer family per file
     random.Random(13).shuffle(items)
@@ -86,7 +97,9 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
         warnings.warn(f"all {len(items)} pair(s) of {dataset} match with {answers[0]!r}, so the vector cannot be "
                       "letter-balanced: it is the mean of that one group (use rows with both answers, or "
                       "--plain-mean)", stacklevel=1)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails before the work, not after
+    from steer_trace.vectors import check_writable
+
+    check_writable(out)  # an unwritable --out fails before the work (the model load and the reads), not after
     model = open_model(model_spec)
     prompts = [prompt(i, prompt_style, model.tokenizer) for i in items]
     with progress(len(items), "pairs") as bar:
@@ -95,6 +108,11 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
             groups=[i.matching for i in items], batch_size=batch_size, method=method, balanced=not plain_mean,
             meta={"name": Path(dataset).stem, "dataset": Path(dataset).name, "dataset_hash": content_hash(items),
                   "prompt_style": prompt_style}, progress=bar.update)
+    # the residual stream's norm per layer on the prompts (as `behaviours extract` records it): what a
+    # coefficient is measured against (`vectors info`, `--relative`)
+    norms = residual_norms(model, [p + i.matching for p, i in zip(prompts, items)][:NORM_PROMPTS],
+                           batch_size=batch_size)
+    vector.meta["residual_norms"] = {str(L): v for L, v in norms.items()}
     vector.save(out)
     click.echo(f"saved {out}: {len(vector.layers)} layers, {len(items)} pairs, d={vector.d_model} "
                f"({vector.meta['method']}, {vector.meta['reader']} reader)")
@@ -103,15 +121,28 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
 @vectors_group.command("info")
 @click.argument("path", type=click.Path())
 def vectors_info(path):
-    """Show a vector file's provenance and per-layer norms."""
+    """Show a vector file's provenance and per-layer norms, beside the residual stream's norm at each layer where
+    the extraction recorded it (`vectors extract`, `behaviours extract`): a coefficient c adds c x norm, so
+    norm / residual is the fraction of the residual one unit of coefficient adds (what --relative counts in)."""
     from steer_trace.vectors import SteeringVector
 
     vector = SteeringVector.load(path)
-    click.echo(json.dumps(vector.meta, indent=1, sort_keys=True))
+    residual = vector.meta.get("residual_norms") or {}
+    meta = {k: v for k, v in vector.meta.items() if k != "residual_norms"}
+    click.echo(json.dumps(meta, indent=1, sort_keys=True))
     norms = vector.norms()
-    click.echo("layer  norm")
+    if not residual:
+        click.echo("layer  norm    (no residual norms recorded: vectors extracted before they were, or by other code)")
+        for L, n in norms.items():
+            click.echo(f"{L:>5}  {n:.4f}")
+        return
+    click.echo("layer      norm  residual  norm/residual")
     for L, n in norms.items():
-        click.echo(f"{L:>5}  {n:.4f}")
+        r = residual.get(str(L))
+        cells = f"{r:>8.3f}  {n / r:>13.4f}" if r else f"{'—':>8}  {'—':>13}"
+        click.echo(f"{L:>5}  {n:>8.4f}  {cells}")
+    click.echo("(residual: mean L2 norm of the residual stream at the layer's output, last token of the extraction "
+               "prompts; --relative coefficients are fractions of it)")
 
 
 def generation_options(func):
@@ -183,6 +214,12 @@ def generate_cmd(model_spec, prompt_text, vector, layer, coef, coefs, relative, 
     v = SteeringVector.load(vector) if vector else None
     gate = load_gate(gate_file)[0] if gate_file else None
     model = open_model(model_spec)
+    if options.chat and not getattr(model.tokenizer, "chat_template", None):
+        if options.system is not None:
+            raise UserError(f"--system needs a chat template and {model.name} has none")
+        warnings.warn(f"{model.name} has no chat template: the prompt goes in as plain text (--no-chat does this "
+                      "without this warning)", stacklevel=1)
+        options = dataclasses.replace(options, chat=False)
     plans = []
     if v:
         layer = model.check_layer(layer)

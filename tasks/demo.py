@@ -152,10 +152,13 @@ def content_meaning(table, layer: int) -> None:
         if entry["random"] is None:
             continue
         shift, random, against = entry["shift"], entry["random"], entry["against"]
+
+        def interval(s) -> str:
+            return "(too few questions for an interval)" if s.too_few else f"[{s.lo:+.3f}, {s.hi:+.3f}]"
+
         click.echo(f"what it means, x{entry['row']['coef']:+g}: p(matching) moves {shift.shift:+.3f} "
-                   f"[{shift.lo:+.3f}, {shift.hi:+.3f}], the random direction {random.shift:+.3f}; vector - random "
-                   f"{against.shift:+.3f} [{against.lo:+.3f}, {against.hi:+.3f}] on {shift.n} questions: "
-                   f"{entry['verdict']}")
+                   f"{interval(shift)}, the random direction {random.shift:+.3f}; vector - random "
+                   f"{against.shift:+.3f} {interval(against)} on {shift.n} questions: {entry['verdict']}")
     click.echo("  (a handful of questions: a demonstration of the measurement, not evidence - the paper-size run "
                "in the README has 100 per behaviour and 20 random directions)")
 

@@ -15,13 +15,9 @@ from studies.registry import all_studies
 
 
 def _root(results_dir):
-    from steer_trace.cache import results_root  # deferred: polars; start-up time (CLI layer)
+    from steer_trace.cache import existing_root  # deferred: polars; start-up time (CLI layer)
 
-    root = results_root(results_dir)
-    if not root.is_dir():
-        raise UserError(f"results folder {root} does not exist: give --results DIR (or $STEER_TRACE_RESULTS), "
-                        "the folder a study's commands wrote")
-    return root
+    return existing_root(results_dir)  # a missing folder: the same error as every report
 
 
 def _chosen(names: tuple[str, ...]):

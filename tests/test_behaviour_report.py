@@ -107,6 +107,9 @@ def test_false_discovery_rate_over_a_section():
 
 def test_report_command_without_results_says_so(tmp_path):
     result = CliRunner().invoke(main, ["behaviours", "report", "--results", str(tmp_path / "results")])
+    assert result.exit_code == 2 and "does not exist" in result.output  # as `figures` and `skills report`
+    (tmp_path / "results").mkdir()
+    result = CliRunner().invoke(main, ["behaviours", "report", "--results", str(tmp_path / "results")])
     assert result.exit_code == 0 and "no behaviour results" in result.output
 
 

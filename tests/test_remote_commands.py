@@ -162,10 +162,15 @@ def test_remote_sweep_equals_local_in_fewer_requests_than_points(local_sweep, re
         gap = (remote[column] - local[column]).abs().max()
         assert gap <= 1e-5, (column, gap)
     assert remote["top_answer"].to_list() == local["top_answer"].to_list()
-    # the steering really moved the answers (else equal tables would prove little): at x4 smollm2
-    # leaves A / B altogether (p_matching, renormalised over A and B, hardly moves with both orders)
-    default = local.filter(pl.col("direction") == "default")["answer_mass"][0]
-    assert default > 0.9 and local.filter(pl.col("direction") != "default")["answer_mass"].max() < 0.1
+    # the steering really moved the scores (else equal tables would prove little), by far more than the 1e-5
+    # the two sides may differ: on the paper's sets x4 leaves A / B altogether (answer mass 0.98 -> < 0.1), on the
+    # project's own data/behaviours (a user's clone) answer mass stays 0.88-0.98 but the scores move by up to 0.25
+    # (greedy matching score and top-answer share of 8 prompts; measured at 9bf8c2f, the largest row per layer
+    # 0.125 / 0.125 / 0.25)
+    default = local.filter(pl.col("direction") == "default").row(0, named=True)
+    steered = local.filter(pl.col("direction") != "default").iter_rows(named=True)
+    moved = max(abs(r[c] - default[c]) for r in steered for c in SCORE_COLUMNS)
+    assert moved > 0.05, moved
 
     model = remote_sweep["model"]
     assert model.extra["requests"] == 1 < points  # every scoring point in one session

@@ -20,7 +20,19 @@ def test_every_published_table_names_an_existing_recipe():
     for name, _side, meta in results_index._sidecars(REPO / "results"):
         recipe = meta.get("run", {}).get("recipe")
         assert recipe, f"{name} has no recipe in its sidecar"
+        if recipe.startswith("steer-trace "):  # a report folder records the command that wrote it
+            continue
         assert (REPO / recipe.split()[0]).is_file(), f"{name}: {recipe} does not exist"
+
+
+def test_an_evaluate_report_folder_is_one_row_with_its_command(tmp_path):
+    folder = tmp_path / "results/evaluate_myopic"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"model": "smollm2-135m", "behaviour": "myopic",
+                                                     "command": "steer-trace evaluate --dataset m.jsonl"}))
+    row = next(line for line in results_index.index_text(tmp_path / "results", REPO).splitlines()
+               if "evaluate_myopic" in line)
+    assert "| evaluate | smollm2-135m | report: myopic |" in row and "steer-trace evaluate --dataset m.jsonl" in row
 
 
 def test_the_index_follows_a_sidecar_and_counts_citations(tmp_path):

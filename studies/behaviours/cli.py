@@ -31,7 +31,8 @@ def study_options(func):
                        "<name>.jsonl); default $STEER_TRACE_DATA, else the project's small sets (quick) "
                        "or the hub (paper).")
     @click.option("--dataset", "dataset_files", multiple=True, type=click.Path(),
-                  help="A custom behaviour file (Anthropic JSONL / CAA JSON); repeatable. Named by its file stem.")
+                  help="A custom behaviour file (Anthropic JSONL / CAA JSON); repeatable. Named by its file stem, "
+                       "hyphens as underscores (my-set.jsonl: my_set).")
     @click.option("--behaviours", default=None,
                   help="Comma-separated behaviours (default: all five, or only the --dataset files).")
     @click.option("--prompt-style", type=click.Choice(["paper", "chat"]), default="paper", show_default=True,
@@ -87,7 +88,9 @@ def build_study(model_spec: dict, study_args: dict):
 
 
 def layers_option(help_text: str):
-    return click.option("--layers", default=None, help=help_text + " Model layer numbers, comma-separated.")
+    return click.option("--layers", default=None, help=help_text + " Given: this model's own layer numbers (0 to its "
+                        "layer count - 1), comma-separated; only the defaults are the paper's layers (of Llama-2-7B's "
+                        "32) mapped to the same relative depth.")
 
 
 def _layers(study, text, default_paper_layers):
@@ -157,38 +160,94 @@ def show_precondition(table) -> None:
         n = int(r["n_questions"])
         # one-sided: consistency above chance by more than two binomial standard errors
         margin = 2 * (chance * (1 - chance) / max(n, 1)) ** 0.5
-        verdict = "ok: answers follow the content" if consistent > chance + margin else \
-            "AT CHANCE: this model answers by position, so letter scoring cannot measure the behaviour here " \
-            "(use --scoring content)"
+        yes_no = set(r.get("q_label") or ()) <= {"Yes", "No"} and bool(r.get("q_label"))
+        if consistent > chance + margin:
+            verdict = "ok: answers follow the content"
+        elif consistent > chance + margin / 2:
+            verdict = (f"UNDECIDED: above chance, but not by two standard errors at {n} questions; more test "
+                       "questions (--n-test, or --profile paper) decide it")
+        elif yes_no:
+            verdict = ("AT CHANCE: this model answers by position, so letter scoring cannot measure the behaviour "
+                       "here; content scoring cannot either (a Yes/No option has no text beyond its label): try a "
+                       "larger model or --prompt-style chat")
+        else:
+            verdict = ("AT CHANCE: this model answers by position, so letter scoring cannot measure the behaviour "
+                       "here (use --scoring content)")
         click.echo(f"precondition {r['behaviour']}: greedy answer picks the same option text in every rotation "
                    f"for {consistent:.2f} of {n} questions (chance {chance:.2f}) - {verdict}")
 
 
+def _verdicts(table) -> dict:
+    """(behaviour, vector, layer, coef) -> (vector − random Shift or None, verdict) for each steered row
+    that has its equal-norm random control ('random:<vector>' or 'random') scored on the same questions."""
+    from .report import passes, verdict
+    from steer_trace.stats import paired_shift
+
+    rows = list(table.iter_rows(named=True))
+    index = {(r["behaviour"], r["vector"], r["layer"], r["coef"]): r for r in rows}
+    defaults = {r["behaviour"]: r for r in rows if r["direction"] == "default"}
+    out = {}
+    for r in rows:
+        base = defaults.get(r["behaviour"])
+        if r["direction"] == "default" or r["vector"].startswith("random") or base is None:
+            continue
+        control = index.get((r["behaviour"], f"random:{r['vector']}", r["layer"], r["coef"])) or \
+            index.get((r["behaviour"], "random", r["layer"], r["coef"]))
+        testable = passes(base) if r.get("scoring", "letter") == "letter" else None
+        shift = paired_shift(r["q_p_matching"], base["q_p_matching"], r["q_label"])
+        if control is None or control["q_id"] != r["q_id"]:
+            out[(r["behaviour"], r["vector"], r["layer"], r["coef"])] = (None, "no control scored")
+            continue
+        against = paired_shift(r["q_p_matching"], control["q_p_matching"], r["q_label"])
+        out[(r["behaviour"], r["vector"], r["layer"], r["coef"])] = (
+            against, verdict(r["direction"], against, testable, shift))
+    return out
+
+
+def _interval_text(shift) -> str:
+    if shift is None:
+        return ""
+    if shift.too_few:
+        return f"{shift.shift:+.3f} (too few q)"
+    return f"{shift.shift:+.3f} [{_f(shift.lo)}, {_f(shift.hi)}]"
+
+
 def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction", "coef")) -> None:
     """Precondition, then scores: label-balanced p(matching), its paired shift against
-    unsteered [95% interval] and p-value, greedy matching score, answer mass, top-answer share."""
+    unsteered [95% interval] and p-value, the vector − random paired difference, the verdict (as
+    `behaviours report`), greedy matching score; letter scoring adds answer mass and faulty share."""
     from .scoring import refreshed_shifts
+    from steer_trace.stats import MIN_PER_LABEL, Shift
 
     table = refreshed_shifts(table)
     show_precondition(table)
+    letter = "scoring" not in table.columns or (table["scoring"] == "letter").all()
+    verdicts = _verdicts(table) if "q_p_matching" in table.columns else {}
     click.echo(title)
-    widths = (16, 14, 5, 9, 9, 7, 23, 6, 6, 6, 6, 6, 5)
-    click.echo(_row(("behaviour", "vector", "layer", "direction", "coef", "p_bal", "shift [95% CI]", "p",
-                     "score", "mass", "top", "fault", "n_q"), widths))
+    header = ["behaviour", "vector", "layer", "direction", "coef", "p_bal", "shift [95% CI]", "p",
+              "vector − random", "score", *(["mass", "fault"] if letter else []), "top", "n_q", "verdict"]
+    widths = [16, 14, 5, 9, 9, 7, 23, 6, 23, 6, *([6, 6] if letter else []), 6, 5, 0]
+    click.echo(_row(header, widths))
     rows = table.sort(list(group)).unique(list(group), keep="first", maintain_order=True)
     for r in rows.iter_rows(named=True):
         top = f"{r['top_answer_share']:.2f}{'*' if r['collapsed'] else ''}"
         p_bal = r.get("p_matching_balanced", r["p_matching"])
-        shift = "" if r["direction"] == "default" else \
-            f"{r.get('shift', float('nan')):+.3f} [{_f(r.get('shift_lo'))}, {_f(r.get('shift_hi'))}]"
-        p_value = "" if r["direction"] == "default" else _f(r.get("shift_p"))
+        steered = r["direction"] != "default"
+        own = Shift(r.get("shift", math.nan), r.get("shift_lo", math.nan), r.get("shift_hi", math.nan),
+                    r.get("shift_p", math.nan), 0, math.nan, math.nan,
+                    MIN_PER_LABEL if r.get("shift_per_label") is None or math.isnan(r["shift_per_label"])
+                    else int(r["shift_per_label"]))
+        against, said = verdicts.get((r["behaviour"], r["vector"], r["layer"], r["coef"]), (None, ""))
         n_q = int(r.get("n_questions") or r["n"])
-        click.echo(_row((r["behaviour"], r["vector"], int(r["layer"]), r["direction"], float(r["coef"]),
-                         p_bal, shift, p_value, r["matching_score"], r["answer_mass"], top, r["faulty"], n_q),
-                        widths))
+        cells = [r["behaviour"], r["vector"], int(r["layer"]), r["direction"], float(r["coef"]), p_bal,
+                 _interval_text(own) if steered else "", _f(own.p) if steered and not own.too_few else "",
+                 _interval_text(against),
+                 r["matching_score"], *([r["answer_mass"], r["faulty"]] if letter else []), top, n_q, said]
+        click.echo(_row(cells, widths))
     click.echo("(p_bal: p(matching) averaged per answer label then over labels; shift: paired against unsteered "
                "on the same questions, label-balanced, bootstrap over questions within labels; p from the same "
-               "resamples; "
+               "resamples; vector − random: the vector's row minus its equal-norm random direction's, paired; "
+               f"an interval or verdict needs {MIN_PER_LABEL} questions per answer label ('too few q' below); "
                "* = collapsed: one answer for >= 95% of prompts)")
     if "shift_mde" in table.columns:
         for (name,), part in table.filter(table["direction"] != "default").group_by(["behaviour"],
@@ -290,7 +349,8 @@ def single_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_coe
     chosen = _layers(study, layers, study.profile.report_layers)
     picks = _picks(study, chosen, add_coef, subtract_coef, grid_coefs, grid_layers)
     table = exp.run_single(study, chosen, picks, _echo_err, more_random=more_random)
-    show_ab(table, f"single steering, test split ({study.orders} orders)")
+    orders = "" if study.scoring == "content" else f" ({study.orders} orders)"  # content: no option order
+    show_ab(table, f"single steering, test split{orders}")
     _done(study, started)
     return table
 
@@ -474,22 +534,27 @@ def diagnose_cmd(model_spec, study_args, layers):
               help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
 @click.option("--out", "out_dir", default=None, type=click.Path(),
               help="Where the tables go (default: <results>/behaviours_report).")
-@click.option("--profile", type=click.Choice(list(PROFILES)), default="paper", show_default=True,
-              help="Which runs to report: their profile.")
+@click.option("--profile", type=click.Choice(list(PROFILES)), default="quick", show_default=True,
+              help="Which runs to report: their profile (the same default as every other behaviours command; "
+                   "the committed results are --profile paper).")
 @click.option("--split", "split_rule", type=click.Choice(["seeded", "paper"]), default=None,
               help="Which runs to report: their split rule (default: every one, each in its own sections).")
 def report_cmd(results_dir, out_dir, profile, split_rule):
     """Markdown tables from the cached results, no model: precondition, vector quality, single,
     simultaneous (+ tax) and combined, every steered row with its paired shift, its random
     control, the vector-minus-random difference, the detectable shift and a verdict."""
+    from steer_trace.cache import existing_root
     from . import report as behaviour_report
 
-    written = behaviour_report.write(results_dir, out_dir, profile, split_rule)
+    written = behaviour_report.write(existing_root(results_dir), out_dir, profile, split_rule)
     for path in written:
         click.echo(f"wrote {path}")
     if not written:
+        others = [p for p in PROFILES if p != profile
+                  and behaviour_report.profiles_with_results(results_dir, p, split_rule)]
         click.echo(f"no behaviour results with per-question scores for profile {profile}"
-                   + (f", split {split_rule}" if split_rule else ""))
+                   + (f", split {split_rule}" if split_rule else "")
+                   + (f"; there are for {', '.join(others)}: give --profile {others[0]}" if others else ""))
 
 
 COMMANDS = [group]

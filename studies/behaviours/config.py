@@ -95,6 +95,14 @@ class Study:
             **self.new_options(),
         }
 
+    def scored_config(self, part: str) -> dict:
+        """`base_config` of a table scored on one split part ('test'): the part is keyed as 'split' (as it always
+        was), the split rule - which base_config names 'split' when not seeded - as 'split_rule', so that
+        neither overwrites the other (a --split paper run once read the seeded run's cached table)."""
+        config = self.base_config()
+        rule = config.pop("split", None)
+        return {**config, "split": part, **({"split_rule": rule} if rule is not None else {})}
+
     def new_options(self) -> dict:
         """Options added after results were committed: in a key only when they differ from the
         old behaviour, so old keys stay valid. Balanced slices (the new default) change the

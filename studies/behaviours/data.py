@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -126,7 +127,10 @@ def load_behaviours(names: list[str], data_dir: str | Path | None = None, files:
         else:
             out.update(load_from_folder(project_data_dir(), names))
     for file in files:
-        name = Path(file).stem.replace("-", "_")
+        name = Path(file).stem.replace("-", "_")  # as always: the names (and result keys) of earlier runs hold
+        if name != Path(file).stem:
+            warnings.warn(f"dataset {Path(file).name} is the behaviour {name!r} (hyphens become underscores in "
+                          "behaviour names)", stacklevel=2)
         if name in out:
             raise UserError(f"two datasets named {name!r}")
         out[name] = (clean(load_ab_file(file, skip_bad_rows)), str(file))

@@ -1,9 +1,10 @@
 """How big a behaviours run is: its profiles (quick, paper, test), the paper's coefficient lists, the
 combinations of the five vectors, and the paper's layer numbering.
 
-Layers are given in the paper's numbering (Llama-2-7B, 32 layers) and mapped to the same relative depth of
-the model at hand: paper layer 10 is layer 9 of smollm2-135m (30 layers) and layer 8 of qwen2.5-coder-0.5b
-(24 layers). Light on purpose (no torch, no polars): the CLI reads the profile names from here.
+The profiles' default layers are in the paper's numbering (Llama-2-7B, 32 layers), mapped to the same relative
+depth of the model at hand: paper layer 10 is layer 9 of smollm2-135m (30 layers) and layer 8 of
+qwen2.5-coder-0.5b (24 layers). Layers given on the command line (--layers, --grid-layers) are the model's own
+layer numbers, used as given. Light on purpose (no torch, no polars): the CLI reads the profile names from here.
 """
 from __future__ import annotations
 

@@ -21,11 +21,10 @@ import polars as pl
 import torch
 
 from steer_trace.batching import chunks
-from steer_trace.cache import Run
-from steer_trace.plan import Plan
+from steer_trace.cache import Run, merged
 from steer_trace.read import read_batch
 from steer_trace.stats import heldout_auc, sign_flip_null
-from .scoring import Log, point_fields, score_points
+from .scoring import Log, unsteered_in_parts
 from .vectors import per_behaviour_table, vectors_config
 
 
@@ -84,10 +83,9 @@ def quality_rows(study, name: str, layers: list[int], log: Log | None = None) ->
 
 
 def run_quality(study, layers: list[int], log: Log | None = None) -> pl.DataFrame:
-    run = Run("behaviours_quality", {**vectors_config(study), "vector_source": study.vector_source,
-                                     "layers": layers, "null": "sign-flip/200", "version": 1,
-                                     **({"estimator": "group-balanced"} if _letter_balanced(study) else {})},
-              study.root)
+    run = Run("behaviours_quality", merged(vectors_config(study), {
+        "vector_source": study.vector_source, "layers": layers, "null": "sign-flip/200", "version": 1,
+        **({"estimator": "group-balanced"} if _letter_balanced(study) else {})}), study.root)
     table = per_behaviour_table(study, run, lambda study, name: quality_rows(study, name, layers, log))
     built = pl.lit("group-balanced" if _letter_balanced(study) else "plain mean")
     return table.with_columns(pl.col("estimator").fill_null(built) if "estimator" in table.columns
@@ -97,13 +95,9 @@ def run_quality(study, layers: list[int], log: Log | None = None) -> pl.DataFram
 def run_precondition(study, log: Log | None = None) -> pl.DataFrame:
     """The unsteered letter scores of the test split (every rotation): order consistency."""
     letters = replace(study, scoring="letter")
-    run = Run("behaviours_precondition", {**letters.base_config(), "split": "test"}, study.root)
+    run = Run("behaviours_precondition", letters.scored_config("test"), study.root)
     table = run.finished()
-    if table is None:
-        frames = []
-        for name in study.names:
-            frames += score_points(letters, run, name, "test", [(point_fields("none", "default", 0), Plan.none())],
-                                   log)
-        table = run.finish(frames)
+    if table is None:  # scored in parts of a few questions, each cached: a stopped run keeps what it finished
+        table = run.finish([unsteered_in_parts(letters, run, name, "test", log) for name in study.names])
     study.computed += letters.computed
     return table

@@ -8,6 +8,8 @@ Every steered row carries its paired shift against unsteered, the same for the e
 direction, the vector-minus-random paired difference, the detectable shift, and a verdict:
 
 - "not testable": letter scoring where the precondition fails (the model answers by position);
+- "too few questions": fewer than `stats.MIN_PER_LABEL` questions in some answer label: the shift is
+  shown, no interval, p-value or verdict;
 - "moves": the shift against unsteered and the vector-minus-random difference both exclude 0 in
   the sign the steering direction asks for; "moves, wrong way": both exclude 0 in the other sign;
   "beats the control only" / "trails the control only": the difference excludes 0 (the asked sign /
@@ -25,7 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from steer_trace.cache import load_tables, results_root
-from steer_trace.stats import bh_qvalues, paired_shift
+from steer_trace.stats import MIN_PER_LABEL, bh_qvalues, paired_shift
 from .data import BEHAVIOURS
 from .profiles import COMBINATIONS
 from ..common.markdown import markdown_table
@@ -55,7 +57,13 @@ def _f(value, digits: int = 3, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
+def too_few_text(shift) -> str:
+    return f"too few questions ({shift.per_label} in a label; a verdict needs {MIN_PER_LABEL} per label)"
+
+
 def _interval(shift) -> str:
+    if shift.too_few:
+        return f"{_f(shift.shift, sign=True)} (too few questions)"
     return f"{_f(shift.shift, sign=True)} [{_f(shift.lo, sign=True)}, {_f(shift.hi, sign=True)}]"
 
 
@@ -142,6 +150,9 @@ def verdict(direction: str, against_random, testable: bool | None, shift=None) -
     the way the direction asks (add: up, subtract: down)."""
     if testable is False:
         return "not testable (answers by position)"
+    for s in (shift, against_random):
+        if s is not None and s.too_few:
+            return too_few_text(s)
     wanted = 1 if direction == "add" else -1
     beyond, own = _sign(against_random), (_sign(shift) if shift is not None else _sign(against_random))
     if beyond == wanted and own == wanted:
@@ -281,7 +292,7 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
                 cells.append(_f(row["p_matching_balanced"]))
                 continue
             s = paired_shift(row["q_p_matching"], default["q_p_matching"], row["q_label"])
-            star = "*" if s.lo > 0 or s.hi < 0 else ""
+            star = "?" if s.too_few else ("*" if s.lo > 0 or s.hi < 0 else "")
             cells.append(f"{_f(row['p_matching_balanced'])} ({_f(s.shift, 2, sign=True)}{star})")
         accuracy = "—"
         if tax is not None:
@@ -365,7 +376,9 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
              "per question against unsteered (bootstrap over questions within each answer label; p from the same "
              "resamples); "
              "'vector − random' pairs the vector's row with the equal-norm random direction's on the same "
-             "questions; 'detectable' is the shift this n and spread detects (alpha 0.05, power 0.8).", ""]
+             "questions; 'detectable' is the shift this n and spread detects (alpha 0.05, power 0.8). An interval, "
+             f"p-value or verdict needs at least {MIN_PER_LABEL} questions per answer label; with fewer a row says "
+             "'too few questions' (simultaneous: '?').", ""]
     if pre:
         lines += ["## Precondition (letter scoring): does the greedy answer follow the content when the options "
                   "rotate?", ""]
@@ -426,6 +439,13 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
             else:
                 lines += interference_section(part, pre, letter)
     return lines
+
+
+def profiles_with_results(root, profile: str, split: str | None = None) -> bool:
+    """Whether `root` holds behaviour results of `profile` that `write` would report."""
+    return any(_selected(results_root(root), e, profile, split) is not None
+               for e in ("behaviours_single", "behaviours_simultaneous", "behaviours_combined",
+                         "behaviours_interference"))
 
 
 def write(root=None, out=None, profile: str = "paper", split: str | None = None) -> list[Path]:

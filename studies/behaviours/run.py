@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from steer_trace.cache import Run
+from steer_trace.cache import Run, merged
 from steer_trace.controls import random_like, seed_of
 from steer_trace.errors import UserError
 from steer_trace.plan import Plan
@@ -40,7 +40,7 @@ def _run(study: Study, experiment: str, **params) -> Run:
     """The run of `experiment` keyed by the study's config and `params` (a list of coefficients is keyed as
     `multipliers` in grid, picks and interference, `coefs` in combined and simultaneous: the names the
     committed results were keyed with)."""
-    return Run(experiment, {**study.base_config(), "experiment": experiment, **params, **study.steering.key()},
+    return Run(experiment, merged(study.base_config(), {"experiment": experiment}, params, study.steering.key()),
                study.root)
 
 
@@ -298,9 +298,10 @@ def run_interference(study: Study, vectors: dict[str, SteeringVector], layers: l
 def run_tax(study: Study, entries: list[tuple[dict, Plan]], log: Log | None = None) -> pl.DataFrame:
     """Top-1 next-token accuracy on plain text under each plan (the alignment tax)."""
     docs, source = plain_text(study.profile.tax_docs)
-    config = {**vectors_config(study), "relative": study.relative, "text": source, "docs": content_hash(docs),
-              "max_tokens": study.profile.tax_tokens, "points": [key_fields(fields) for fields, _ in entries],
-              **study.steering.key()}
+    config = merged(vectors_config(study), {"relative": study.relative, "text": source, "docs": content_hash(docs),
+                                            "max_tokens": study.profile.tax_tokens,
+                                            "points": [key_fields(fields) for fields, _ in entries]},
+                    study.steering.key())
     run = Run("behaviours_tax", config, study.root)
     table = run.finished()
     if table is None:

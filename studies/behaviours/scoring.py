@@ -87,7 +87,7 @@ def _summary_row(study, probs, greedy, ids, per_prompt, labels) -> dict:
     return {**row, **question_columns(per, per_prompt, labels)}
 
 
-SHIFT_COLUMNS = ("shift", "shift_lo", "shift_hi", "shift_p", "shift_n", "shift_sd", "shift_mde")
+SHIFT_COLUMNS = ("shift", "shift_lo", "shift_hi", "shift_p", "shift_n", "shift_sd", "shift_mde", "shift_per_label")
 
 
 def with_shift(frame: pl.DataFrame, unsteered: pl.DataFrame | None) -> pl.DataFrame:
@@ -122,17 +122,60 @@ def _is_unsteered(fields: dict) -> bool:
     return all(fields.get(k) == v for k, v in UNSTEERED.items())
 
 
+def letter_probs(study, prompts: list[str], qids: list[int], ids: list[int], plans: list[Plan]) -> list[tuple]:
+    """Per plan: (answer-letter probabilities [N, K], greedy token ids [N]) of `prompts`, a question's
+    rotations packed in one row where the plans allow it."""
+    if len(set(qids)) < len(qids) and packable(study.model, plans):  # a question's rotations share one row
+        return next_token_probs(study.model, prompts, qids, ids, plans, batch_size=study.profile.batch_size,
+                                points_per_request=POINTS_PER_CALL)
+    return answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
+                        points_per_request=POINTS_PER_CALL)
+
+
 def letter_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
     """One result row (summary + per-question columns) per plan, from the answer letters."""
     prompts, ids, per_prompt, labels = _prepared(study, behaviour, split)
-    qids = per_prompt["qid"].tolist()
-    if len(set(qids)) < len(qids) and packable(study.model, plans):  # a question's rotations share one row
-        results = next_token_probs(study.model, prompts, qids, ids, plans, batch_size=study.profile.batch_size,
-                                   points_per_request=POINTS_PER_CALL)
-    else:
-        results = answer_probs(study.model, prompts, ids, plans, batch_size=study.profile.batch_size,
-                               points_per_request=POINTS_PER_CALL)
+    results = letter_probs(study, prompts, per_prompt["qid"].tolist(), ids, plans)
     return [_summary_row(study, probs, greedy, ids, per_prompt, labels) for probs, greedy in results]
+
+
+# Questions per cached part of an unsteered letter point scored in parts (`unsteered_in_parts`): a 1.5B model
+# on a CPU scores a behaviour's whole test split in tens of minutes, and a stopped run keeps its finished parts.
+PART_QUESTIONS = 16
+
+
+def unsteered_in_parts(study, run: Run, behaviour: str, split: str, log: Log | None = None) -> pl.DataFrame:
+    """The unsteered letter point of `behaviour`'s `split` (as `score_points` gives it), its prompts scored
+    PART_QUESTIONS questions at a time, each part cached in `run` as soon as it is done (probabilities and greedy
+    answers per prompt), so a stopped run resumes from its finished parts."""
+    fields = point_fields("none", "default", 0)
+    params = {"behaviour": behaviour, "split": split, **fields}
+    whole = run.cached_point(key_fields(params))  # the key score_points gives the same point
+    if whole is None:
+        prompts, ids, per_prompt, labels = _prepared(study, behaviour, split)
+        qids = per_prompt["qid"].tolist()
+        questions = sorted(set(qids))
+        parts = [questions[i : i + PART_QUESTIONS] for i in range(0, len(questions), PART_QUESTIONS)]
+        probs = torch.zeros(len(prompts), len(ids), dtype=torch.float64)
+        greedy = torch.zeros(len(prompts), dtype=torch.long)
+        for n, part in enumerate(parts):
+            chosen = set(part)
+            members = [i for i, q in enumerate(qids) if q in chosen]
+
+            def compute(members=members) -> pl.DataFrame:
+                [(p, g)] = letter_probs(study, [prompts[i] for i in members], [qids[i] for i in members], ids,
+                                        [study.ready(Plan.none())])
+                study.computed += 1
+                if log:
+                    log(f"  {behaviour} {split}: unsteered, questions {part[0]}-{part[-1]} of {len(questions)}")
+                return pl.DataFrame({"prompt": members, "probs": p.double().tolist(), "greedy": g.tolist()})
+
+            scored = run.point(key_fields({**params, "part": n, "parts": len(parts), "questions": part}), compute)
+            probs[scored["prompt"].to_list()] = torch.tensor(scored["probs"].to_list(), dtype=torch.float64)
+            greedy[scored["prompt"].to_list()] = torch.tensor(scored["greedy"].to_list())
+        row = _summary_row(study, probs.float(), greedy, ids, per_prompt, labels)
+        whole = run.point(key_fields(params), lambda: pl.DataFrame([{**study.columns(), **params, **row}]))
+    return with_shift(whole, whole)
 
 
 def _content_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:

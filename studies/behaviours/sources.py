@@ -8,12 +8,14 @@ split, vector-pair count and prompt style; the residual-stream norms travel in t
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
 from steer_trace.cache import key_of
 from steer_trace.content import content_pairs, content_prompt, pair_differences
+from steer_trace.errors import UserError
 from steer_trace.read import content_hash, residual_norms
 from steer_trace.vectors import SteeringVector
 from .scoring import Log
@@ -23,7 +25,8 @@ from .vectors import NORM_PROMPTS, load_vectors, vector_path
 def content_vector_config(study, name: str) -> dict:
     return {"model": study.model.name, "revision": study.model.revision, "behaviour": name,
             "data": content_hash(study.items[name]), "n_vector": study.profile.n_vector,
-            "prompt_style": study.prompt_style, "split": study.split_rule, "source": "content", "version": 1}
+            "prompt_style": study.prompt_style, "split": study.split_rule, "source": "content", "version": 1,
+            **study.model.numerics}  # float32 on the CPU adds nothing: the committed vectors keep their keys
 
 
 def content_vector_path(study, name: str) -> Path:
@@ -56,9 +59,12 @@ def extract_content(study, name: str, log: Log | None = None) -> SteeringVector:
 def load_or_extract_content(study, name: str, log: Log | None = None) -> SteeringVector:
     path = content_vector_path(study, name)
     if path.is_file():
-        vector = SteeringVector.load(path)
-        if vector.meta.get("key") == key_of(content_vector_config(study, name)):
-            return vector
+        try:
+            vector = SteeringVector.load(path)
+            if vector.meta.get("key") == key_of(content_vector_config(study, name)):
+                return vector
+        except UserError as error:  # a damaged or altered cached file: never blocks a command, it is recomputed
+            warnings.warn(f"{error}; recomputing it", stacklevel=2)
     return extract_content(study, name, log)
 
 

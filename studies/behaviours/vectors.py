@@ -189,7 +189,7 @@ def _letter_bias_row(study, name: str) -> pl.DataFrame:
 
 def run_letter_bias(study) -> pl.DataFrame:
     """The unsteered model's preference for the first answer (A / Yes) on the test questions."""
-    config = {**study.base_config(), "split": "test"}
+    config = study.scored_config("test")
     return per_behaviour_table(study, Run("behaviours_letter_bias", config, study.root), _letter_bias_row)
 
 

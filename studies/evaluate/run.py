@@ -37,7 +37,8 @@ from steer_trace.plan import Plan
 from steer_trace.read import content_hash, residual_norms
 from steer_trace.stats import paired_shift
 from steer_trace.vectors import SteeringVector
-from studies.behaviours.config import PROFILES, Study, open_study
+from studies.behaviours.config import Study, open_study
+from studies.behaviours.profiles import PROFILES
 from studies.behaviours.data import plain_text
 from studies.behaviours.quality import run_precondition, run_quality
 from studies.behaviours.scoring import direction_of, point_fields, score_points, tax_points
@@ -364,7 +365,8 @@ def _pair(label: str, steered: dict, reference: dict, against: str) -> dict:
         raise UserError("two conditions were scored on different questions")
     s = paired_shift(_q(steered), _q(reference), reference["q_label"])
     return {"comparison": label, "against": against, "shift": s.shift, "shift_lo": s.lo, "shift_hi": s.hi,
-            "shift_p": s.p, "n_questions": s.n, "mde": s.mde, "p_matching": steered["p_matching_balanced"],
+            "shift_p": s.p, "n_questions": s.n, "mde": s.mde, "per_label": s.per_label,
+            "p_matching": steered["p_matching_balanced"],
             "p_matching_reference": reference["p_matching_balanced"]}
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from steer_trace.stats import MIN_PER_LABEL
+
 WORD = {"add": "adding", "subtract": "subtracting"}
 UP = {"add": "raises", "subtract": "lowers"}
 
@@ -25,6 +27,17 @@ def ci(row: dict, key: str = "shift", digits: int = 3) -> str:
 def _row(table: pl.DataFrame, comparison: str) -> dict | None:
     part = table.filter(pl.col("comparison") == comparison)
     return part.row(0, named=True) if part.height else None
+
+
+def too_few(row: dict | None) -> bool:
+    """Fewer than MIN_PER_LABEL questions in an answer label: no interval, so no verdict (tables from before the
+    column: judged as they were)."""
+    return row is not None and row.get("per_label") is not None and row["per_label"] < MIN_PER_LABEL
+
+
+def _too_few_line(what: str, row: dict) -> str:
+    return (f"**{what}: too few questions** - {row['per_label']} in an answer label; an interval and a verdict "
+            f"need {MIN_PER_LABEL} per label (shift {row['shift']:+.3f} on {row['n_questions']} questions).")
 
 
 def _excludes_zero(row: dict, sign: int) -> bool:
@@ -45,6 +58,8 @@ def steering(tables: dict, direction: str) -> str:
     extreme = max(draws) if sign > 0 else min(draws)
     where = f"{WORD[direction]} the vector at layer {pick['layer']} (x{abs(pick['coef']):g} of the residual norm)"
     n = vec["n_questions"]
+    if too_few(vec):
+        return _too_few_line(f"{direction.capitalize()}", vec)
     if _excludes_zero(vec, sign) and beyond and _excludes_zero(diff, sign):
         return (f"**Steers ({direction})**: {where} {UP[direction]} p(matching) on {n} held-out test questions by "
                 f"{ci(vec)}, beyond each of {len(draws)} distinct equal-norm random directions (most extreme "
@@ -80,6 +95,8 @@ def prompting(tables: dict, direction: str) -> str | None:
     if alone is None:
         return None
     asked = "asking for the behaviour" if direction == "add" else "asking for its opposite"
+    if too_few(alone):
+        return _too_few_line(f"Prompting ({direction})", alone)
     if diff is None:
         return (f"**Prompting ({direction})**: {asked} moves p(matching) by {ci(alone)}; steering had no guarded "
                 "strength to compare.")

@@ -28,7 +28,7 @@ import polars as pl
 
 from steer_trace.cache import Run, key_of
 from studies.skills.corpora import load_corpus
-from steer_trace.gate_fit import cosines, pooled_outputs
+from steer_trace.gate_fit import bootstrap_f1, cosines, f1_score, pooled_outputs
 from steer_trace.gates import Gate
 from steer_trace.plan import Plan
 from steer_trace.read import content_hash
@@ -82,10 +82,13 @@ def run(model_opener, setup: Setup, vector: SteeringVector, gate: Gate, root=Non
               "vector": content_hash([vector[setup.layer].tolist()]), "layer": setup.layer,
               "gate": content_hash([gate.vector.tolist(), gate.layer, gate.threshold, gate.pool]),
               "coefs": list(setup.coefs), "max_tokens": setup.max_tokens}
-    store = Run(EXPERIMENT, config, root)
+    store = Run(EXPERIMENT, config, root)  # the finished table of these coefficients
     done = store.finished()
     if done is not None:
         return done
+    # the points (one per arm) do not depend on the other arms: kept under the config without the coefficients,
+    # so a run over other coefficients reuses every arm it shares
+    points = Run(EXPERIMENT, {k: v for k, v in config.items() if k != "coefs"}, root)
     model = None
 
     def loaded():
@@ -103,7 +106,7 @@ def run(model_opener, setup: Setup, vector: SteeringVector, gate: Gate, root=Non
         return pl.DataFrame({"doc": range(len(texts)), "domain": domains, "gate_score": scores,
                              "gate_on": scores > gate.threshold})
 
-    frames = [store.point({"point": "gate"}, gate_point)]
+    frames = [points.point({"point": "gate"}, gate_point)]
     for arm, plan in arms.items():
         def compute(plan=plan, arm=arm) -> pl.DataFrame:
             started = time.time()
@@ -114,7 +117,7 @@ def run(model_opener, setup: Setup, vector: SteeringVector, gate: Gate, root=Non
                                  "correct": correct.numpy(), "count": count.numpy(),
                                  "seconds": [time.time() - started] * len(texts)})
 
-        frames.append(store.point({"point": arm, **key_point(plan)}, compute))
+        frames.append(points.point({"point": arm, **key_point(plan)}, compute))
     gate_frame, arm_frames = frames[0], frames[1:]
     table = pl.concat(arm_frames).join(gate_frame.select("doc", "gate_score", "gate_on"), on="doc")
     table = table.with_columns(pl.lit(setup.model).alias("model"), pl.lit(setup.layer).alias("layer"),
@@ -154,9 +157,20 @@ def relative(correct_a, correct_b, counts, n_boot: int = 2000, seed: int = 0) ->
     return 100 * a.sum() / b.sum(), 100 * lo, 100 * hi
 
 
+def gate_quality(table: pl.DataFrame) -> dict:
+    """The gate's decisions on these documents against their domain (target = code): F1 with a 95% bootstrap
+    interval (documents resampled within each domain), precision, recall."""
+    docs = table.filter(pl.col("arm") == "unsteered").sort("doc")
+    opened, target = docs["gate_on"].to_numpy(), (docs["domain"] == TARGET).to_numpy()
+    f1, precision, recall = f1_score(opened, target)
+    lo, hi = bootstrap_f1(opened, target)
+    return {"gate_f1": f1, "gate_f1_lo": lo, "gate_f1_hi": hi, "gate_precision": precision, "gate_recall": recall}
+
+
 def summarise(table: pl.DataFrame) -> pl.DataFrame:
     """One row per (coefficient, domain): accuracies, the side effect (steered - unsteered), what the gate gives back
     (gated - steered), what stays (gated - unsteered), relative accuracies; and the gate's decisions."""
+    quality = gate_quality(table)
     rows = []
     for domain in DOMAINS:
         part = table.filter(pl.col("domain") == domain)
@@ -168,12 +182,15 @@ def summarise(table: pl.DataFrame) -> pl.DataFrame:
             coef = float(arm.split("=")[1])
             steered, gated = by_arm[arm]["correct"].to_numpy(), by_arm[f"gated c={coef:g}"]["correct"].to_numpy()
             plain = base["correct"].to_numpy()
+            seconds = {a: float(by_arm[a]["seconds"][0]) for a in ("unsteered", arm, f"gated c={coef:g}")}
             row = {"model": table["model"][0], "layer": int(table["layer"][0]), "coef": coef, "domain": domain,
                    "target": domain == TARGET, "docs": len(counts), "tokens": int(counts.sum()),
                    "gate_layer": int(table["gate_layer"][0]), "threshold": float(table["threshold"][0]),
                    "gate_opened": int(opened.sum()),
                    "acc_unsteered": 100 * plain.sum() / counts.sum(), "acc_steered": 100 * steered.sum() / counts.sum(),
-                   "acc_gated": 100 * gated.sum() / counts.sum()}
+                   "acc_gated": 100 * gated.sum() / counts.sum(), **quality,
+                   "seconds_unsteered": seconds["unsteered"], "seconds_steered": seconds[arm],
+                   "seconds_gated": seconds[f"gated c={coef:g}"]}
             for name, (x, y) in {"side_effect": (steered, plain), "gate_gain": (gated, steered),
                                  "gated_shift": (gated, plain)}.items():
                 shift, lo, hi, p = paired_accuracy(x, y, counts)

@@ -46,6 +46,21 @@ def table_lines(summary: pl.DataFrame) -> list[str]:
     return lines
 
 
+def _opened(summary: pl.DataFrame, model: str) -> str:
+    rows = summary.filter((pl.col("model") == model) & (pl.col("coef") == summary["coef"].min()))
+    return " and ".join(f"{r['gate_opened']} of {r['docs']} {r['domain']} documents" for r in
+                        rows.sort("target", descending=True).iter_rows(named=True))
+
+
+def _times(summary: pl.DataFrame, model: str) -> str:
+    rows = summary.filter((pl.col("model") == model) & pl.col("target")).sort("coef")
+    first = rows.row(0, named=True)
+    parts = [f"unsteered {first['seconds_unsteered']:.0f} s"]
+    parts += [f"c = {r['coef']:g} steered {r['seconds_steered']:.0f} s, gated {r['seconds_gated']:.0f} s"
+              for r in rows.iter_rows(named=True)]
+    return "; ".join(parts)
+
+
 def summaries(results_root: Path) -> pl.DataFrame | None:
     files = sorted((results_root / SUMMARY).glob("*.csv"))
     return pl.concat([pl.read_csv(f) for f in files], how="diagonal_relaxed") if files else None
@@ -58,7 +73,11 @@ def block(results_root: Path) -> str:
     lines = table_lines(summary)
     lines.append("")
     for model in summary["model"].unique(maintain_order=True):
-        lines.append(f"- {model}: {_fit_line(results_root, model)}.")
+        r = summary.filter(pl.col("model") == model).row(0, named=True)
+        lines.append(f"- {model}: {_fit_line(results_root, model)}. On these documents it opened for "
+                     f"{_opened(summary, model)}: F1 {r['gate_f1']:.3f} [{r['gate_f1_lo']:.3f}, {r['gate_f1_hi']:.3f}] "
+                     f"(precision {r['gate_precision']:.3f}, recall {r['gate_recall']:.3f}). Wall time per arm "
+                     f"(both domains, on the shared 2-core machine): {_times(summary, model)}.")
     return "\n".join(lines)
 
 

@@ -180,9 +180,11 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
 def report_cmd(results_dir, out_dir, n_boot):
     """Tables (markdown + csv) from every cached skills point, finished sweep or not: baselines,
     headline points, layer 0, both permuted controls, the language matrix, the full sweep."""
+    from steer_trace.cache import existing_root
+
     from . import report as skills_report
 
-    written = skills_report.write(results_dir, out_dir, n_boot)
+    written = skills_report.write(existing_root(results_dir), out_dir, n_boot)
     for path in written:
         click.echo(f"wrote {path}")
     if not written:

@@ -95,6 +95,8 @@ def _read_jsonl(path: Path) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         raise UserError(f"data file {path} does not exist") from None
+    except EOFError:  # a truncated .gz (click would print "Aborted!" for it)
+        raise UserError(f"{path} is truncated (the compressed stream ends early): download it again") from None
     except (json.JSONDecodeError, OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path} is not readable JSON lines ({error})") from None
 

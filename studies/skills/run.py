@@ -21,7 +21,9 @@ coefficients reuse them. The model is only loaded when a point is missing.
 
 from __future__ import annotations
 
+import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from steer_trace.cache import Run, key_of, read_point, results_root
+from steer_trace.cache import Run, key_of, read_checked, read_point, results_root
 from .corpora import DOMAINS, Corpus
 from steer_trace.errors import UserError
 from .profiles import HEADLINE_COEFS, STEP_RULES, Profile, middle_layer, sweep_layers
@@ -527,8 +529,9 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
                       "sizes": {s: [profile.sweep_tokens, profile.headline_tokens] for s in sets}}
     summary_run = Run(SWEEP, summary_config, root)
     finished = summary_run.finished()
-    if finished is not None:
-        docs = load_points(root, store.key)
+    damaged: list[Path] = []  # a damaged point of a finished sweep is deleted and the sweep resumes to recompute it
+    docs = load_points(root, store.key, repair=True, damaged=damaged) if finished is not None else None
+    if finished is not None and not damaged:
         return Swept(finished, docs, 0, finished.select(*POINT_KEYS).unique().height, time.time() - started)
 
     points = PointStore(store, sets, model, profile, log, progress, prefix_cache=keep_prefixes,
@@ -612,33 +615,50 @@ def points_frame(visited: list[tuple[dict, pl.DataFrame]]) -> pl.DataFrame:
     return joined.unique(subset=[*run, *POINT_KEYS, "doc"], maintain_order=True)
 
 
-def load_points(root, key: str | None = None) -> pl.DataFrame | None:
-    """Per-document rows of every cached point (of one points run, or of all), from the parameter sidecars."""
-    import json
+def _read_json(path: Path) -> dict | None:
+    """A sidecar or config file as a dict; a damaged one is reported and None (never a crash)."""
+    try:
+        value = json.loads(path.read_text())
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+    except (OSError, ValueError) as error:
+        warnings.warn(f"{path} is damaged or unreadable ({error}); skipped", stacklevel=2)
+        return None
 
+
+def load_points(root, key: str | None = None, repair: bool = False,
+                damaged: list[Path] | None = None) -> pl.DataFrame | None:
+    """Per-document rows of every cached point (of one points run, or of all), from the parameter sidecars.
+    Each file goes through the cache's checked read: a damaged point is reported and skipped (`repair`: deleted,
+    so the command that computes recomputes it) and its path appended to `damaged` if given."""
     folder = results_root(root) / POINTS
     visited = []
+    damaged = [] if damaged is None else damaged
     for points_dir in sorted(folder.glob(f"{key or '*'}.points")):
         config_path = folder / f"{points_dir.name[:-len('.points')]}.config.json"
-        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        config = (_read_json(config_path) if config_path.exists() else {}) or {}
         for path in sorted(points_dir.glob("*.parquet")):
             if not path.with_suffix(".json").exists():  # killed between the two renames: recomputed on resume
                 continue
-            params = json.loads(path.with_suffix(".json").read_text())["config"]
-            frame = pl.read_parquet(path).with_columns(pl.lit(config.get("model", "?")).alias("model"),
-                                                       pl.lit(points_dir.name[:16]).alias("points_run"),
-                                                       pl.lit(config.get("dtype", "float32")).alias("dtype"))
+            frame = read_checked(path, repair=repair)
+            if frame is None:
+                damaged.append(path)
+                continue
+            params = json.loads(path.with_suffix(".json").read_text())["config"]  # checked by read_checked
+            frame = frame.with_columns(pl.lit(config.get("model", "?")).alias("model"),
+                                       pl.lit(points_dir.name[:16]).alias("points_run"),
+                                       pl.lit(config.get("dtype", "float32")).alias("dtype"))
             visited.append((params, frame))
     return points_frame(visited) if visited else None
 
 
 def points_configs(root) -> dict[str, dict]:
-    """points run key -> its config (what its points depend on), for every points run under `root`."""
-    import json
-
+    """points run key -> its config (what its points depend on), for every points run under `root` (a damaged
+    config is reported and left out)."""
     folder = results_root(root) / POINTS
-    return {path.name[:-len(".config.json")]: json.loads(path.read_text())
-            for path in sorted(folder.glob("*.config.json"))}
+    configs = {path.name[:-len(".config.json")]: _read_json(path) for path in sorted(folder.glob("*.config.json"))}
+    return {key: config for key, config in configs.items() if config is not None}
 
 
 def _paired_ratio_ci(steered: np.ndarray, base: np.ndarray, counts: np.ndarray, n_boot: int, seed: int):
