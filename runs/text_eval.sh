@@ -11,7 +11,7 @@ shift || true
 BEHAVIOURS=${*:-myopic wealth_seeking}
 DATA=${DATA:-../shared/data/extending-activation-addition/data/datasets}
 OUT=${OUT:-results/text_eval}
-Q=${Q:-8}; K=${K:-2}; T=${T:-24}
+Q=${Q:-8}; K=${K:-2}; T=${T:-24}   # the committed tables; Q >= 10 gives intervals (stats.MIN_PER_LABEL)
 case $MODEL in
   smollm2-135m) LAYER=14 ;;
   qwen2.5-coder-0.5b) LAYER=11 ;;
@@ -21,7 +21,7 @@ export OMP_NUM_THREADS=1
 PYTHON=${PYTHON:-python}
 for B in $BEHAVIOURS; do
   V=$(ls results/vectors/$MODEL/$B-content-*.safetensors | head -1)
-  for COEFS in ${COEFS:-"0.5,1" "-0.5,-1"}; do
+  for COEFS in ${COEFS:-"0.5,1"}; do   # COEFS="0.5,1 -0.5,-1" adds steering away (not run yet)
     nice -n 10 "$PYTHON" -m tasks.cli text eval --model "$MODEL" --dataset "$DATA/$B.json" --vector "$V" \
       --layer $LAYER --coefs=$COEFS --relative --n-questions $Q --samples $K --max-new-tokens $T \
       --n-random 2 --batch-size 48 --out "$OUT"

@@ -17,11 +17,11 @@ without options. Every sample is measured by `text_measures` (fluency, relevance
 unsteered model, against the question as asked) and by the detector (concept = p(behaviour)).
 
 Per question the K samples are averaged; the paired differences over questions carry a bootstrap
-interval and p (`stats.paired_shift`). The verdict on a concept shift is "not measurable with this
-detector" when the detector's validation fails, "text broken" when the condition's fluency is
-below text_measures.FLUENT, "too few questions" below MIN_QUESTIONS, and otherwise "moves" /
-"no effect (detectable ±mde)". The combined score orients the concept by the sign of coef
-(steering away scores 1 - p).
+interval and p (`stats.paired_shift`; below MIN_QUESTIONS = stats.MIN_PER_LABEL, the shift only).
+The verdict on a concept shift is "not measurable with this detector" when the detector's
+validation fails, "text broken" when the condition's fluency is below text_measures.FLUENT,
+"too few questions" below MIN_QUESTIONS, and otherwise "moves" / "no effect (detectable ±mde)".
+The combined score orients the concept by the sign of coef (steering away scores 1 - p).
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from .errors import UserError
 from .generation import GenerationOptions, generate_jobs
 from .models import Model
 from .plan import Plan
-from .stats import paired_shift
+from .stats import MIN_PER_LABEL, paired_shift
 from .text_measures import FLUENT, References, fluency, harmonic, relevance, text_measures
 from .vectors import SteeringVector
 
-MIN_QUESTIONS = 5
+MIN_QUESTIONS = MIN_PER_LABEL  # the project's minimum for any interval or verdict (stats.py)
 MEASURES = ("concept", "fluency", "relevance", "combined", "perplexity", "distinct")
 
 
@@ -225,13 +225,16 @@ def _paired(per_q: pl.DataFrame, names: list[str], validation) -> pl.DataFrame:
             x, y = table[a][m].to_numpy().astype(np.float64), table[b][m].to_numpy().astype(np.float64)
             ok = np.isfinite(x) & np.isfinite(y)
             n = int(ok.sum())
-            if n < MIN_QUESTIONS:
+            if n == 0:
                 out.append({"condition": a, "against": b, "measure": m, "shift": math.nan, "lo": math.nan,
                             "hi": math.nan, "p": math.nan, "n": n, "mde": math.nan, "verdict": "too few questions"})
                 continue
             s = paired_shift(x[ok], y[ok])
-            verdict = ("moves" if s.lo > 0 or s.hi < 0 else f"no effect (detectable ±{s.mde:.2f})")
-            if m in ("concept", "combined") and not validation.measurable:
+            verdict = ("too few questions" if s.too_few else "moves" if s.lo > 0 or s.hi < 0
+                       else f"no effect (detectable ±{s.mde:.2f})")
+            if verdict == "too few questions":
+                pass
+            elif m in ("concept", "combined") and not validation.measurable:
                 verdict = "not measurable with this detector"
             elif m == "concept" and min(fluency_of[a], fluency_of[b]) < FLUENT:
                 verdict = f"text broken (fluency {min(fluency_of[a], fluency_of[b]):.2f})"

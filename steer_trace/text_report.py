@@ -147,8 +147,10 @@ def summarize(folder: Path) -> str:
                 if not row.height:
                     return ""
                 r = row.row(0, named=True)
-                if r["verdict"].startswith(("not measurable", "too few")):
+                if r["verdict"].startswith("not measurable"):
                     return r["verdict"]
+                if r["verdict"] == "too few questions":
+                    return f"{_fmt(r['shift'], True)} (too few questions for an interval, n={r['n']})"
                 return f"{_fmt(r['shift'], True)} [{_fmt(r['lo'], True)}, {_fmt(r['hi'], True)}] {r['verdict']}"
             randoms = [a for a in paired.filter(pl.col("condition") == name)["against"].unique(maintain_order=True)
                        if a.startswith("random-")]

@@ -1,6 +1,8 @@
 """`steer-trace text eval`: what a steered model writes, measured against its controls (steer_trace.text_eval)."""
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import click
@@ -91,7 +93,8 @@ def text_eval(model_spec, dataset, vector, layer, coef, coefs, relative, behavio
                             relative=relative, options=options, n_random=n_random, prompted=not no_prompted,
                             prompt_style=prompt_style, progress=bar.update)
     result.meta.update({"model": model.name, "dataset": Path(dataset).name, "vector": Path(vector).name,
-                        "behaviour": name, "split": split})
+                        "behaviour": name, "split": split,
+                        "run": {"recipe": "steer-trace " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d")}})
     for path in write_report(result, Path(out), stem):
         click.echo(f"wrote {path}")
 
