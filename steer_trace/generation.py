@@ -30,6 +30,7 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 
+import nnsight
 import torch
 
 from .batching import chunks, encode
@@ -172,11 +173,11 @@ def _generate_rows(model: Model, prompts: list[str], seeds: list[int], plans: li
     draws = torch.stack([uniforms(s, n) for s in seeds])  # [B, n]
     if not model.remote:
         draws = draws.to(model.device)
-    chosen = []
     held: dict = {}  # a gated plan's decisions on the prompt, for every later step
     with torch.no_grad():
         with model.lm.generate(enc, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                **model.trace_kwargs()) as tracer:
+            chosen = nnsight.save([])  # filled where the trace runs (on an NDIF server: there), then sent back
             for step in tracer.iter[:n]:
                 _steer_rows(model, plans, enc["attention_mask"], step, held)
                 logits = model.lm.output.logits
