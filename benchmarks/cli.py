@@ -314,13 +314,13 @@ def bench_cmd(quick, only, score_model, rounds, remote_local, dataset, public, d
         rounds_startup = 1 if quick else 5
         with tempfile.TemporaryDirectory(prefix="steer-trace-bench-old-") as old:
             trees = {"now": str(REPO)}
-            if bench.old_checkout(old):
+            if not quick and bench.old_checkout(old):  # --quick: this checkout only (a smoke test)
                 trees[f"eager ({bench.EAGER_CLI_COMMIT})"] = old
             r = bench.cli_startup(trees, rounds=rounds_startup)
         report["startup"] = r
         checkpoint()
         _say(f"\n[6] start-up: `python -m tasks.cli ARGV` in a fresh process, {rounds_startup} interleaved rounds "
-             f"(medians, ms){'' if len(trees) > 1 else '; the eager commit is not in this checkout'}")
+             f"(medians, ms){'' if len(trees) > 1 else '; no eager checkout (--quick, or not in git)'}")
         for argv in r["median_ms"]["now"]:
             _say(f"    {argv:<28} " + "  ".join(f"{label} {by[argv]:7.0f} ms" for label, by in r["median_ms"].items()))
 

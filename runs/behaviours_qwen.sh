@@ -7,7 +7,11 @@
 # Writes: behaviours_vectors, _cosines, _components (extract); _precondition (precondition); _single (single);
 # _simultaneous + _tax (simultaneous).
 # Steps (default, in order): extract precondition single simultaneous. Resumable: every point is cached.
-# Not run to the end: interference (every vector x every behaviour at layer 11, x+-1; its first 16 points are
+# Not run to the end: draws (the spread for the myopia / wealth claims: 9 more equal-norm random directions per
+# point at layers 11 and 8, each at +1 only - d at +1 is -d at -1, a draw for both rows -, 20 points per layer;
+# ~58 s a point on a free core; started 16:17 beside a load of 25-29 on 2 cores, its first call (myopia at
+# layer 11: unsteered + 9 directions) took 86 min at ~5% of a core and landed 17:42, the rest is cached as it
+# lands): `sh runs/behaviours_qwen.sh draws` resumes it. And interference (every vector x every behaviour at layer 11, x+-1; its first 16 points are
 # cached under behaviours_interference/, no table yet): `sh runs/behaviours_qwen.sh interference` resumes it.
 # Measured on one core at load ~3: extract 21 min, precondition 12 min, single 43 min, simultaneous 63 min.
 set -e
@@ -27,6 +31,10 @@ for step in $steps; do
     extract) run extract $C ;;
     precondition) run precondition ;;
     single) run single $C --relative --layers 8,11 --add-coef 1 --subtract-coef 1 ;;
+    draws) for L in 11 8; do  # 9 more random directions per myopia / wealth point, +1 only: 10 distinct with 'random'
+             run single $C --relative --layers $L --add-coef 1 --subtract-coef 1 --behaviours myopic,wealth_seeking \
+               --more-random 9 --random-signs add
+           done ;;
     simultaneous) run simultaneous $C --relative --coefs=-1.2,-0.6,-0.3,-0.1,0,0.1,0.3,0.6,1.2 --tax-docs 8 ;;
     interference) run interference $C --relative --layers 11 --coefs=-1,1 ;;
     *) echo "unknown step $step"; exit 2 ;;

@@ -66,7 +66,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomic(path: Path, frame: pl.DataFrame, config: dict) -> None:
+def _write_atomic(path: Path, frame: pl.DataFrame, config: dict, extra: dict | None = None) -> None:
     """Write to temporary names, then rename: a reader sees the old entry, the new one, or
     (killed between the renames) a checksum mismatch that is recomputed, never a partial file.
 
@@ -79,7 +79,7 @@ def _write_atomic(path: Path, frame: pl.DataFrame, config: dict) -> None:
     data = buffer.getvalue()
     try:
         tmp.write_bytes(data)
-        side = {"config": config, "sha256": _sha256(data), "rows": frame.height}
+        side = {**(extra or {}), "config": config, "sha256": _sha256(data), "rows": frame.height}
         side_tmp.write_text(json.dumps(side, indent=1, sort_keys=True, default=str))
         os.replace(tmp, path)  # parquet first: a sidecar never describes a missing file
         os.replace(side_tmp, path.with_suffix(".json"))
@@ -188,6 +188,20 @@ class Run:
         _write_atomic(self.path, table, self.config)
         shutil.rmtree(self.points_dir, ignore_errors=True)
         return table
+
+
+def finished_tables(experiment: str, root: str | Path | None = None) -> list[Path]:
+    """The finished tables of an experiment whose sidecar checks out (paths, sorted)."""
+    folder = results_root(root) / experiment
+    return [p for p in sorted(folder.glob("*.parquet")) if _read_checked(p, repair=False) is not None]
+
+
+def rewrite_finished(path: Path, frame: pl.DataFrame) -> None:
+    """Replace a finished table with `frame` (its stored statistics recomputed), keeping its sidecar: the run
+    key, the config and any other entry (e.g. the run's provenance) stay, the checksum is the new table's."""
+    side = json.loads(path.with_suffix(".json").read_text())
+    extra = {k: v for k, v in side.items() if k not in ("config", "sha256", "rows")}
+    _write_atomic(path, frame, side["config"], extra)
 
 
 def read_checked(path: Path, repair: bool = False) -> pl.DataFrame | None:

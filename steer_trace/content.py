@@ -164,7 +164,8 @@ def content_summary(items: list[ABItem], scores: np.ndarray, owner: np.ndarray) 
     row = {"n": n, "p_matching": float(p_match.mean()), "matching_score": float((chosen == matching).mean()),
            "faulty": float("nan"), "answer_mass": float("nan"), "top_answer_share": top, "collapsed": top >= COLLAPSE,
            "p_matching_lo": lo, "p_matching_hi": hi, "top_answer": f"option {int(np.argmax(counts)) + 1}"}
-    return {**row, **question_columns(per, per_prompt, [item.original_matching for item in items])}
+    return {**row, **question_columns(per, per_prompt, [item.original_matching for item in items],
+                                       scoring="content")}
 
 
 def content_rows(model: Model, questions: ContentQuestions, plans: list[Plan], batch_size: int | None,

@@ -6,6 +6,7 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import gc
 import sys
 import warnings
 from pathlib import Path
@@ -47,16 +48,10 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def _release_memory() -> None:
-    import gc
-
     gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
+    torch = sys.modules.get("torch")  # not imported: nothing of torch's to release
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def halve_on_oom(run: Callable[[Sequence], T], batch: Sequence, join: Callable[[list[T]], T],

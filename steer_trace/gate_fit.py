@@ -145,13 +145,15 @@ class GateFit:
     n_fit: int
     n_heldout: int
     fit_f1_by_layer: dict[int, float]
+    fit_separation_by_layer: dict[int, float]  # d' of the fit scores, the tie-break between layers of equal F1
 
     def provenance(self) -> dict:
         return {"fit_f1": self.fit_f1, "heldout_f1": self.heldout_f1,
                 "heldout_f1_ci": [self.heldout_lo, self.heldout_hi],
                 "heldout_precision": self.heldout_precision, "heldout_recall": self.heldout_recall,
                 "n_fit": self.n_fit, "n_heldout": self.n_heldout,
-                "fit_f1_by_layer": {str(k): v for k, v in self.fit_f1_by_layer.items()}}
+                "fit_f1_by_layer": {str(k): v for k, v in self.fit_f1_by_layer.items()},
+                "fit_separation_by_layer": {str(k): v for k, v in self.fit_separation_by_layer.items()}}
 
 
 def fit_gate(model: Model, texts: Sequence[str], labels: Sequence[bool], layers: Sequence[int], pool: str = "mean",
@@ -175,4 +177,4 @@ def fit_gate(model: Model, texts: Sequence[str], labels: Sequence[bool], layers:
     f1, precision, recall = f1_score(predicted, y[held])
     lo, hi = bootstrap_f1(predicted, y[held], n_boot, seed)
     return GateFit(projection(c, layer, threshold, pool), f1_fit, f1, lo, hi, precision, recall, len(fit), len(held),
-                   {L: candidates[L][0] for L in layers})
+                   {L: candidates[L][0] for L in layers}, {L: candidates[L][1] for L in layers})

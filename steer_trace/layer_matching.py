@@ -68,7 +68,7 @@ def _submodule(module, path: str):
 
 
 def _is_layer_list(node) -> bool:
-    import torch
+    import torch  # deferred: models.py imports this module and must stay light (the CLI's start-up)
 
     return isinstance(node, (torch.nn.ModuleList, torch.nn.Sequential)) and len(node) > 0
 
@@ -86,7 +86,7 @@ def find_layers_path(module, config, override: str | None = None, name: str = "m
         if _is_layer_list(_submodule(module, path)):
             return path
     depth = config_value(config, DEPTH_KEYS)
-    import torch
+    import torch  # deferred: models.py imports this module and must stay light (the CLI's start-up)
 
     lists = [(path.count("."), path) for path, node in module.named_modules()
              if isinstance(node, torch.nn.ModuleList) and len(node) == depth]

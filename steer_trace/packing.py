@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import UserError
-from .score import STEER_MASK
+from .score import ROW_DATA, STEER_MASK, Readout, measure
 
 MASKED_ATTENTION = ("sdpa", "eager")  # implementations that apply a custom 4D additive mask as given
 
@@ -193,8 +193,6 @@ def next_token_probs(model, prompts: Sequence[str], groups: Sequence, answer_ids
     """As `score.answer_probs` (per plan: probabilities of `answer_ids` after each prompt [N, A], greedy ids
     [N]), with the prompts of one group (e.g. a question's rotations) packed in one row: their common head
     read once, each prompt's last token at the end of the row. Needs `packable(model, plans)`."""
-    from .score import ROW_DATA, Readout, measure
-
     members: dict = {}
     for n, key in enumerate(groups):
         members.setdefault(key, []).append(n)

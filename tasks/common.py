@@ -10,7 +10,7 @@ import warnings
 
 import click
 
-from steer_trace.errors import UserError
+from steer_trace.errors import UserError, file_in_the_way, is_out_of_memory
 from steer_trace.models import DEFAULT_MODEL, DEVICES, DTYPES
 
 # The names of steer_trace.aggregators.METHODS and its default, for --method: a copy, because aggregators
@@ -92,7 +92,7 @@ def steering_options(func):
                   help="Token positions steered: all | prompt | generated | from:K (real tokens from index K) | last.")
     @functools.wraps(func)
     def wrapper(*args, op, token_scope, **kwargs):
-        from steer_trace.plan import Steering
+        from steer_trace.plan import Steering  # deferred (CLI start-up): torch
 
         steering = Steering(op, token_scope)  # a bad name is a UserError before any work
         if "study_args" in kwargs:
@@ -105,12 +105,12 @@ def steering_options(func):
 
 
 def open_model(spec: dict):
-    from steer_trace.models import load_model
+    from steer_trace.models import load_model  # deferred: transformers (start-up time, CLI layer)
 
     quiet_libraries()
     remote = False
     if spec["remote"]:
-        from steer_trace.remote import configure
+        from steer_trace.remote import configure  # deferred: nnsight (start-up time, CLI layer)
 
         remote = configure(spec["host"])
     return load_model(spec["name"], remote=remote, layers_path=spec.get("layers_path"),
@@ -119,7 +119,7 @@ def open_model(spec: dict):
 
 def progress(total: int, label: str):
     """A tqdm bar on stderr (off when not a terminal unless STEER_TRACE_PROGRESS=1)."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # deferred: ~0.2 s of `--help` (it reads package metadata), CLI layer
 
     disable = not (sys.stderr.isatty() or os.environ.get("STEER_TRACE_PROGRESS") == "1")
     return tqdm(total=total, desc=label, unit="item", disable=disable, leave=False)
@@ -129,10 +129,10 @@ def warn_if_overflows(model, text: str, plan) -> bool:
     """Warn (and return True) when `plan` overflows the residual stream on `text`: its mean square (what every
     norm layer computes) or the logits are inf/NaN, or the logits are all equal. A coefficient that large shows
     up otherwise only as empty or garbage text. One extra forward pass, once per command (never in a sweep)."""
-    import torch
+    import torch  # deferred (CLI start-up): torch
 
-    from steer_trace.batching import encode
-    from steer_trace.plan import apply_plan
+    from steer_trace.batching import encode  # deferred (CLI start-up): torch
+    from steer_trace.plan import apply_plan  # deferred (CLI start-up): torch
 
     kwargs = {**model.last_logits(), **model.trace_kwargs()}
     with torch.no_grad(), model.lm.trace(encode(model.tokenizer, [text]), **kwargs):
@@ -156,8 +156,6 @@ _USER_ERRNOS = {  # failures of the user's disk or paths, not of the program
 
 def _explain(error: BaseException) -> str | None:
     """The one-line explanation of a failure the user can fix, or None for a bug."""
-    from steer_trace.errors import is_out_of_memory
-
     if isinstance(error, UserError):
         return str(error)
     if isinstance(error, click.ClickException):  # bad option values, unknown commands
@@ -166,8 +164,6 @@ def _explain(error: BaseException) -> str | None:
     if isinstance(error, (ConnectionError, TimeoutError)) and not isinstance(error, BrokenPipeError):
         return f"cannot reach the server: {error.strerror or error}"
     if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
-        from steer_trace.errors import file_in_the_way
-
         blocker = file_in_the_way(error.filename) if error.filename and error.errno in (errno.EEXIST,
                                                                                          errno.ENOTDIR) else None
         if blocker is not None:

@@ -4,10 +4,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import random
 import warnings
 from pathlib import Path
 
 import click
+
+from steer_trace.data import load_ab_file, prompt
+from steer_trace.errors import UserError
+from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir, is_installed
+from studies.behaviours.data import clean
 
 from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, parse_numbers, progress,
                      steering_options, warn_if_overflows)
@@ -16,8 +22,6 @@ from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_mod
 @click.command("models")
 def models_cmd():
     """List the embedded models: layers, width, cache state, where the weights come from."""
-    from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir, is_installed
-
     click.echo(f"{'name':<22}{'layers':>7}{'width':>7}  {'cached':<8} source")
     damaged, notes = [], []
     for spec in EMBEDDED.values():
@@ -80,14 +84,9 @@ def vectors_group():
                    "pca-diff: repeng's (README 'Extraction methods').")
 def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, plain_mean, method):
     """CAA vector for every layer: prompt + matching answer minus prompt + non-matching answer."""
-    import random
-    import warnings
-
-    from steer_trace.data import load_ab_file, prompt
-    from studies.behaviours.data import clean
-    from studies.behaviours.vectors import NORM_PROMPTS
-    from steer_trace.pairs import extract_vector
-    from steer_trace.read import content_hash, residual_norms
+    from steer_trace.pairs import extract_vector  # deferred (CLI start-up): torch
+    from steer_trace.read import content_hash, residual_norms  # deferred (CLI start-up): torch
+    from studies.behaviours.vectors import NORM_PROMPTS  # deferred (CLI start-up): torch
 
     items = clean(load_ab_file(dataset))  # the behaviour commands' checks: one answer family per file
     random.Random(13).shuffle(items)
@@ -97,7 +96,7 @@ def vectors_extract(model_spec, dataset, out, limit, batch_size, prompt_style, p
         warnings.warn(f"all {len(items)} pair(s) of {dataset} match with {answers[0]!r}, so the vector cannot be "
                       "letter-balanced: it is the mean of that one group (use rows with both answers, or "
                       "--plain-mean)", stacklevel=1)
-    from steer_trace.vectors import check_writable
+    from steer_trace.vectors import check_writable  # deferred (CLI start-up): torch
 
     check_writable(out)  # an unwritable --out fails before the work (the model load and the reads), not after
     model = open_model(model_spec)
@@ -124,7 +123,7 @@ def vectors_info(path):
     """Show a vector file's provenance and per-layer norms, beside the residual stream's norm at each layer where
     the extraction recorded it (`vectors extract`, `behaviours extract`): a coefficient c adds c x norm, so
     norm / residual is the fraction of the residual one unit of coefficient adds (what --relative counts in)."""
-    from steer_trace.vectors import SteeringVector
+    from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     vector = SteeringVector.load(path)
     residual = vector.meta.get("residual_norms") or {}
@@ -169,7 +168,7 @@ def generation_options(func):
     @functools.wraps(func)
     def wrapper(*args, max_new_tokens, temperature, top_p, seed, samples, stop, stop_at_eos, chat, system,
                 batch_size, **kwargs):
-        from steer_trace.generation import GenerationOptions
+        from steer_trace.generation import GenerationOptions  # deferred (CLI start-up): torch
 
         kwargs["options"] = GenerationOptions(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, samples=samples,
@@ -197,12 +196,11 @@ def generation_options(func):
 @steering_options
 def generate_cmd(model_spec, prompt_text, vector, layer, coef, coefs, relative, gate_file, options, steering):
     """Text unsteered and steered (one or several coefficients), side by side; greedy unless --temperature."""
-    from steer_trace.errors import UserError
-    from steer_trace.gates import load_gate
-    from steer_trace.generation import format_prompt, generate
-    from steer_trace.plan import Plan
-    from steer_trace.read import residual_norms
-    from steer_trace.vectors import SteeringVector
+    from steer_trace.gates import load_gate  # deferred (CLI start-up): torch
+    from steer_trace.generation import format_prompt, generate  # deferred (CLI start-up): torch
+    from steer_trace.plan import Plan  # deferred (CLI start-up): torch
+    from steer_trace.read import residual_norms  # deferred (CLI start-up): torch
+    from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     if (vector is None) != (layer is None):  # check options before the slow model load
         raise UserError("--vector and --layer go together: give both or neither")

@@ -17,6 +17,12 @@ from pathlib import Path
 
 import click
 
+from steer_trace.data import both_orders, prompt, split
+from studies.behaviours import cli as behaviours
+from studies.behaviours.data import load_from_folder, project_data_dir
+from studies.behaviours.profiles import model_layer
+
+from . import figures
 from .common import model_options, open_model
 
 STEPS = ("extract", "single", "simultaneous")
@@ -47,10 +53,6 @@ def _say(text: str) -> None:
               help="The whole quick pipeline (validation grids at two layers, seven coefficients; ~20 min on 2 cores).")
 def demo_cmd(model_spec, out_dir, data_dir, full):
     """A first steered result in seconds, then extract -> single -> simultaneous -> figures, offline."""
-    from studies.behaviours import cli as behaviours
-
-    from . import figures
-
     started = time.time()
     out = Path(out_dir)
     model = open_model(model_spec)
@@ -100,14 +102,11 @@ def demo_cmd(model_spec, out_dir, data_dir, full):
 
 def first_result(model, data_dir=None) -> int:
     """One vector, one prompt unsteered and steered, p(matching) on held-out questions; returns the layer."""
-    import torch
+    import torch  # deferred (CLI start-up): torch
 
-    from steer_trace import Plan, answer_probs, answer_token_ids, contrastive_vector
-    from steer_trace.data import both_orders, prompt, split
-    from studies.behaviours.data import load_from_folder, project_data_dir
-    from studies.behaviours.profiles import model_layer
-    from steer_trace.metrics import ab_summary
-    from steer_trace.generation import steered_generate
+    from steer_trace import Plan, answer_probs, answer_token_ids, contrastive_vector  # deferred (CLI start-up): torch
+    from steer_trace.metrics import ab_summary  # deferred (CLI start-up): torch
+    from steer_trace.generation import steered_generate  # deferred (CLI start-up): torch
 
     name, mult = FIRST["behaviour"], FIRST["mult"]
     layer = model_layer(FIRST["paper_layer"], model.n_layers)
@@ -143,9 +142,9 @@ def first_result(model, data_dir=None) -> int:
 
 def content_meaning(table, layer: int) -> None:
     """One line per direction: the vector's paired shift against the random direction's, and the verdict."""
-    import polars as pl
+    import polars as pl  # deferred (CLI start-up)
 
-    from studies.behaviours.report import steered_rows
+    from studies.behaviours.report import steered_rows  # deferred (CLI start-up): torch
 
     default = table.filter((pl.col("behaviour") == "myopic") & (pl.col("direction") == "default")).row(0, named=True)
     for entry in steered_rows(table, "myopic", "myopic", "random", layer, None, default):
@@ -170,15 +169,11 @@ class _reusing:
         self.model = model
 
     def __enter__(self):
-        from studies.behaviours import cli as behaviours
-
         self.saved = behaviours.open_model
         behaviours.open_model = lambda spec: self.model
         return self
 
     def __exit__(self, *exc):
-        from studies.behaviours import cli as behaviours
-
         behaviours.open_model = self.saved
 
 

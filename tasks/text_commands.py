@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from steer_trace.errors import UserError
+
 from .common import model_options, open_model, parse_numbers, progress
 
 DEFAULT_OUT = "results/text_eval"
@@ -55,12 +57,11 @@ def text_eval(model_spec, dataset, vector, layer, coef, coefs, relative, behavio
               max_new_tokens, temperature, top_p, seed, n_random, no_prompted, prompt_style, detector_layer,
               reader_model, judge_model, detector_texts, batch_size, out):
     """Steered, unsteered, random-direction and prompted samples of held-out questions, measured."""
-    from steer_trace.cache import key_of
-    from steer_trace.errors import UserError
-    from steer_trace.generation import GenerationOptions
-    from steer_trace.text_eval import open_ended
-    from steer_trace.text_report import held_out_parts, make_detector, write_report
-    from steer_trace.vectors import SteeringVector
+    from steer_trace.cache import key_of  # deferred (CLI start-up): polars
+    from steer_trace.generation import GenerationOptions  # deferred (CLI start-up): torch
+    from steer_trace.text_eval import open_ended  # deferred (CLI start-up): torch
+    from steer_trace.text_report import held_out_parts, make_detector, write_report  # deferred (CLI start-up): torch
+    from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     coef_list = parse_numbers(coefs, option="--coefs") or ((coef,) if coef is not None else None)
     if coef_list is None:
@@ -108,9 +109,8 @@ def text_eval(model_spec, dataset, vector, layer, coef, coefs, relative, behavio
               help="With --rebuild: where the datasets are, for reports that keep no questions.")
 def text_report_cmd(folder, out, rebuild, data_dir):
     """One table over every open-ended report: concept, fluency and combined shifts, with the detector's AUROC."""
-    from steer_trace.errors import UserError
-    from steer_trace.text_report import rebuild as rebuild_report
-    from steer_trace.text_report import summarize
+    from steer_trace.text_report import rebuild as rebuild_report  # deferred (CLI start-up): polars, torch
+    from steer_trace.text_report import summarize  # deferred (CLI start-up): polars, torch
 
     if not Path(folder).is_dir():
         raise UserError(f"no open-ended reports: {folder} is not a folder (run `steer-trace text eval` first)")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from steer_trace.errors import UserError
+
 from steer_trace.interop import CONVENTIONS
 
 from .common import parse_numbers
@@ -18,8 +20,6 @@ def _layer_list(text: str | None) -> list[int] | None:
 
 
 def _not_the_input(source: str, out: str) -> None:
-    from steer_trace.errors import UserError
-
     if Path(out).resolve() == Path(source).resolve():
         raise UserError(f"--out {out} is the input file: choose another name (the input is never overwritten)")
 
@@ -44,8 +44,8 @@ def _span(layers: list[int]) -> str:
 @click.option("--model-hint", default=None, help="controlvector.model_hint (default: the vector's model name).")
 def vectors_export(path, fmt, out, layers, model_hint):
     """Write a vector file in another tool's format (llama.cpp control-vector GGUF)."""
-    from steer_trace.interop import write_gguf
-    from steer_trace.vectors import SteeringVector
+    from steer_trace.interop import write_gguf  # deferred (CLI start-up): torch
+    from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     _not_the_input(path, out)
     vector = SteeringVector.load(path)
@@ -78,8 +78,7 @@ def llama_cpp_use(out: str) -> str:
 @click.option("--out", required=True, type=click.Path(), help="Output .safetensors vector file.")
 def vectors_import(path, array_path, convention, layer_offset, key, out):
     """Read a llama.cpp control-vector GGUF file (direction.<L> -> our layer L) or a plain array into a vector file."""
-    from steer_trace.errors import UserError
-    from steer_trace.interop import read_array, read_gguf
+    from steer_trace.interop import read_array, read_gguf  # deferred (CLI start-up): torch
 
     if (path is None) == (array_path is None):
         raise UserError("give a GGUF file or --from-array ARRAY (one of the two)")

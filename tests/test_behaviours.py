@@ -7,6 +7,7 @@ import json
 import re
 from collections import Counter
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -501,6 +502,15 @@ def test_more_random_scores_only_more_directions_and_the_report_pools_them(cli):
 
     report = write(cli.root, cli.root / "report", profile="test")[0].read_text()
     spread = [x.split("|") for x in report.splitlines() if x.startswith("| myopic | ") and x.count("|") == 11]
-    # the spread table's myopia rows at x+4 and x-4: 3 directions x (+4, -4) pooled from the two runs
-    assert {c[3].strip() for c in spread if c[5].strip() == "6"} >= {"+4", "-4"}
+    # the spread table's myopia rows at x+4 and x-4: 3 distinct directions (each scored at +4 and -4: one draw)
+    assert {c[3].strip() for c in spread if c[5].strip() == "3"} >= {"+4", "-4"}
     assert cli("single", "--add-coef", "4", "--subtract-coef", "4", "--more-random", "-1", expect=2)
+    # --random-signs add: each further direction at +m only (d at +m is -d at -m: a draw for both rows)
+    one_sign = cli("single", "--add-coef", "4", "--subtract-coef", "4", "--more-random", "2", "--random-signs", "add")
+    assert computed(one_sign) == 2 * (1 + 2)
+    added = table(cli, "behaviours_single").filter(pl.col("vector").str.starts_with("random#")
+                                                   & (pl.col("behaviour") == "myopic"))
+    first = [np.array(x) for x in draws.filter(pl.col("vector").str.starts_with("random#"))["q_p_matching"]]
+    again = [np.array(x) for x in added.filter(pl.col("coef") == 4)["q_p_matching"]]
+    # the same directions as the first run (scored in other batches: equal to float32 round-off)
+    assert again and all(any(np.allclose(a, b, atol=1e-4) for b in first) for a in again)

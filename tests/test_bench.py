@@ -104,6 +104,9 @@ def test_bench_quick_smoke(tmp_path):
     assert report["steer"]["max_abs_dp_unsteered_vs_plain"] < 1e-4
     assert report["memory"]["smollm2-135m"]["peak_rss_mb"] > 100
     assert report["figures"]["returncode"] == 0
+    startup = report["startup"]  # `--help` and a study command's `--help` in fresh processes, this checkout
+    assert set(startup["median_ms"]["now"]) == {"--help", "behaviours single --help"}
+    assert set(startup["exit_codes"].values()) == {0}
 
 
 def test_gpu_script_runs_on_the_cpu_in_quick_mode(tmp_path):

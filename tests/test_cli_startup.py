@@ -66,10 +66,14 @@ def test_the_method_names_copy_equals_the_table():
 
 def test_the_paper_studies_are_registered():
     names = [s.name for s in all_studies()]
-    assert names[:2] == ["behaviours", "skills"]
+    assert {"behaviours", "skills", "evaluate", "gates"} <= set(names) and names == sorted(names)
     for study in all_studies():
-        assert isinstance(resolve(study.cli), click.Group)
-        assert callable(resolve(study.figures)) and callable(resolve(study.report))
+        assert isinstance(resolve(study.cli), click.Command) and resolve(study.cli).name == study.name
+        for hook_name in ("figures", "report", "pages"):
+            if getattr(study, hook_name):
+                assert callable(resolve(getattr(study, hook_name))), (study.name, hook_name)
+    paper = {s.name: s for s in all_studies() if s.name in ("behaviours", "skills")}
+    assert all(s.figures and s.report for s in paper.values())
 
 
 # -- a toy study, registered from outside studies/ ---------------------------------------------------------------
@@ -147,3 +151,17 @@ def test_report_names_an_unknown_study(tmp_path):
 def test_a_name_is_registered_once(toy):
     with pytest.raises(ValueError, match="registered already"):
         register(Study(name="behaviours", summary="again", cli="x:y"))
+
+
+def test_old_option_names_still_parse_but_are_not_shown():
+    """Committed run recipes say --add-mult / --multipliers: they still run; --help shows the names of today."""
+    from studies.behaviours.cli import group
+
+    single = group.commands["single"]
+    old = ["--add-mult", "2", "--subtract-mult", "3", "--grid-multipliers", "1,2"]
+    params = single.make_context("single", old).params
+    assert (params["add_coef"], params["subtract_coef"], params["grid_coefs"]) == (2.0, 3.0, "1,2")
+    assert group.commands["interference"].make_context("interference", ["--multipliers=-1,1"]).params["coefs"] == "-1,1"
+    shown = CliRunner().invoke(main, ["behaviours", "single", "--help"]).output
+    assert "--add-coef" in shown and "--grid-coefs" in shown
+    assert "--add-mult" not in shown and "multiplier" not in shown.lower()

@@ -477,6 +477,7 @@ def test_a_folder_model_is_keyed_by_its_files_checksum(tmp_path, monkeypatch):
     """Results of a folder model are keyed by its files' sha256: new weights at the same path get a new key."""
     monkeypatch.setenv("STEER_TRACE_CACHE", str(tmp_path / "cache"))
     folder = _fake_cache(tmp_path)
+    (folder / "tokenizer.json").write_text("{}")  # a folder model needs a tokenizer file to be accepted
     first = resolve(str(folder))[1]
     assert first.startswith("sha256:") and resolve(str(folder))[1] == first
     weights = folder / "model.safetensors"
@@ -501,6 +502,15 @@ def test_models_command_says_damaged(tmp_path, monkeypatch):
     assert row.split()[3] == "damaged"
     assert f"damaged {SMOL} (model.safetensors has 100 bytes" in result.output
     assert "rebuilds it from the installed GGUF package" in result.output
+    listed = {line.split()[0] for line in result.output.splitlines()[1:len(EMBEDDED) + 1]}
+    assert listed == set(EMBEDDED)  # the large ones too, installed or not
+    assert f"{GEMMA}: a base model without a chat template" in result.output
+    monkeypatch.setattr(models, "is_installed", lambda name: not EMBEDDED[name].large)  # a default setup
+    result = CliRunner().invoke(main, ["models"])
+    for name in (QWEN15, GEMMA):
+        assert f"{name}: not installed (large: make models-large, or pip install 'steer-trace[models-large]')" \
+            in result.output
+    assert f"{SMOL}: not installed" not in result.output
 
 
 def test_an_uncreatable_cache_root_is_one_error_line(tmp_path, monkeypatch):
@@ -759,8 +769,8 @@ def test_gemma_is_a_base_model_that_says_so_and_writes_text_with_its_bos():
 
     if not models.is_installed(GEMMA):
         pytest.skip(f"{GEMMA}'s packages are not installed (make models-large)")
-    result = CliRunner().invoke(main, ["generate", "Question: What is the capital of France?\nAnswer:", "--model",
-                                       GEMMA, "--max-new-tokens", "3"])
+    with pytest.warns(UserWarning, match="gemma3-270m has no chat template: the prompt goes in as plain text"):
+        result = CliRunner().invoke(main, ["generate", "Question: What is the capital of France?\nAnswer:",
+                                           "--model", GEMMA, "--max-new-tokens", "3"])
     assert result.exit_code == 0, result.output
-    assert "gemma3-270m has no chat template" in result.stderr
     assert "Paris" in result.stdout, result.output

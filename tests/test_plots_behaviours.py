@@ -19,7 +19,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def ab_row(model, behaviour, vector, layer, direction, coef, p, *, n=300, orders="both", split="test",
            layers=None, collapsed=False, faulty=0.0, profile="test"):
     half = 1.96 * np.sqrt(p * (1 - p) / n) * 0.5
-    return {
+    shift = 0.0 if direction == "default" else p - DEFAULT_P.get(behaviour, 0.5)  # the paired shift, as stored
+    return {"shift": shift, "shift_lo": shift - half, "shift_hi": shift + half,
         "model": model, "profile": profile, "prompt_style": "paper", "behaviour": behaviour, "vector": vector,
         "layer": layer, "layers": layers or str(layer), "direction": direction, "coef": float(coef),
         "orders": orders, "split": split, "n": n, "p_matching": p, "p_matching_lo": max(p - half, 0.0),
@@ -201,17 +202,43 @@ def test_defaults_prefer_the_layer_then_any():
     assert rows["p_matching"].to_list() == [0.2, 0.3]
 
 
-def test_interference_deltas_against_the_default():
-    rows = pl.DataFrame([
-        ab_row("m", "myopic", "none", 15, "default", 0, 0.30),
-        ab_row("m", "myopic", "sycophancy", 15, "add", 2, 0.32, n=10),   # wide CI: not clear
-        ab_row("m", "myopic", "myopic", 15, "add", 2, 0.80, n=300),     # clear shift
-        ab_row("m", "wealth_seeking", "myopic", 15, "subtract", -2, 0.5),  # no default: dropped
-    ])
-    deltas = plots.interference_deltas(rows, plots.defaults_at(rows)).sort("vector")
-    assert deltas["vector"].to_list() == ["myopic", "sycophancy"]
-    assert deltas["delta"].to_list() == pytest.approx([0.50, 0.02])
-    assert deltas["clear"].to_list() == [True, False]
+def _scored(behaviour, vector, direction, coef, scores, layer=15):
+    n = len(scores)
+    return {"model": "m", "profile": "test", "behaviour": behaviour, "vector": vector, "layer": layer,
+            "direction": direction, "coef": float(coef), "split": "test", "scoring": "content",
+            "n": n, "p_matching": float(np.mean(scores)), "q_id": list(range(n)), "q_label": ["A", "B"] * (n // 2),
+            "q_p_matching": [float(x) for x in scores]}
+
+
+def _interference(planted: float, weak: float, n_null: int, seed: int = 0) -> pl.DataFrame:
+    """myopic's own vector moves myopia by `planted`; sycophancy's by `weak`; `n_null` other vectors nothing;
+    every vector beside its random direction (random:<vector>), which moves nothing."""
+    from studies.behaviours.scoring import refreshed_shifts
+
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.2, 0.6, 60)
+    rows = [_scored("myopic", "none", "default", 0, base)]
+    vectors = {"myopic": planted, "sycophancy": weak, **{f"null{k}": 0.0 for k in range(n_null)}}
+    for v, shift in vectors.items():
+        rows.append(_scored("myopic", v, "add", 1, base + shift + rng.normal(0, 0.03, 60)))
+        rows.append(_scored("myopic", f"random:{v}", "add", 1, base))  # moves nothing: vector − random = shift
+    return refreshed_shifts(pl.DataFrame(rows))
+
+
+def test_interference_marks_only_what_survives_benjamini_hochberg():
+    """Cells are the paired shifts; a star needs the shift and vector − its random direction clear of 0 after
+    BH over every cell: the planted cell is starred, one at p ~ 0.01 among 40 null cells is not (it would be
+    at an uncorrected p < 0.05), and a random direction's cell never is when it moves nothing."""
+    rows = _interference(planted=0.3, weak=0.01, n_null=40)
+    deltas = plots.interference_deltas(rows, plots.defaults_at(rows))
+    clear = {r["vector"]: r["clear"] for r in deltas.iter_rows(named=True)}
+    weak = deltas.filter(pl.col("vector") == "sycophancy").row(0, named=True)
+    assert clear["myopic"] and weak["shift_p"] < 0.05 and not clear["sycophancy"]
+    assert deltas.filter(pl.col("vector") == "myopic")["delta"][0] == pytest.approx(0.3, abs=0.02)
+    assert sum(clear.values()) == 1
+    alone = _interference(planted=0.3, weak=0.03, n_null=0)  # no family to correct over: the weak one stands
+    deltas = plots.interference_deltas(alone, plots.defaults_at(alone))
+    assert deltas.filter(pl.col("vector") == "sycophancy")["clear"][0]
 
 
 def test_interference_draws_the_run_with_the_most_behaviours():
@@ -222,17 +249,6 @@ def test_interference_draws_the_run_with_the_most_behaviours():
     assert select_variant(rows)[1]["profile"] == "paper"  # the plain choice
     kept, chosen = select_variant(plots.widest_runs(rows))
     assert chosen["profile"] == "quick" and kept["behaviour"].n_unique() == 5
-
-
-def test_interference_clear_means_the_paired_interval_excludes_zero():
-    rows = pl.DataFrame([
-        ab_row("m", "myopic", "none", 15, "default", 0, 0.30),
-        ab_row("m", "myopic", "sycophancy", 15, "add", 2, 0.32, n=300),  # tiny unpaired CI, paired spans 0
-        ab_row("m", "myopic", "myopic", 15, "add", 2, 0.33, n=10),       # wide unpaired CI, paired excludes 0
-    ]).with_columns(shift_lo=pl.Series([float("nan"), -0.01, 0.01]), shift_hi=pl.Series([float("nan"), 0.05, 0.05]))
-    deltas = plots.interference_deltas(rows, plots.defaults_at(rows)).sort("vector")
-    assert deltas["vector"].to_list() == ["myopic", "sycophancy"]
-    assert deltas["clear"].to_list() == [True, False]
 
 
 def test_missing_required_column_skips_with_a_warning(tmp_path, no_model):
@@ -256,30 +272,32 @@ def test_figures_command_writes_the_behaviour_figures(tmp_path, no_model):
     assert (out / "interference.png").stat().st_size > 10_000
 
 
-def test_single_panel_marks_the_random_control_at_its_own_value():
-    """Each steered bar with a paired random direction (same layer, coef) gets a bar across it at the random
-    row's p(matching); a bar without one gets none."""
+def test_single_panel_draws_paired_shifts_and_the_random_control_at_its_own():
+    """Each steered bar is the row's paired shift against unsteered (its height the stored shift, its error bar
+    the paired interval); a paired random direction (same layer, coef) is a marker at its own shift; a bar
+    without one gets none."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
 
     model = "smollm2-135m"
-    rows = pl.DataFrame([ab_row(model, "myopic", "none", 14, "default", 0.0, 0.36),
+    rows = pl.DataFrame([ab_row(model, "myopic", "none", 14, "default", 0.0, 0.28),
                          ab_row(model, "myopic", "myopic", 14, "add", 1.0, 0.60),
                          ab_row(model, "myopic", "myopic", 14, "subtract", -1.0, 0.15),
-                         ab_row(model, "wealth_seeking", "none", 14, "default", 0.0, 0.55),
+                         ab_row(model, "wealth_seeking", "none", 14, "default", 0.0, 0.50),
                          ab_row(model, "wealth_seeking", "wealth_seeking", 14, "add", 1.0, 0.47)])
     controls = pl.DataFrame([ab_row(model, "myopic", "random", 14, "add", 1.0, 0.42),
                              ab_row(model, "myopic", "random", 14, "subtract", -1.0, 0.31),
                              ab_row(model, "myopic", "random", 14, "add", 2.0, 0.99)])  # another coef
     fig, ax = plt.subplots()
     plots._single_panel(ax, rows, 14, ["myopic", "wealth_seeking"], legend=True, controls=controls)
-    marks = [c for c in ax.collections if isinstance(c, LineCollection) and c.get_gid() == "random-control"]
-    heights = sorted(round(float(seg[0][1]), 3) for c in marks for seg in c.get_segments())
-    assert heights == [0.31, 0.42]  # myopia's two; wealth's add has no control, x2 is not a bar here
+    heights = sorted(round(float(p.get_height()), 3) for p in ax.patches)
+    assert heights == sorted([0.32, -0.13, -0.03])  # the shifts, not p(matching)
+    marks = [line for line in ax.lines if line.get_gid() == "random-control" and line.get_marker() == "s"]
+    assert sorted(round(float(line.get_ydata()[0]), 3) for line in marks) == [0.03, 0.14]
     assert "random direction, same norm" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "paired" in ax.get_ylabel()
     plt.close(fig)
 
 

@@ -126,3 +126,19 @@ def test_each_row_says_how_many_measured_coefficients_support_it():
     table = equal_damage_table(_docs(curves, 40), levels=(0.7,), n_boot=50)
     counts = {r["vector"]: r["n_coefs"] for r in table.iter_rows(named=True)}
     assert counts == {"text − code": 3, "text − python": 1, "(text − code) − (text − python)": 1}
+
+
+def test_each_crossing_names_the_set_and_text_tokens_it_rests_on():
+    """A curve whose first points are on the small sweep set and later ones on the headline set: the 70%
+    crossing between two sweep points says 'sweep' and the sweep's text tokens; the 50% one, between a sweep
+    and a headline point, names both."""
+    curves = {("code", 5): {1.0: {"code": 0.9, "text": 0.95}, 1.5: {"code": 0.6, "text": 0.8},
+                            2.0: {"code": 0.3, "text": 0.5}}}
+    docs = _docs(curves, 40)
+    sweep = docs.filter(pl.col("coef").is_in([1.0, 1.5]) | (pl.col("layer") == -1)).with_columns(
+        pl.lit("sweep").alias("size"), pl.col("count") // 5)  # fewer tokens per document
+    docs = pl.concat([sweep, docs.filter((pl.col("coef") == 2.0) | (pl.col("layer") == -1))])
+    table = equal_damage_table(docs, levels=(0.7, 0.5), n_boot=50)
+    at = {r["level"]: (r["at_sets"], r["text_tokens"]) for r in table.iter_rows(named=True)}
+    assert at[0.7] == ("sweep", f"{40 * (TOKENS // 5):,}")
+    assert at[0.5] == ("sweep / headline", f"{40 * (TOKENS // 5):,} / {40 * TOKENS:,}")

@@ -79,7 +79,7 @@ def study_options(func):
 
 
 def build_study(model_spec: dict, study_args: dict):
-    from .config import open_study  # deferred: torch, polars (start-up time of --help, CLI layer)
+    from .config import open_study  # deferred (CLI start-up): torch
 
     args = dict(study_args)
     profile = make_profile(args.pop("profile"), *args.pop("sizes"), batch_size=args.pop("batch_size"),
@@ -106,7 +106,7 @@ def _done(study, started: float) -> None:
 
 
 def _picks(study, layers, add_coef, subtract_coef, grid_coefs, grid_layers=None):
-    from . import run as exp
+    from . import run as exp  # deferred (CLI start-up): torch
 
     if add_coef is not None or subtract_coef is not None:
         if add_coef is None or subtract_coef is None:
@@ -180,8 +180,9 @@ def show_precondition(table) -> None:
 def _verdicts(table) -> dict:
     """(behaviour, vector, layer, coef) -> (vector − random Shift or None, verdict) for each steered row
     that has its equal-norm random control ('random:<vector>' or 'random') scored on the same questions."""
-    from .report import passes, verdict
-    from steer_trace.stats import paired_shift
+    from steer_trace.stats import paired_shift  # deferred (CLI start-up): numpy
+
+    from .report import passes, verdict  # deferred (CLI start-up): polars
 
     rows = list(table.iter_rows(named=True))
     index = {(r["behaviour"], r["vector"], r["layer"], r["coef"]): r for r in rows}
@@ -216,8 +217,9 @@ def show_ab(table, title: str, group=("behaviour", "vector", "layer", "direction
     """Precondition, then scores: label-balanced p(matching), its paired shift against
     unsteered [95% interval] and p-value, the vector − random paired difference, the verdict (as
     `behaviours report`), greedy matching score; letter scoring adds answer mass and faulty share."""
-    from .scoring import refreshed_shifts
-    from steer_trace.stats import MIN_PER_LABEL, Shift
+    from steer_trace.stats import MIN_PER_LABEL, Shift  # deferred (CLI start-up): numpy
+
+    from .scoring import refreshed_shifts  # deferred (CLI start-up): torch
 
     table = refreshed_shifts(table)
     show_precondition(table)
@@ -269,7 +271,7 @@ def group():
 
 
 def _extract_content(study) -> None:
-    from .sources import content_vector_path, study_vectors
+    from .sources import content_vector_path, study_vectors  # deferred (CLI start-up): torch
 
     vectors = study_vectors(study, _echo_err)
     widths = (16, 5, 8, 9, 8)
@@ -287,7 +289,7 @@ def _extract_content(study) -> None:
 @study_options
 def extract_cmd(model_spec, study_args):
     """CAA vectors for every layer and behaviour (safetensors) + vectors / cosines / components tables."""
-    from .vectors import run_extract, vector_path
+    from .vectors import run_extract, vector_path  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -317,7 +319,7 @@ def extract_cmd(model_spec, study_args):
               help="Positive coefficients, each also tried negated (profile default).")
 def grid_cmd(model_spec, study_args, layers, coefs):
     """Layer x coefficient on the validation split; stops a direction at collapse; picks coefficients."""
-    from . import run as exp
+    from . import run as exp  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -339,16 +341,21 @@ def grid_cmd(model_spec, study_args, layers, coefs):
 @click.option("--more-random", type=click.IntRange(min=0), default=0, show_default=True,
               help="Score N more random directions of each vector's norm per point, and only those (the vector "
                    "and its paired control come from the run without it): the spread `behaviours report` ranks "
-                   "the vector's shift in (each direction counts at + and -; 19 draws for a rank p of 0.05).")
-def single_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_coefs, grid_layers, more_random):
+                   "the vector's shift in (one draw per distinct direction; 19 for a rank p of 0.05).")
+@click.option("--random-signs", type=click.Choice(["both", "add"]), default="both", show_default=True,
+              help="With --more-random: score each further direction at +c and -c (both), or at +c only (add: "
+                   "half the points; direction d at +c is direction -d at -c, so one sign gives a draw for the "
+                   "add and the subtract rows alike).")
+def single_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_coefs, grid_layers, more_random,
+               random_signs):
     """Each behaviour alone at a layer: default / add / subtract on the test split."""
-    from . import run as exp
+    from . import run as exp  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
     chosen = _layers(study, layers, study.profile.report_layers)
     picks = _picks(study, chosen, add_coef, subtract_coef, grid_coefs, grid_layers)
-    table = exp.run_single(study, chosen, picks, _echo_err, more_random=more_random)
+    table = exp.run_single(study, chosen, picks, _echo_err, more_random=more_random, random_signs=random_signs)
     orders = "" if study.scoring == "content" else f" ({study.orders} orders)"  # content: no option order
     show_ab(table, f"single steering, test split{orders}")
     _done(study, started)
@@ -364,7 +371,7 @@ def single_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_coe
 @click.option("--coefs", default="1", show_default=True, help="Coefficients applied to each combined vector (±).")
 def combined_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_coefs, grid_layers, coefs):
     """The behaviours' vectors combined at one layer (sum, mean, weighted sum, weighted mean), ±."""
-    from . import run as exp
+    from . import run as exp  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -383,7 +390,7 @@ def combined_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_c
 @click.option("--coefs", default=None, help="Global coefficients (profile default; paper: -2..2 step 0.05).")
 def simultaneous_cmd(model_spec, study_args, layers, coefs):
     """Each behaviour's vector at its own layer, one global coefficient; scores and alignment tax."""
-    from . import run as exp
+    from . import run as exp  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -413,7 +420,7 @@ def show_tax(table) -> None:
               help="Signed coefficients applied to each vector (profile default).")
 def interference_cmd(model_spec, study_args, vector_specs, layers, coefs):
     """How each vector moves every behaviour: change in p(matching) against unsteered."""
-    from . import run as exp
+    from . import run as exp  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -444,7 +451,7 @@ def interference_cmd(model_spec, study_args, vector_specs, layers, coefs):
 @click.option("--coefs", default=None, help="Coefficients (profile default, as `simultaneous`).")
 def tax_cmd(model_spec, study_args, vector_specs, layers, coefs):
     """Top-1 next-token accuracy on plain text (WikiText-2) under a steering plan."""
-    from . import run as exp
+    from . import run as exp  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -480,7 +487,7 @@ def show_quality(table) -> None:
 def precondition_cmd(model_spec, study_args):
     """Before any vector: does the unsteered greedy answer follow the option text when the options rotate
     (test split, every rotation)? At chance, letter scoring cannot measure a behaviour on this model."""
-    from .quality import run_precondition
+    from .quality import run_precondition  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -496,8 +503,8 @@ def diagnose_cmd(model_spec, study_args, layers):
     """Vector quality (split-half reliability, label-permutation null, held-out AUC), the order-consistency
     precondition, and letter bias: per behaviour/layer the cosine of the A- and B-matching vectors, the
     vector's norm against the residual norm, and the unsteered model's preference for the first answer."""
-    from .quality import run_precondition, run_quality
-    from .vectors import run_extract, run_letter_bias
+    from .quality import run_precondition, run_quality  # deferred (CLI start-up): torch
+    from .vectors import run_extract, run_letter_bias  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
@@ -543,8 +550,9 @@ def report_cmd(results_dir, out_dir, profile, split_rule):
     """Markdown tables from the cached results, no model: precondition, vector quality, single,
     simultaneous (+ tax) and combined, every steered row with its paired shift, its random
     control, the vector-minus-random difference, the detectable shift and a verdict."""
-    from steer_trace.cache import existing_root
-    from . import report as behaviour_report
+    from steer_trace.cache import existing_root  # deferred (CLI start-up): polars
+
+    from . import report as behaviour_report  # deferred (CLI start-up): torch
 
     written = behaviour_report.write(existing_root(results_dir), out_dir, profile, split_rule)
     for path in written:
@@ -555,6 +563,27 @@ def report_cmd(results_dir, out_dir, profile, split_rule):
         click.echo(f"no behaviour results with per-question scores for profile {profile}"
                    + (f", split {split_rule}" if split_rule else "")
                    + (f"; there are for {', '.join(others)}: give --profile {others[0]}" if others else ""))
+
+
+@group.command("restat")
+@click.option("--results", "results_dir", default=None, type=click.Path(),
+              help="Results root (default: $STEER_TRACE_RESULTS or ./results).")
+def restat_cmd(results_dir):
+    """Recompute the statistics the finished tables store (p_bal, the paired shift, its interval and p) from
+    their per-question scores, in place, after a statistic's definition changed; no model, nothing else
+    changes."""
+    from steer_trace.cache import results_root
+    from steer_trace.errors import UserError
+
+    from . import restat as behaviour_restat
+
+    if not behaviour_restat.tables(results_dir):
+        raise UserError(f"no finished behaviour tables with per-question scores under {results_root(results_dir)}")
+    changed = behaviour_restat.restat(results_dir)
+    for path, n in changed:
+        click.echo(f"restated {path}: {n} rows")
+    if not changed:
+        click.echo("every stored statistic is current")
 
 
 COMMANDS = [group]

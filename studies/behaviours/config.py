@@ -36,7 +36,7 @@ class Study:
     computed: int = 0  # points and vectors computed (not read from the cache) by this study
     steering: Steering = field(default_factory=Steering)  # --op / --scope for every plan
     method: str = DEFAULT_METHOD  # extraction method of letter vectors (aggregators.METHODS)
-    _prompts: dict = field(default_factory=dict, repr=False)
+    prepared: dict = field(default_factory=dict, repr=False)  # (behaviour, split) -> prompts ready to score
 
     @property
     def names(self) -> list[str]:

@@ -10,6 +10,7 @@ copy of Anthropic/model-written-evals is read through `datasets`.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import warnings
@@ -88,7 +89,7 @@ def load_from_folder(folder: str | Path, names: list[str], skip_bad_rows: bool =
 def load_from_hub(names: list[str]) -> dict[str, tuple[list[ABItem], str]]:
     """Rows of Anthropic/model-written-evals through `datasets` (needs the hub)."""
     try:
-        import datasets
+        import datasets  # deferred: only the hub path needs it, and it imports in ~9 s on a loaded 2-core machine
     except ImportError:
         raise UserError("reading the hub needs the `datasets` package") from None
     out = {}
@@ -154,8 +155,6 @@ def _wikitext_paragraphs(path: Path) -> list[str]:
 def plain_text(n_docs: int, min_words: int = 40) -> tuple[list[str], str]:
     """Plain-text documents for the alignment tax: WikiText-2 test paragraphs from the
     shared data, else the project's data/skills/text.jsonl (offline)."""
-    import json
-
     wiki = shared_data_dir() / WIKITEXT
     if wiki.is_file():
         docs, source = _wikitext_paragraphs(wiki), "wikitext-2/test.txt"

@@ -24,10 +24,9 @@ from pathlib import Path
 import polars as pl
 
 from steer_trace.cache import load_tables
-from steer_trace.stats import paired_shift
-
 from . import report
 from .random_spread import spread_rows
+from .scoring import row_shift
 
 PROFILE = "paper"
 MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen"}
@@ -89,7 +88,7 @@ def _spread_values(prefix: str, r: dict) -> dict[str, str]:
             f"{prefix}.spread_verdict": r["verdict"]}
 
 
-def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, others: list, relative: bool) -> dict:
+def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list, relative: bool) -> dict:
     out = {}
     found = report._scored(part, pre, letter, lambda b: [(b, "random")], list(report.paper_layers(part["layer"])))
     for L, behaviour, _, default, e in found:
@@ -103,10 +102,10 @@ def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, others: list,
     randoms = [e["random"].shift for *_, e in found if e["random"] is not None]
     out[f"{key}.single.max_abs_random"] = _f(max((abs(a) for a in randoms), default=math.nan), 3)
     out[f"{key}.table.single"] = "\n".join(report.single_section(part, pre, letter)).rstrip()
-    for r in spread_rows(part, others, relative):
+    for r in spread_rows(pools, relative):
         if r["n_draws"]:
             out.update(_spread_values(f"{key}.L{r['layer']}.{r['behaviour']}.{DIRECTIONS[r['direction']]}", r))
-    out[f"{key}.table.spread"] = "\n".join(report.spread_section(part, others, relative)).rstrip()
+    out[f"{key}.table.spread"] = "\n".join(report.spread_section(pools, relative)).rstrip()
     return out
 
 
@@ -123,18 +122,16 @@ def _simultaneous(key: str, part: pl.DataFrame, tax: pl.DataFrame | None) -> dic
             if default is None:
                 continue
             if vec is not None:
-                s = paired_shift(vec["q_p_matching"], default["q_p_matching"], vec["q_label"])
+                s = row_shift(vec, default)
                 out[f"{prefix}.shift"] = report._interval(s)
                 out[f"{prefix}.steered"] = _f(vec["p_matching_balanced"])
                 out[f"{prefix}.detectable"] = _f(s.mde, 2)
                 if "faulty" in vec:
                     out[f"{prefix}.faulty"] = _f(vec["faulty"], 2)
             if rnd is not None:
-                out[f"{prefix}.random"] = report._interval(paired_shift(rnd["q_p_matching"], default["q_p_matching"],
-                                                                        rnd["q_label"]))
+                out[f"{prefix}.random"] = report._interval(row_shift(rnd, default))
                 if vec is not None:
-                    out[f"{prefix}.vs_random"] = report._interval(
-                        paired_shift(vec["q_p_matching"], rnd["q_p_matching"], rnd["q_label"]))
+                    out[f"{prefix}.vs_random"] = report._interval(row_shift(vec, rnd))
         if tax is not None:
             t = report._row_of(tax, **{_coef_column(tax): c})
             if t is not None:
@@ -144,8 +141,7 @@ def _simultaneous(key: str, part: pl.DataFrame, tax: pl.DataFrame | None) -> dic
         default = report._row_of(part, behaviour=name, direction="default")
         if default is not None:
             out[f"{key}.simul.unsteered.{name}"] = _f(default["p_matching_balanced"])
-    shifts = [paired_shift(r["q_p_matching"], report._row_of(part, behaviour=r["behaviour"], direction="default")
-                           ["q_p_matching"], r["q_label"]).shift
+    shifts = [row_shift(r, report._row_of(part, behaviour=r["behaviour"], direction="default")).shift
               for r in part.filter(pl.col("vector") == "simultaneous").iter_rows(named=True)]
     out[f"{key}.simul.n_coefs"] = str(part.filter(pl.col("vector") == "simultaneous")[column].n_unique())
     out[f"{key}.simul.max_abs_shift"] = _f(max((abs(s) for s in shifts), default=math.nan), 3)
@@ -153,7 +149,7 @@ def _simultaneous(key: str, part: pl.DataFrame, tax: pl.DataFrame | None) -> dic
     return out
 
 
-def _combined(key: str, part: pl.DataFrame, pre: dict, letter: bool, others: list, relative: bool) -> dict:
+def _combined(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list, relative: bool) -> dict:
     out = {}
     found = report._scored(part, pre, letter, lambda b: [(how, f"random:{how}") for how in report.COMBINATIONS])
     for L, behaviour, how, _, e in found:
@@ -164,12 +160,12 @@ def _combined(key: str, part: pl.DataFrame, pre: dict, letter: bool, others: lis
         out[f"{key}.comb.L{L}.detectable_range"] = _span([s.mde for s in shifts])
     out[f"{key}.table.combined"] = "\n".join(report.combined_section(part, pre, letter)).rstrip()
     if relative:
-        for r in spread_rows(part, others, True, report.COMBINATIONS):
+        for r in spread_rows(pools, True, report.COMBINATIONS):
             if r["n_draws"]:
                 out.update(_spread_values(f"{key}.comb.L{r['layer']}.{r['vector']}.{r['behaviour']}."
                                           f"{DIRECTIONS[r['direction']]}", r))
         out[f"{key}.table.combined_spread"] = "\n".join(
-            report.spread_section(part, others, True, report.COMBINATIONS)).rstrip()
+            report.spread_section(pools, True, report.COMBINATIONS)).rstrip()
     return out
 
 
@@ -243,7 +239,8 @@ def model_values(root: Path, model: str) -> dict[str, str]:
                 for values, part in frame.group_by(list(report.VARIANT), maintain_order=True)]
 
     def same(experiment: str, variant: dict):
-        return [part for v, part in variants(experiment) if v == variant]
+        """(experiment, table) pairs of the variant: the random directions' pool is tagged by experiment."""
+        return [(experiment, part) for v, part in variants(experiment) if v == variant]
 
     for split in ("paper", "seeded"):
         pre = report.precondition(root, model, PROFILE, split)
@@ -252,7 +249,8 @@ def model_values(root: Path, model: str) -> dict[str, str]:
     for variant, part in variants("behaviours_single"):
         key, letter = f"{mkey}.{mode_key(variant)}", variant["scoring"] == "letter"
         others = same("behaviours_combined", variant) + same("behaviours_interference", variant)
-        out.update(_single(key, part, pre_of[variant["split_rule"]], letter, others, bool(variant["relative"])))
+        out.update(_single(key, part, pre_of[variant["split_rule"]], letter, [("behaviours_single", part), *others],
+                           bool(variant["relative"])))
     for variant, part in variants("behaviours_simultaneous"):
         tax = None
         if tax_table is not None and "vector" in tax_table.columns:
@@ -265,7 +263,8 @@ def model_values(root: Path, model: str) -> dict[str, str]:
     for variant, part in variants("behaviours_combined"):
         others = same("behaviours_single", variant) + same("behaviours_interference", variant)
         out.update(_combined(f"{mkey}.{mode_key(variant)}", part, pre_of[variant["split_rule"]],
-                             variant["scoring"] == "letter", others, bool(variant["relative"])))
+                             variant["scoring"] == "letter", [("behaviours_combined", part), *others],
+                             bool(variant["relative"])))
     for variant, part in variants("behaviours_interference"):
         out.update(_interference(f"{mkey}.{mode_key(variant)}", part, pre_of[variant["split_rule"]],
                                  variant["scoring"] == "letter"))

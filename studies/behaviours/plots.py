@@ -7,7 +7,7 @@ Files (one set per model; `__<model>` is appended to every name when the results
     simultaneous_steering.png             p(matching) vs the global coefficient, alignment tax below
     multi_steering_activation_distributions.png   histograms of the vectors' components
     interference.png                      change of each behaviour's p(matching) when another vector is injected
-    grid_search_{behaviour}.png           p(matching) over layer x coef, add and subtract
+    grid_search_{behaviour}.png           p(matching) over layer x coefficient, add and subtract
 """
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import seaborn as sns
+from matplotlib.container import BarContainer
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from steer_trace.cache import load_tables
+from steer_trace.stats import bh_qvalues
+from .scoring import row_shift
 from ..common.plots import (
     VARIANT_COLUMNS, behaviour_order, file_name, guarded, n_text, new_figure, per_model, pretty, save, select_variant,
-    slug, style, variant_text, write_file,
+    slug, style, write_file,
 )
 from steer_trace.models import DEFAULT_MODEL
 
@@ -137,10 +143,6 @@ def _bars(ax, xs, rows: list[dict], width, colour, label=None):
 
 
 def _marker_legend(ax, handles_labels, **kwargs):
-    from matplotlib.container import BarContainer
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     handles, labels = handles_labels
     # bar series: a plain swatch (the series' first bar may be hatched as collapsed)
     handles = [Patch(facecolor=h.patches[0].get_facecolor()) if isinstance(h, BarContainer) else h for h in handles]
@@ -153,9 +155,17 @@ def _marker_legend(ax, handles_labels, **kwargs):
 
 
 def _title(what: str, model: str, table: pl.DataFrame, chosen: dict) -> str:
-    """'<what> — <model>' over 'n=…, orders=…, split=…, profile=…'."""
-    details = ", ".join(b for b in (n_text(table), variant_text(chosen)) if b)
-    return f"{what} — {model}\n{details}"
+    """'<what> — <model>' over a short line: how many prompts, the scoring, the coefficients' unit."""
+    details = [n_text(table)]
+    if chosen.get("scoring"):
+        details.append(f"{chosen['scoring']} scoring")
+    details.append(coef_unit(chosen))
+    return f"{what} — {model}\n{', '.join(details)}"
+
+
+def coef_unit(chosen: dict) -> str:
+    """What a coef multiplies: the layer's residual norm (relative runs) or the vector as extracted."""
+    return "coef × the layer's residual norm" if chosen.get("relative") else "coef × the vector as extracted"
 
 
 # ---------------------------------------------------------------- single steering
@@ -192,39 +202,53 @@ def single_figures(tables: dict, out: Path, several: bool) -> list[Path]:
     return written
 
 
+def _shift(row: dict | None) -> tuple[float, float, float] | None:
+    """(shift, below, above) of a row's paired shift against unsteered as the table stores it (kept current by
+    `behaviours restat`; the committed-tables test checks it against a recompute), None when absent."""
+    if row is None or row.get("shift") is None or np.isnan(row["shift"]):
+        return None
+    s, lo, hi = row["shift"], row.get("shift_lo", np.nan), row.get("shift_hi", np.nan)
+    return s, max(s - lo, 0.0) if lo == lo else 0.0, max(hi - s, 0.0) if hi == hi else 0.0
+
+
 def _single_panel(ax, rows: pl.DataFrame, layer, behaviours: list[str], legend: bool,
                   controls: pl.DataFrame | None = None):
-    """Default / add / subtract bars per behaviour; where a random direction of the same norm was scored at
-    the same coef (the paired control), its p(matching) as a black bar across the steered bar."""
-    defaults = defaults_at(rows, layer)
+    """Per behaviour, the paired shift of p(matching) against unsteered (steered − unsteered on the same
+    questions, 95 % paired bootstrap interval: the statistic the verdicts rest on) when adding and when
+    subtracting its vector, and beside each the equal-norm random direction's paired shift (black, its
+    interval grey): the vector's bar clear of 0 and of the black marker is what 'moves' needs."""
     at_layer = steered(rows).filter(pl.col("layer") == layer)
-    width = 0.8 / 3
-    marked = False
-    for j, direction in enumerate(("default", "add", "subtract")):
-        source = defaults if direction == "default" else at_layer.filter(pl.col("direction") == direction)
-        found = [(i, _row(source, behaviour=b)) for i, b in enumerate(behaviours)]
-        found = [(i + (j - 1) * width, row) for i, row in found if row is not None]
-        if not found:
-            continue
-        xs, rows_ = zip(*found)
-        _bars(ax, xs, rows_, width, DIRECTION_COLOURS[direction], label=direction.title())
-        for x, row in found:
-            if direction != "default" and row.get("coef") is not None:
-                ax.text(x, 0.012, f"×{row['coef']:+g}".replace("-", "−"), ha="center", va="bottom",
-                        fontsize=6.5, color="#222222")
-                control = None if controls is None else _row(controls, behaviour=row["behaviour"], layer=layer,
-                                                                coef=row["coef"])
-                if control is not None:
-                    ax.hlines(control["p_matching"], x - width * 0.45, x + width * 0.45, colors="black",
-                              linewidth=2.2, zorder=5, label=None if marked else "random direction, same norm",
-                              gid="random-control")
-                    marked = True
-    ax.axhline(0.5, color="#777777", linestyle="--", linewidth=1, zorder=0.8)
+    width = 0.36
+    marked = set()
+    for j, direction in enumerate(("add", "subtract")):
+        source = at_layer.filter(pl.col("direction") == direction)
+        for i, b in enumerate(behaviours):
+            row = _row(source, behaviour=b)
+            found = _shift(row)
+            if found is None:
+                continue
+            x = i + (j - 0.5) * width
+            s, below, above = found
+            ax.bar(x - width * 0.18, s, width * 0.58, color=DIRECTION_COLOURS[direction], edgecolor="white",
+                   yerr=[[below], [above]], error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "#333333"},
+                   label=None if direction in marked else f"{direction.title()} the vector", hatch=
+                   "///" if row.get("collapsed") else None)
+            marked.add(direction)
+            ax.text(x, -0.012 if s >= 0 else 0.012, f"×{row['coef']:+g}".replace("-", "−"), ha="center",
+                    va="top" if s >= 0 else "bottom", fontsize=6.5, color="#222222")
+            control = None if controls is None else _shift(_row(controls, behaviour=b, layer=layer,
+                                                                coef=row["coef"]))
+            if control is not None:
+                c, c_below, c_above = control
+                ax.errorbar([x + width * 0.24], [c], yerr=[[c_below], [c_above]], fmt="s", color="black",
+                            ecolor="#8a8a8a", markersize=3.5, capsize=1.5, elinewidth=0.9, zorder=5,
+                            label=None if "random" in marked else "random direction, same norm", gid="random-control")
+                marked.add("random")
+    ax.axhline(0, color="#555555", linewidth=0.9, zorder=0.8)
     ax.set_xticks(range(len(behaviours)), [pretty(b) for b in behaviours])
-    ax.set_ylim(0, 1.08)
-    ax.set_ylabel("p(matching) (bars: mean, 95 % bootstrap CI)")
+    ax.set_ylabel("shift in p(matching) vs unsteered\n(paired, 95 % bootstrap interval)")
     if legend:
-        _marker_legend(ax, ax.get_legend_handles_labels(), loc="upper left", fontsize=7, framealpha=0.9)
+        ax.legend(loc="best", fontsize=7, framealpha=0.9)
 
 
 # ---------------------------------------------------------------- combined vectors
@@ -339,8 +363,6 @@ def simultaneous_figures(tables: dict, out: Path, several: bool) -> list[Path]:
         ax.set_ylim(0, 1)
         ax.set_ylabel("p(matching) (95 % bootstrap band)")
         handles, labels = ax.get_legend_handles_labels()
-        from matplotlib.lines import Line2D
-
         handles.append(Line2D([], [], marker="x", color="#444444", linestyle="none"))
         labels.append("collapsed (≥ 95 % one answer)")
         ax.legend(handles, labels, loc="best", fontsize=7.5, framealpha=0.9)
@@ -360,9 +382,9 @@ def simultaneous_figures(tables: dict, out: Path, several: bool) -> list[Path]:
                 tokens = f" ({int(tax_rows['n_tokens'].max())} tokens)"
             bottom.set_ylabel("top-1 accuracy\n(95 % bootstrap)")
             bottom.legend([f"Alignment tax: next-token accuracy{tokens}"], loc="lower center", fontsize=7.5)
-            bottom.set_xlabel("Global injection coefficient")
+            bottom.set_xlabel(f"Global injection coefficient ({coef_unit(chosen)})")
         else:
-            ax.set_xlabel("Global injection coefficient")
+            ax.set_xlabel(f"Global injection coefficient ({coef_unit(chosen)})")
         written.append(save(fig, out / file_name("simultaneous_steering", model, several)))
     return written
 
@@ -381,8 +403,6 @@ def _tax_rows(tax, model, layers, chosen) -> pl.DataFrame | None:
 
 
 def _palette(n: int):
-    import seaborn as sns
-
     return sns.color_palette("tab10", max(n, 1))
 
 
@@ -449,20 +469,44 @@ def distribution_figures(tables: dict, out: Path, several: bool) -> list[Path]:
 
 
 def interference_deltas(rows: pl.DataFrame, defaults: pl.DataFrame) -> pl.DataFrame:
-    """Per steered row: delta = p_matching - default p_matching of the scored behaviour; `clear` when the
-    paired shift's interval excludes 0 (tables without it: the default outside the row's bootstrap CI)."""
+    """Per steered row: delta = its paired shift against unsteered (tables without per-question scores: p_matching
+    minus the scored behaviour's default), and `clear` when it survives the report's test after Benjamini-Hochberg
+    over every cell of the table (interference_marks)."""
     base = defaults.select("behaviour", pl.col("p_matching").alias("p_default"))
     moved = steered(rows).join(base, on="behaviour", how="inner")
-    if "shift_lo" in moved.columns:
-        paired = (pl.col("shift_lo") > 0) | (pl.col("shift_hi") < 0)
-        return moved.with_columns((pl.col("p_matching") - pl.col("p_default")).alias("delta"),
-                                  paired.fill_null(False).alias("clear"))
-    lo = pl.col("p_matching_lo") if "p_matching_lo" in moved.columns else pl.col("p_matching")
-    hi = pl.col("p_matching_hi") if "p_matching_hi" in moved.columns else pl.col("p_matching")
-    return moved.with_columns(
-        (pl.col("p_matching") - pl.col("p_default")).alias("delta"),
-        ((pl.col("p_default") < lo) | (pl.col("p_default") > hi)).fill_null(False).alias("clear"),
-    )
+    if "shift" in moved.columns and "q_p_matching" in moved.columns:
+        moved = moved.with_columns(pl.col("shift").alias("delta"))
+        return moved.with_columns(pl.Series("clear", interference_marks(moved, rows), dtype=pl.Boolean))
+    return moved.with_columns((pl.col("p_matching") - pl.col("p_default")).alias("delta"), pl.lit(False).alias("clear"))
+
+
+def interference_marks(moved: pl.DataFrame, rows: pl.DataFrame, alpha: float = 0.05) -> list[bool]:
+    """Per row of `moved`: a vector's cell when its shift and its shift against its own random direction
+    (`random:<vector>`, paired) both exclude 0 in one sign with q <= alpha after Benjamini-Hochberg over the
+    vector cells (evidence: the larger p) - the report's interference verdicts, "moves" either way; a random
+    direction's cell when its shift excludes 0 with q <= alpha over the random cells (a family of its own)."""
+    evidence, sign, family = [], [], []
+    for r in moved.iter_rows(named=True):
+        own = (r["shift_lo"] > 0) - (r["shift_hi"] < 0)
+        p = r["shift_p"]
+        is_random = str(r["vector"]).startswith("random")
+        if not is_random:
+            control = _row(rows, behaviour=r["behaviour"], vector=f"random:{r['vector']}", layer=r["layer"],
+                           coef=r["coef"])
+            if control is None or control["q_id"] != r["q_id"]:
+                own, p = 0, float("nan")
+            else:
+                against = row_shift(r, control)
+                own = own if own == (against.lo > 0) - (against.hi < 0) else 0
+                p = max(p, against.p)
+        evidence.append(p)
+        sign.append(own)
+        family.append(is_random)
+    evidence, family = np.array(evidence, dtype=float), np.array(family)
+    q = np.full(evidence.shape, np.nan)
+    for members in (family, ~family):
+        q[members] = bh_qvalues(evidence[members])
+    return [bool(s != 0 and value <= alpha) for s, value in zip(sign, q)]
 
 
 def widest_runs(rows: pl.DataFrame) -> pl.DataFrame:
@@ -477,8 +521,6 @@ def widest_runs(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
-    import seaborn as sns
-
     table = tables.get("behaviours_interference")
     written = []
     for model, rows in per_model(table):
@@ -519,12 +561,14 @@ def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
                 ylabels = []
                 for v in vectors:
                     mult = part.filter(pl.col("vector") == v)["coef"] if "coef" in part.columns else None
-                    ylabels.append(f"{pretty(v)} (×{mult[0]:+g})" if mult is not None and mult.len() else pretty(v))
+                    times = f"×{mult[0]:+g}".replace("-", "−") if mult is not None and mult.len() else ""
+                    ylabels.append(f"{pretty(v)} ({times})" if times else pretty(v))
                 sns.heatmap(grid, ax=ax, cmap="vlag", center=0, vmin=-bound, vmax=bound, annot=notes, fmt="",
                             annot_kws={"fontsize": 7.5}, linewidths=0.5, linecolor="white",
                             xticklabels=[pretty(b) for b in behaviours], yticklabels=ylabels,
                             cbar=c == len(directions) - 1,
-                            cbar_kws={"label": "Δ p(matching) vs default"} if c == len(directions) - 1 else None)
+                            cbar_kws={"label": "shift in p(matching) vs unsteered"} if c == len(directions) - 1
+                            else None)
                 ax.grid(False)
                 ax.tick_params(axis="x", rotation=20)
                 ax.tick_params(axis="y", rotation=0)
@@ -532,8 +576,10 @@ def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
                 ax.set_title(f"{where}{direction} vector", fontsize=9)
                 ax.set_xlabel("behaviour scored")
                 ax.set_ylabel("vector injected" if c == 0 else "")
-        fig.suptitle(_title("Interference: Δ p(matching) (steered − default)", model, rows, chosen) + "\n"
-                     "* paired 95 % interval of the shift excludes 0; C collapsed; F faulty ≥ 5 %", fontsize=9.5)
+        fig.suptitle(_title("Interference: paired shift of each behaviour", model, rows, chosen) + "\n"
+                     "* q ≤ 0.05 after Benjamini–Hochberg (vector cells: shift and vector − its random direction "
+                     "clear of 0, as the report's 'moves'; random cells: their own family); C collapsed; "
+                     "F faulty ≥ 5 %", fontsize=9)
         written.append(save(fig, out / file_name("interference", model, several)))
     return written
 
@@ -542,8 +588,6 @@ def interference_figures(tables: dict, out: Path, several: bool) -> list[Path]:
 
 
 def grid_figures(tables: dict, out: Path, several: bool) -> list[Path]:
-    import seaborn as sns
-
     table = tables.get("behaviours_grid")
     written = []
     for model, rows in per_model(table):

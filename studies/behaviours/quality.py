@@ -22,6 +22,7 @@ import torch
 
 from steer_trace.batching import chunks
 from steer_trace.cache import Run, merged
+from steer_trace.content import pair_means
 from steer_trace.read import read_batch
 from steer_trace.stats import heldout_auc, sign_flip_null
 from .scoring import Log, unsteered_in_parts
@@ -41,8 +42,6 @@ def pair_activations(study, items, layers: list[int]) -> tuple[dict, dict]:
     """({layer: [pairs, d]} matching, same for non-matching): one pair per non-matching option."""
     model, bs = study.model, study.profile.batch_size
     if study.vector_source == "content":
-        from steer_trace.content import pair_means
-
         return pair_means(model, items, layers, study.prompt_style, bs)
     pos, neg = [], []
     for item in items:

@@ -27,9 +27,10 @@ from pathlib import Path
 import polars as pl
 
 from steer_trace.cache import load_tables, results_root
-from steer_trace.stats import MIN_PER_LABEL, bh_qvalues, paired_shift
+from steer_trace.stats import MIN_PER_LABEL, bh_qvalues
 from .data import BEHAVIOURS
 from .profiles import COMBINATIONS
+from .scoring import BALANCE_NOTE, row_shift
 from ..common.markdown import markdown_table
 from .random_spread import spread_rows
 
@@ -96,9 +97,9 @@ def _selected(root: Path, experiment: str, profile: str, split: str | None) -> p
 
 
 def _mode_name(variant: dict) -> str:
-    """e.g. 'letter scoring, letter vectors, coefs relative to the residual norm; the paper's split'."""
+    """e.g. 'letter scoring, letter vectors, coefficients relative to the residual norm; the paper's split'."""
     name = f"{variant['scoring']} scoring, {variant['vector_source']} vectors" + (
-        ", coefs relative to the residual norm" if variant["relative"] else ", absolute coefs")
+        ", coefficients relative to the residual norm" if variant["relative"] else ", absolute coefficients")
     extras = [text for column, value, text in (
         ("plain_mean", True, "the paper's plain mean over pairs"),
         ("orders", "given", "questions in their given order"),
@@ -179,12 +180,11 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
     rows = frame.filter((pl.col("behaviour") == behaviour) & (pl.col("vector") == vector) & (pl.col("layer") == layer))
     for r in rows.sort(pl.col("coef")).iter_rows(named=True):
         random = _row_of(frame, behaviour=behaviour, vector=control, layer=layer, coef=r["coef"])
-        labels = r["q_label"]
-        shift = paired_shift(r["q_p_matching"], default["q_p_matching"], labels)
+        shift = row_shift(r, default)
         entry = {"row": r, "shift": shift, "random": None, "against": None}
         if random is not None and random["q_id"] == r["q_id"]:
-            entry["random"] = paired_shift(random["q_p_matching"], default["q_p_matching"], labels)
-            entry["against"] = paired_shift(r["q_p_matching"], random["q_p_matching"], labels)
+            entry["random"] = row_shift(random, default)
+            entry["against"] = row_shift(r, random)
         entry["verdict"] = verdict(r["direction"], entry["against"], testable, shift) if entry["against"] else \
             ("not testable (answers by position)" if testable is False else "no control scored")
         out.append(entry)
@@ -231,23 +231,26 @@ def _scored(frame: pl.DataFrame, pre: dict, letter: bool, pairs, layers=None) ->
     return found
 
 
-def spread_section(single: pl.DataFrame, others: list[pl.DataFrame], relative: bool, vectors=None) -> list[str]:
-    """The single rows (or those of `vectors`) ranked among every random direction of their norm
-    (random_spread.py)."""
+def spread_section(pools: list[tuple[str, pl.DataFrame]], relative: bool, vectors=None) -> list[str]:
+    """The first table's single rows (or those of `vectors`) ranked among every distinct random direction of
+    their norm (random_spread.py; `pools`: (experiment, table) pairs, the ranked table first)."""
     rows = [[r["behaviour"], *([r["vector"]] if vectors else []), str(r["layer"]), f"{r['coef']:+g}",
              _f(r["shift"], sign=True), str(r["n_draws"]),
              f"{_f(r['mean'], sign=True)} ± {_f(r['sd'])}", f"[{_f(r['min'], sign=True)}, {_f(r['max'], sign=True)}]",
              _f(r["z"], 1, sign=True), _p(r["p"]), r["verdict"]]
-            for r in spread_rows(single, others, relative, vectors) if r["n_draws"]]
+            for r in spread_rows(pools, relative, vectors) if r["n_draws"] >= 2]  # one: the paired test is it
     if not rows:
         return []
-    pooled = ("every random direction of this norm on the same questions (single, combined and interference "
-              "runs: with relative coefs all have coef × the residual norm)") if relative else \
+    pooled = ("every distinct random direction of this norm on the same questions (single, combined and "
+              "interference runs: with relative coefs all have coef × the residual norm)") if relative else \
         "the single run's own random directions (absolute coefs: only they have the vector's norm)"
-    return [f"Against the spread of random directions: the vector's shift ranked among {pooled}; a direction and "
-            "its negative both count; rank p one-sided the way the steering asks (it cannot go below 1 / (draws + "
-            "1)); z = (shift − mean) / SD of the draws.", ""] + markdown_table(
-        ["behaviour", *(["vector"] if vectors else []), "layer", "×", "shift", "random draws", "their mean ± SD",
+    return [f"Against the spread of random directions: the vector's shift ranked among {pooled}. One draw per "
+            "distinct direction: a direction and its negative are one draw (its shift at the row's sign), and "
+            "a run's repeat of another's direction (interference's random:<behaviour> is the single run's "
+            "random) is not another; rank p one-sided the way the steering asks (it cannot go below 1 / "
+            "(directions + 1)); z = (shift − mean) / SD of the draws.", ""] + markdown_table(
+        ["behaviour", *(["vector"] if vectors else []), "layer", "×", "shift", "distinct directions",
+         "their mean ± SD",
          "range", "z", "rank p", "verdict"], rows) + [""]
 
 
@@ -291,7 +294,7 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
             if c == 0:
                 cells.append(_f(row["p_matching_balanced"]))
                 continue
-            s = paired_shift(row["q_p_matching"], default["q_p_matching"], row["q_label"])
+            s = row_shift(row, default)
             star = "?" if s.too_few else ("*" if s.lo > 0 or s.hi < 0 else "")
             cells.append(f"{_f(row['p_matching_balanced'])} ({_f(s.shift, 2, sign=True)}{star})")
         accuracy = "—"
@@ -312,8 +315,8 @@ def simultaneous_section(frame: pl.DataFrame, tax: pl.DataFrame | None) -> list[
             if row is None or default is None:
                 cells.append("—")
                 continue
-            s = paired_shift(row["q_p_matching"], default["q_p_matching"], row["q_label"])
-            against = paired_shift(vec["q_p_matching"], row["q_p_matching"], row["q_label"]) if vec else None
+            s = row_shift(row, default)
+            against = row_shift(vec, row) if vec else None
             cells.append(f"{_f(s.shift, 2, sign=True)}; vector − random {_interval(against) if against else '—'}")
         controls.append([f"{c:+g}", *cells])
     if controls:
@@ -372,9 +375,8 @@ def quality_section(root: Path, model: str, profile: str, source: str, behaviour
 def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
     pre = precondition(root, model, profile, split)
     lines = [f"# Behaviours on {model} (profile {profile}" + (f", split {split})" if split else ")"), "",
-             "Written by `steer-trace behaviours report` from the cached tables. Shifts are label-balanced, paired "
-             "per question against unsteered (bootstrap over questions within each answer label; p from the same "
-             "resamples); "
+             "Written by `steer-trace behaviours report` from the cached tables. Shifts are paired per question "
+             f"against unsteered, p from the bootstrap's resamples; p_bal and every shift are {BALANCE_NOTE}; "
              "'vector − random' pairs the vector's row with the equal-norm random direction's on the same "
              "questions; 'detectable' is the shift this n and spread detects (alpha 0.05, power 0.8). An interval, "
              f"p-value or verdict needs at least {MIN_PER_LABEL} questions per answer label; with fewer a row says "
@@ -417,9 +419,9 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
                     lines += [f"Vector quality ({variant['vector_source']} vectors; null: pair labels flipped at "
                               "random, 200 draws):", "", *quality]
                 lines += single_section(part, pre, letter)
-                others = [f for f in (same_variant(e, variant) for e in ("behaviours_combined",
-                                                                         "behaviours_interference")) if f is not None]
-                lines += spread_section(part, others, bool(variant["relative"]))
+                others = [(e, f) for e in ("behaviours_combined", "behaviours_interference")
+                          if (f := same_variant(e, variant)) is not None]
+                lines += spread_section([("behaviours_single", part), *others], bool(variant["relative"]))
             elif experiment == "behaviours_simultaneous":
                 tax = None
                 if tax_table is not None and "vector" in tax_table.columns:
@@ -432,10 +434,9 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
             elif experiment == "behaviours_combined":
                 lines += combined_section(part, pre, letter)
                 if variant["relative"]:  # absolute coefs: each combination has its own norm
-                    others = [f for f in (same_variant(e, variant) for e in ("behaviours_single",
-                                                                             "behaviours_interference"))
-                              if f is not None]
-                    lines += spread_section(part, others, True, COMBINATIONS)
+                    others = [(e, f) for e in ("behaviours_single", "behaviours_interference")
+                              if (f := same_variant(e, variant)) is not None]
+                    lines += spread_section([("behaviours_combined", part), *others], True, COMBINATIONS)
             else:
                 lines += interference_section(part, pre, letter)
     return lines

@@ -146,16 +146,22 @@ def with_control(name: str, vector: SteeringVector, control_name: str, control: 
 
 
 def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = None,
-               more_random: int = 0) -> pl.DataFrame:
+               more_random: int = 0, random_signs: str = "both") -> pl.DataFrame:
     """Each behaviour's own vector at each layer: default / add / subtract on the test split, beside a
     random direction of its norm (the paired control). `more_random` = N > 0: a run of N more random
-    directions per point instead ('random#2' ... 'random#N+1', each at +m and -m, and the unsteered row):
-    the spread the report ranks the vector's shift in, without rescoring the vector and its control."""
+    directions per point instead ('random#2' ... 'random#N+1', each at +m and -m, or with `random_signs`
+    'add' at +m only, and the unsteered row): the spread the report ranks the vector's shift in, without
+    rescoring the vector and its control. One sign suffices for the spread: direction d at +m is the
+    direction -d at -m, a draw of the same null for the subtract rows."""
     if more_random < 0:
         raise UserError(f"--more-random must be 0 or more (got {more_random})")
+    if random_signs not in ("both", "add"):
+        raise UserError(f"--random-signs must be both or add (got {random_signs!r})")
     vectors = load_vectors(study, log)
     chosen = {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in sorted(picks.items()) if k[1] in layers}
     extra = {"more_random": more_random} if more_random else {}  # 0: the key it always had
+    if more_random and random_signs != "both":
+        extra["random_signs"] = random_signs
     run = _run(study, "behaviours_single", layers=layers, picks=chosen, **extra)
     table = run.finished()
     if table is not None:
@@ -172,7 +178,9 @@ def run_single(study: Study, layers: list[int], picks: dict, log: Log | None = N
                 m = picks[(name, L, direction)]
                 if control is not None:
                     entries += with_control(name, vectors[name], RANDOM, control, L, m, direction)
-                entries += [(point_fields(draw, direction, m, [L]), Plan.single(v, L, m)) for draw, v in draws.items()]
+                if direction == "add" or random_signs == "both":
+                    entries += [(point_fields(draw, direction, m, [L]), Plan.single(v, L, m))
+                                for draw, v in draws.items()]
         default, *steered = score_points(study, run, name, "test", entries, log)
         frames += _default_rows(default, layers) + steered
     return run.finish(frames)

@@ -6,6 +6,21 @@ per call (one request per call on a remote model), by answer letters (`letter_sc
 question's rotations packed in one row, packing.py) or by answer texts (`content.content_rows`).
 Every row keeps its per-question scores (mean over the question's rotations) and its paired shift
 against unsteered.
+
+Balance (what a row's mean and paired shift are balanced over) depends on the scoring mode, and every
+table, report and figure takes it from `steer_trace.metrics.strata` (through `row_shift` here):
+- letter scoring: by the matching answer's letter (its position). The model sees the letters, so a push
+  toward one letter would move p(matching) on the questions whose matching answer has that letter: a set
+  with more A- than B-matching questions would show a letter push as an effect. The mean of the per-letter
+  means (and a bootstrap within letters) cancels it.
+- content scoring: by what the model reads. Each option's text is read after the stem alone, no letters
+  and no option list are shown. In a Yes/No set the answer texts are "Yes" and "No" in every question, so a
+  push toward "Yes" would pose as an effect exactly as a letter push does in letter scoring: balance by the
+  matching answer (Yes / No). In a letter set (the paper's A/B sets, survival_instinct's A-D) the matching
+  letter is invisible and every question has its own texts: nothing can push on the letter, and weighting
+  by it only reweights questions (survival_instinct: 2 D-matching questions of 100 would carry 25%), so
+  the plain mean over questions. A preference that does not depend on the behaviour (longer or shorter
+  texts, any text under a perturbation) is what the equal-norm random directions control, not a weighting.
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ import torch
 from steer_trace.cache import Run
 from steer_trace.content import content_questions, content_rows
 from steer_trace.errors import UserError
-from steer_trace.metrics import ab_per_prompt, ab_summary, accuracy, accuracy_ci, question_columns
+from steer_trace.metrics import ab_per_prompt, ab_summary, accuracy, accuracy_ci, question_columns, strata
 from steer_trace.packing import next_token_probs, packable
 from steer_trace.plan import Plan
 from steer_trace.score import answer_probs, answer_token_ids, token_accuracy
@@ -58,7 +73,7 @@ def _prepared(study, behaviour: str, split: str):
     shown, or Yes/No), per prompt: matching index, options shown, question index, rotation;
     per question: its matching label in the file's order."""
     cache_key = (behaviour, split)
-    if cache_key not in study._prompts:
+    if cache_key not in study.prepared:
         rows = study.part(behaviour, split)
         items = study.questions(behaviour, split)
         asked = [len(row.options) if len(items) > len(rows) else 1 for row in rows]  # rotations per question
@@ -75,8 +90,23 @@ def _prepared(study, behaviour: str, split: str):
             "rotation": torch.tensor([items[i].rotation for i in order]),
         }
         labels = [item.original_matching for item in rows]
-        study._prompts[cache_key] = ([prompts[i] for i in order], ids, per_prompt, labels)
-    return study._prompts[cache_key]
+        study.prepared[cache_key] = ([prompts[i] for i in order], ids, per_prompt, labels)
+    return study.prepared[cache_key]
+
+
+# one sentence for every table and report that shows a balanced statistic (the rule: steer_trace.metrics.strata)
+BALANCE_NOTE = ("balanced per scoring mode: letter scoring, the mean of the per-letter means over the matching "
+                "answer's letter, bootstrap within letters (a push toward one letter cannot pose as an effect); "
+                "content scoring, the plain mean over questions, bootstrap over questions (no letters are shown, "
+                "so a letter cannot move anything; a Yes/No set, whose answer texts repeat, is balanced by its "
+                "matching Yes / No)")
+
+
+def row_shift(row: dict, base: dict, n_boot: int = 2000):
+    """The paired shift of a table row's per-question p(matching) against `base` (the unsteered row, or a
+    control) on the same questions, balanced as the row's scoring mode says (`strata`)."""
+    return paired_shift(row["q_p_matching"], base["q_p_matching"], strata(row.get("scoring"), row["q_label"]),
+                        n_boot=n_boot)
 
 
 def _summary_row(study, probs, greedy, ids, per_prompt, labels) -> dict:
@@ -91,15 +121,15 @@ SHIFT_COLUMNS = ("shift", "shift_lo", "shift_hi", "shift_p", "shift_n", "shift_s
 
 
 def with_shift(frame: pl.DataFrame, unsteered: pl.DataFrame | None) -> pl.DataFrame:
-    """The row's label-balanced paired shift of per-question p(matching) against unsteered
-    (NaN when either lacks per-question scores, e.g. results cached before they existed)."""
+    """The row's paired shift of per-question p(matching) against unsteered, balanced as its scoring mode
+    says (`row_shift`; NaN when either lacks per-question scores, e.g. results cached before they existed)."""
     nan = {c: float("nan") for c in SHIFT_COLUMNS}
     if unsteered is None or "q_p_matching" not in frame.columns or "q_p_matching" not in unsteered.columns:
         return frame.with_columns(**{c: pl.lit(v) for c, v in nan.items()})
     row, base = frame.row(0, named=True), unsteered.row(0, named=True)
     if row["q_id"] != base["q_id"]:
         raise UserError("steered and unsteered rows were scored on different questions")
-    shift = paired_shift(row["q_p_matching"], base["q_p_matching"], row["q_label"]).as_dict()
+    shift = row_shift(row, base).as_dict()
     return frame.with_columns(**{c: pl.lit(float(shift[c])) for c in SHIFT_COLUMNS})
 
 
@@ -180,10 +210,10 @@ def unsteered_in_parts(study, run: Run, behaviour: str, split: str, log: Log | N
 
 def _content_scores(study, behaviour: str, split: str, plans: list[Plan]) -> list[dict]:
     key = ("content", behaviour, split)
-    if key not in study._prompts:
-        study._prompts[key] = content_questions(study.part(behaviour, split), study.prompt_style,
+    if key not in study.prepared:
+        study.prepared[key] = content_questions(study.part(behaviour, split), study.prompt_style,
                                                 study.model.tokenizer)
-    return content_rows(study.model, study._prompts[key], plans, study.profile.batch_size,
+    return content_rows(study.model, study.prepared[key], plans, study.profile.batch_size,
                         points_per_request=POINTS_PER_CALL)
 
 

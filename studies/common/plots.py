@@ -9,7 +9,12 @@ import re
 import warnings
 from pathlib import Path
 
+import matplotlib
 import polars as pl
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from steer_trace.errors import UserError
 
 # When a table holds several variants of the same experiment, a figure shows one: the first preferred value present
 # (a column not listed here, or no preferred value present: the value with the most rows).
@@ -29,9 +34,6 @@ VARIANT_COLUMNS = ("profile", "prompt_style", "split", "orders", "split_rule", "
 @contextlib.contextmanager
 def style():
     """Seaborn's darkgrid look for figures made inside the block, without touching global settings."""
-    import matplotlib
-    import seaborn as sns
-
     rc = {**sns.axes_style("darkgrid"), **sns.plotting_context("notebook", font_scale=0.85)}
     with matplotlib.rc_context(rc):
         yield
@@ -39,8 +41,6 @@ def style():
 
 def new_figure(*args, **kwargs):
     """(figure, axes) drawn by Agg without pyplot: no global figure state, no display needed."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=kwargs.pop("figsize", (8, 5)), layout=kwargs.pop("layout", "constrained"))
     return fig, fig.subplots(*args, **kwargs)
 
@@ -57,8 +57,6 @@ def save(fig, path: Path, dpi: int = 110) -> Path:
 def write_file(path: Path, data: bytes) -> Path:
     """Write `data` to a temporary name beside `path`, then rename: a full or read-only disk leaves the old
     file or none, never a truncated one, and the error names the file."""
-    from steer_trace.errors import UserError
-
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,8 +74,6 @@ def guarded(label: str, make, *args) -> list[Path]:
     """The figures `make(*args)` writes. Tables whose contents a figure cannot use (a column of another type,
     values that do not fit) cost that group of figures, with a warning, not the whole command; a file that
     cannot be written (UserError) still stops it."""
-    from steer_trace.errors import UserError
-
     try:
         return make(*args)
     except UserError:
@@ -141,7 +137,12 @@ PRETTY = {
 
 
 def pretty(name: str) -> str:
-    return PRETTY.get(name, str(name).replace("_", " ").title())
+    """One display name per behaviour (PRETTY), everywhere; 'random:<vector>' (a control seeded by the vector's
+    name) as 'random (for <its display name>)', so no figure shows a second spelling of a behaviour."""
+    name = str(name)
+    if name.startswith("random:"):
+        return f"random (for {pretty(name.removeprefix('random:'))})"
+    return PRETTY.get(name, name.replace("_", " ").title())
 
 
 def behaviour_order(names) -> list[str]:

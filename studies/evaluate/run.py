@@ -35,13 +35,12 @@ from steer_trace.controls import random_like, seed_of
 from steer_trace.errors import UserError
 from steer_trace.plan import Plan
 from steer_trace.read import content_hash, residual_norms
-from steer_trace.stats import paired_shift
 from steer_trace.vectors import SteeringVector
 from studies.behaviours.config import Study, open_study
 from studies.behaviours.profiles import PROFILES
 from studies.behaviours.data import plain_text
 from studies.behaviours.quality import run_precondition, run_quality
-from studies.behaviours.scoring import direction_of, point_fields, score_points, tax_points
+from studies.behaviours.scoring import direction_of, point_fields, row_shift, score_points, tax_points
 from studies.behaviours.sources import study_vectors
 
 from . import steerability
@@ -363,7 +362,7 @@ def _q(row: dict) -> np.ndarray:
 def _pair(label: str, steered: dict, reference: dict, against: str) -> dict:
     if steered["q_id"] != reference["q_id"]:
         raise UserError("two conditions were scored on different questions")
-    s = paired_shift(_q(steered), _q(reference), reference["q_label"])
+    s = row_shift(steered, reference)  # balanced as the scoring mode says (steer_trace.metrics.strata)
     return {"comparison": label, "against": against, "shift": s.shift, "shift_lo": s.lo, "shift_hi": s.hi,
             "shift_p": s.p, "n_questions": s.n, "mde": s.mde, "per_label": s.per_label,
             "p_matching": steered["p_matching_balanced"],
@@ -381,7 +380,7 @@ def _compare(ev: Evaluation, opts: Options, scored: dict, base: dict, prompt_row
         comparisons.append(_pair(f"steer {direction}", vec, base, "unsteered"))
         draws = [scored[(r, L, c)] for r in randoms]
         for r, row in zip(randoms, draws):
-            s = paired_shift(_q(row), _q(base), base["q_label"])
+            s = row_shift(row, base)
             random_rows.append({"direction": direction, "random": r, "layer": L, "coef": c, "shift": s.shift,
                                 "shift_lo": s.lo, "shift_hi": s.hi})
         mean_random = dict(vec, q_p_matching=list(np.mean([_q(d) for d in draws], axis=0)),

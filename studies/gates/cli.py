@@ -51,8 +51,9 @@ def gates_fit(model_spec, condition_data, layers, pool, fit_fraction, seed, batc
     click.echo(f"gate: cos(layer {g.layer} output, {pool} over the prompt; c) > {g.threshold:.4f}  "
                f"(c = mean with - mean without the condition, {result.n_fit} fit prompts)")
     if len(result.fit_f1_by_layer) > 1:
-        best = sorted(result.fit_f1_by_layer.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-        click.echo("fit F1 by layer (best 5): " + ", ".join(f"L{L} {f:.3f}" for L, f in best))
+        f1, sep = result.fit_f1_by_layer, result.fit_separation_by_layer
+        best = sorted(f1, key=lambda L: (-round(f1[L], 9), -sep[L], L))[:5]
+        click.echo("fit F1 (d') by layer, best 5: " + ", ".join(f"L{L} {f1[L]:.3f} ({sep[L]:.2f})" for L in best))
     click.echo(f"fit F1 {result.fit_f1:.3f}; held-out F1 {result.heldout_f1:.3f} [{result.heldout_lo:.3f}, "
                f"{result.heldout_hi:.3f}] (95% bootstrap, {result.n_heldout} prompts; precision "
                f"{result.heldout_precision:.3f}, recall {result.heldout_recall:.3f})")

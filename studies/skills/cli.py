@@ -13,6 +13,7 @@ from steer_trace.models import requested_numerics, resolve
 from tasks.common import model_options, open_model, parse_numbers, progress, quiet_libraries, steering_options
 
 from . import profiles
+from .corpora import load_corpus
 
 
 def _echo_err(message: str) -> None:
@@ -46,8 +47,7 @@ def common_options(func):
 
 
 def _prepare(setup: dict, **overrides):
-    from . import run as skills  # deferred: numpy, polars (start-up time of --help, CLI layer)
-    from .corpora import load_corpus
+    from . import run as skills  # deferred (CLI start-up): torch
 
     profile = profiles.make_profile(setup["profile"], batch_size=setup["batch_size"], **overrides)
     spec = setup["model_spec"]
@@ -60,7 +60,7 @@ def _prepare(setup: dict, **overrides):
 
 def _tokenizer(spec):
     """The tokenizer without the weights (local and embedded models; others load the model)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # deferred: start-up time of --help (CLI layer)
 
     if spec["remote"]:
         return open_model(spec).tokenizer
@@ -95,7 +95,7 @@ def group():
 @click.option("--permute-seed", default=0, show_default=True, help="Seed of the permuted-component control.")
 def extract_cmd(setup, n_vector, max_tokens, permute_seed):
     """Mean last-token activation per domain and layer; save text-code and text-Python vectors."""
-    from . import run as skills
+    from . import run as skills  # deferred (CLI start-up): torch
 
     started = time.time()
     profile, corpus, model = _prepare(setup, n_vector=n_vector, vector_tokens=max_tokens)
@@ -136,9 +136,9 @@ def extract_cmd(setup, n_vector, max_tokens, permute_seed):
 def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, layers, coefs, targets, no_control,
               steering):
     """Accuracy on held-out text/code/Python per layer and coefficient (adaptive schedule)."""
-    import polars as pl
+    import polars as pl  # deferred (CLI start-up): torch
 
-    from . import run as skills
+    from . import run as skills  # deferred (CLI start-up): torch
 
     started = time.time()
     profile, corpus, model = _prepare(setup, n_eval=n_eval, eval_tokens=max_tokens,
@@ -180,9 +180,9 @@ def sweep_cmd(setup, n_eval, sweep_tokens, headline_tokens, rule, max_tokens, la
 def report_cmd(results_dir, out_dir, n_boot):
     """Tables (markdown + csv) from every cached skills point, finished sweep or not: baselines,
     headline points, layer 0, both permuted controls, the language matrix, the full sweep."""
-    from steer_trace.cache import existing_root
+    from steer_trace.cache import existing_root  # deferred (CLI start-up): polars
 
-    from . import report as skills_report
+    from . import report as skills_report  # deferred (CLI start-up): torch
 
     written = skills_report.write(existing_root(results_dir), out_dir, n_boot)
     for path in written:

@@ -230,7 +230,7 @@ CODEPARROT_VALID = "codeparrot/codeparrot-clean-valid"
 
 def _stream(name: str, split: str, seed: int | None):
     try:
-        from datasets import load_dataset
+        from datasets import load_dataset  # deferred: only the hub path needs it (~9 s to import, loaded machine)
 
         stream = load_dataset(name, split=split, streaming=True)
     except Exception as error:  # network, auth, missing dataset: one clear line

@@ -13,7 +13,8 @@ sweep tables of the earlier format (one `permuted` flag: the norm-matched contro
 
 As in the paper's figures, the target skill is on x and text on y: one curve per layer (points in
 coefficient order, from (100, 100) at c = 0 towards the origin) plus both permuted controls
-(dashed: permuted components, norm-matched; dotted: the paper's permuted means), and the diagonal. \
+(black dashed: permuted components, norm-matched; black dotted: the paper's permuted means), the diagonal
+(equal damage) and the 100 % text line, both thin grey and labelled. \
 A curve above the diagonal removes the skill more than it removes text.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from matplotlib import colormaps
 
 from steer_trace.cache import load_tables
 from steer_trace.models import DEFAULT_MODEL
@@ -34,7 +36,8 @@ from .corpora import LANGUAGES
 
 PREFERRED = {"profile": ["paper", "default", "quick"], "data": ["hub", "shared", "project"]}
 CONTROL_LABELS = {"components": "(permuted components)", "means": "(permuted means, paper)"}
-CONTROL_STYLES = {"components": ("0.45", "--"), "means": ("0.2", ":")}
+CONTROL_STYLES = {"components": ("black", "--", "x"), "means": ("black", ":", "+")}
+LAYER_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">")
 FIGURES = {"code": ("general_coding", "Relative Code Accuracy (%)"),
            "python": ("python_ability", "Relative Python Accuracy (%)")}
 DIST_DOMAINS = ("all", "text", "code", "python")
@@ -145,23 +148,30 @@ def curves(rows: pl.DataFrame, target: str) -> list[tuple[str, str, pl.DataFrame
 
 
 def curve_figure(rows: pl.DataFrame, target: str, model: str):
-    import seaborn as sns
-
-    fig, ax = new_figure(figsize=(6, 6))
+    """One curve per layer (colour by depth, each its own marker), the permuted controls in black (dashed /
+    dotted, their own markers), the reference lines thin and unmarked (equal damage: the diagonal; text kept:
+    100 %), each in the legend, so no two lines look alike."""
+    fig, ax = new_figure(figsize=(6.4, 6.4))
     lines = curves(rows, target)
-    colours = sns.color_palette("tab10", n_colors=max(1, sum(1 for _, control, _ in lines if control == "none")))
+    n = max(1, sum(1 for _, control, _ in lines if control == "none"))
+    depth = colormaps["viridis"]
     k = 0
     for label, control, frame in lines:
-        colour, style_ = CONTROL_STYLES.get(control, (colours[k % len(colours)], "-"))
-        k += control == "none"
+        if control == "none":
+            colour, style_, marker = depth(0.9 * k / max(1, n - 1)), "-", LAYER_MARKERS[k % len(LAYER_MARKERS)]
+            k += 1
+        else:
+            colour, style_, marker = CONTROL_STYLES[control]
         x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
-        ax.plot(x, y, marker=".", label=label, color=colour, linestyle=style_, alpha=0.9)
+        ax.plot(x, y, marker=marker, markersize=4.5, label=label.replace("\n", " "), color=colour,
+                linestyle=style_, alpha=0.9, linewidth=1.4)
         if "x_lo" in frame.columns:
             lo_x, hi_x, lo_y, hi_y = (frame[c].fill_null(np.nan).to_numpy() for c in ("x_lo", "x_hi", "y_lo", "y_hi"))
             ax.errorbar(x, y, xerr=[x - lo_x, hi_x - x], yerr=[y - lo_y, hi_y - y], fmt="none", ecolor=colour,
-                        alpha=0.6, capsize=2, linewidth=1)
-    ax.plot([0, 100], [0, 100], linestyle="--", color="0.6", linewidth=1)
-    ax.axhline(100, linestyle="--", color="0.6", linewidth=1)
+                        alpha=0.45, capsize=1.5, linewidth=0.8)
+    ax.plot([0, 100], [0, 100], linestyle=(0, (1, 2)), color="0.65", linewidth=0.9,
+            label="equal damage (diagonal)")
+    ax.axhline(100, linestyle=(0, (5, 3)), color="0.8", linewidth=0.9, label="text unharmed (100 %)")
     ax.set_xlabel(FIGURES[target][1])
     ax.set_ylabel("Relative Text Accuracy (%)")
     base = rows.filter(pl.col("coef") == 0)
@@ -176,12 +186,13 @@ def curve_figure(rows: pl.DataFrame, target: str, model: str):
     data = rows["data"][0] if "data" in rows.columns else "cached points"
     if "dtype" in rows.columns and rows["dtype"][0] != "float32":
         data += f", {rows['dtype'][0]}"
-    ax.set_title(f"text − {target} vector, {model} ({profile}, {data}; bars: 95% CI)\n"
-                 f"baseline top-1, {'; '.join(parts)}", fontsize=8)
+    ax.set_title(f"Text − {target} vector, {model}\nbaseline top-1: {'; '.join(parts)}", fontsize=8.5)
+    ax.text(0.01, 0.01, f"{profile} profile, {data}; bars: 95 % CI", transform=ax.transAxes, fontsize=6.5,
+            color="0.35", va="bottom")
     top = max(105.0, float(np.nanmax([f["y"].max() for _, _, f in lines] + [f["x"].max() for _, _, f in lines])) + 3)
     ax.set_xlim(-3, top)
     ax.set_ylim(-3, top)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="lower right", fontsize=6.5, ncol=2)
     return fig
 
 

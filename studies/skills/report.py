@@ -155,18 +155,23 @@ def model_report(model: str, docs: pl.DataFrame, n_boot: int) -> tuple[str, pl.D
             "curve from the unsteered point); 95% document-bootstrap intervals, every point and both vectors "
             "resampled together, so the difference rows (code vector − Python vector; each vector − its "
             "control) are paired. Intervals cover document sampling, not the interpolation between measured "
-            "coefficients: 'coefficients' is how many steered points the curve (the fewer of two) has.", ""]
+            "coefficients: 'coefficients' is how many steered points the curve (the fewer of two) has. 'set "
+            "(text tokens)' names, per level, the evaluation set of the two measured points each crossing lies "
+            "between and its text tokens (a difference row: its two curves', separated by ';'): a number is only "
+            "as large a sample as that set.", ""]
     damage = equal_damage_table(docs, n_boot=n_boot)
     rows = []
     for (vector, control, layer), part in damage.group_by(["vector", "control", "layer"], maintain_order=True):
         cells = []
         for level in (0.7, 0.5):
             hit = part.filter(pl.col("level") == level)
-            cells.append(_kept_cell(hit.row(0, named=True)) if hit.height else "—")
+            row = hit.row(0, named=True) if hit.height else None
+            cells += [_kept_cell(row) if row else "—", f"{row['at_sets']} ({row['text_tokens']})" if row else "—"]
         rows.append([vector, skills.CONTROLS[control][1], f"{layer} (paper {_paper_layer(layer, n_layers)})",
                      str(part["n_coefs"][0]), *cells])
     out += markdown_table(["vector", "control", "layer", "coefficients", "text % at target 70%",
-                           "text % at target 50%"], rows) + [""]
+                           "set (text tokens) at 70%", "text % at target 50%", "set (text tokens) at 50%"],
+                          rows) + [""]
     # the full sweep
     out += ["## Every point", ""]
     rows = []

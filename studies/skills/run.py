@@ -21,6 +21,7 @@ coefficients reuse them. The model is only loaded when a point is missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import warnings
@@ -30,10 +31,18 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import torch
 
+from steer_trace import score as scoring
 from steer_trace.cache import Run, key_of, read_checked, read_point, results_root
-from .corpora import DOMAINS, Corpus
 from steer_trace.errors import UserError
+from steer_trace.models import DEFAULT_NUMERICS, resolve
+from steer_trace.plan import Plan, Steering
+from steer_trace.prefix_cache import PrefixCache
+from steer_trace.read import content_hash, mean_activations
+from steer_trace.vectors import SteeringVector
+
+from .corpora import DOMAINS, Corpus
 from .profiles import HEADLINE_COEFS, STEP_RULES, Profile, middle_layer, sweep_layers
 
 EXTRACT = "skills_extract"
@@ -100,8 +109,6 @@ class LazyModel:
 
     def __init__(self, opener: Callable, name: str, revision: str, numerics: dict | None = None,
                  tokenizer_opener: Callable | None = None):
-        from steer_trace.models import DEFAULT_NUMERICS
-
         self._opener = opener
         self._tokenizer_opener = tokenizer_opener
         self._model = None
@@ -130,8 +137,6 @@ class LazyModel:
 
 def model_identity(name: str, remote: bool = False) -> tuple[str, str]:
     """(name, revision) without loading weights (converts an embedded model once if needed)."""
-    from steer_trace.models import resolve
-
     if remote:
         return name, "remote"
     _, revision = resolve(name)
@@ -163,8 +168,6 @@ class Extracted:
 
 
 def extract_config(ident: tuple[str, str], corpus: Corpus, profile: Profile, seed: int) -> dict:
-    from steer_trace.read import content_hash
-
     docs = {d: content_hash(corpus.texts("vector", d)) for d in DOMAINS}
     return {"experiment": EXTRACT, "model": ident[0], "revision": ident[1], "profile": profile.name,
             "data": corpus.origin, "seed": seed, "n_vector": {d: len(corpus.get("vector", d)) for d in DOMAINS},
@@ -174,8 +177,6 @@ def extract_config(ident: tuple[str, str], corpus: Corpus, profile: Profile, see
 def permuted_means_difference(pos: dict, neg: dict, seed: int) -> tuple[dict, dict]:
     """The paper's control: per layer, P1(pos) - P2(neg) with two independent seeded permutations.
     Returns (vector per layer, (P1, P2) per layer)."""
-    import torch
-
     gen = torch.Generator().manual_seed(seed)
     out, perms = {}, {}
     for L in sorted(pos):
@@ -186,9 +187,6 @@ def permuted_means_difference(pos: dict, neg: dict, seed: int) -> tuple[dict, di
 
 
 def _vectors_from_table(table: pl.DataFrame, config: dict, key: str, permute_seed: int) -> dict:
-    import torch
-
-    from steer_trace.vectors import SteeringVector
 
     means = {}
     for domain in DOMAINS:
@@ -215,8 +213,6 @@ def _vectors_from_table(table: pl.DataFrame, config: dict, key: str, permute_see
 def extract(model: LazyModel, corpus: Corpus, profile: Profile, root=None, seed: int = 13,
             permute_seed: int = 0, log: Log | None = None, progress: Callable[[int], None] | None = None) -> Extracted:
     """Per-domain mean last-token activations (every layer) -> vectors; cached per domain."""
-    from steer_trace.read import mean_activations
-
     log = log or (lambda _m: None)
     config = {**extract_config((model.name, model.revision), corpus, profile, seed), **model.numerics}
     run = Run(EXTRACT, config, root)
@@ -267,8 +263,6 @@ def _means_frame(means: dict) -> pl.DataFrame:
 
 
 def _same_vector_file(path: Path, vec) -> bool:
-    from steer_trace.vectors import SteeringVector
-
     if not path.exists():
         return False
     try:
@@ -280,8 +274,6 @@ def _same_vector_file(path: Path, vec) -> bool:
 
 def load_vectors(root, model_name: str) -> dict | None:
     """The saved vectors of a model, or None when any file is missing."""
-    from steer_trace.vectors import SteeringVector
-
     out = {}
     for target in TARGETS:
         for control in CONTROLS:
@@ -334,8 +326,6 @@ def eval_sets(corpus: Corpus, profile: Profile, tokenizer) -> dict[str, EvalSet]
 
 
 def _vector_digest(vectors: dict) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for key in sorted(vectors):
         vec = vectors[key]
@@ -357,8 +347,6 @@ def check_vectors_match(vectors: dict, model_name: str, corpus: Corpus, seed: in
 
 
 def _plan(vec, layer: int, coef: float):
-    from steer_trace.plan import Plan
-
     return Plan.single(vec, layer, coef)
 
 
@@ -385,8 +373,6 @@ class Swept:
 def points_config(model: LazyModel, corpus: Corpus, profile: Profile, sets: dict[str, EvalSet], vectors: dict,
                   seed: int) -> dict:
     """What a point's value depends on (not the layers, coefficients or rule: sweeps over other grids share it)."""
-    from steer_trace.read import content_hash
-
     return {"experiment": POINTS, "model": model.name, "revision": model.revision, "data": corpus.origin,
             "seed": seed, "eval_tokens": profile.eval_tokens, "vectors": _vector_digest(vectors),
             "documents": {size: content_hash(list(zip(s.domains, s.texts))) for size, s in sets.items()},
@@ -439,8 +425,6 @@ class PointStore:
     def __init__(self, store: Run, sets: dict[str, EvalSet], model: LazyModel, profile: Profile, log: Log,
                  progress: Callable[[int], None] | None = None, prefix_cache: bool = True,
                  donors: dict[str, list[str]] | None = None):
-        from steer_trace.prefix_cache import PrefixCache
-
         self.store, self.sets, self.model, self.profile = store, sets, model, profile
         self.log, self.progress = log, progress
         self.donors = donors or {}
@@ -476,8 +460,6 @@ class PointStore:
         return frames
 
     def _score(self, size: str, wanted: list[tuple[dict, Callable]]) -> list[pl.DataFrame]:
-        from steer_trace import score as scoring
-
         started = time.time()
         eset = self.sets[size]
         results = scoring.token_accuracy(self.model(), eset.texts, [make() for _, make in wanted],
@@ -509,8 +491,6 @@ def sweep(model: LazyModel, corpus: Corpus, profile: Profile, vectors: dict, roo
     the layers below (`score.measure`); `lockstep=False` runs one curve, and one plan per call, at a time.
     `keep_prefixes`: those layers' outputs are kept across steps (prefix_cache.py), so they run once per layer.
     Either way the same points are visited and cached, and the tables come out in the same order."""
-    from steer_trace.plan import Plan, Steering
-
     log = log or (lambda _m: None)
     steering = steering or Steering()
     started = time.time()
@@ -593,8 +573,6 @@ def _domain_accuracy(frame: pl.DataFrame) -> dict[str, float]:
 
 
 def _write_config(store: Run, config: dict) -> None:
-    import json
-
     path = store.dir / f"{store.key}.config.json"
     if not path.exists():
         path.write_text(json.dumps(config, indent=1, sort_keys=True, default=str))
