@@ -19,7 +19,8 @@ from ._version import __version__  # noqa: F401
 from .errors import UserError
 
 _EXPORTS = {
-    "Injection": "plan", "Plan": "plan", "apply_plan": "plan", "steered_generate": "plan",
+    "Injection": "plan", "Plan": "plan", "apply_plan": "plan",
+    "GenerationOptions": "generation", "generate": "generation", "steered_generate": "generation",
     "SteeringVector": "vectors", "combine": "vectors", "cosine": "vectors",
     "answer_probs": "score", "answer_token_ids": "score", "token_accuracy": "score",
     "contrastive_vector": "read", "mean_activations": "read", "read_batch": "read", "residual_norms": "read",
@@ -27,13 +28,13 @@ _EXPORTS = {
 }
 
 # the modules that open traces: their text as it is now, for nnsight's compile of `with` blocks (_sources.py)
-_sources.pin_files(Path(__file__).parent / f"{name}.py" for name in ("batching", "content", "pairs", "plan",
-                                                                      "read", "score"))
+_sources.pin_files(Path(__file__).parent / f"{name}.py" for name in ("batching", "content", "detectors", "generation",
+                                                                      "pairs", "plan", "read", "score"))
 
 __all__ = [
-    "Injection", "Plan", "SteeringVector", "UserError", "answer_probs", "answer_token_ids", "apply_plan",
-    "combine", "contrastive_vector", "cosine", "extract_vector", "load_model", "mean_activations", "read_batch",
-    "residual_norms", "steered_generate", "token_accuracy",
+    "GenerationOptions", "Injection", "Plan", "SteeringVector", "UserError", "answer_probs", "answer_token_ids",
+    "apply_plan", "combine", "contrastive_vector", "cosine", "extract_vector", "generate", "load_model",
+    "mean_activations", "read_batch", "residual_norms", "steered_generate", "token_accuracy",
 ]
 
 

@@ -7,7 +7,7 @@ coefficient x vector at every position (the summed fast path, `Plan.deltas`);
 an injection can instead project its direction out, clamp the projection, ...
 (`steering_operators`) on some positions only (`token_scope`), on the rows its gate
 lets through (`gates`: decided on the prompt, held for generated tokens). For generation,
-call it once per generated step with one `held` dict (see `steered_generate`).
+call it once per generated step with one `held` dict (see `generation.py`).
 """
 
 from __future__ import annotations
@@ -204,28 +204,6 @@ def apply_plan(model: Model, plan: Plan, attention_mask: torch.Tensor | None = N
             model.residual(layers[layer])[:] = new
 
 
-def steered_generate(model: Model, prompts: list[str], plan: Plan, max_new_tokens: int = 40) -> list[str]:
-    """Greedy continuations with the plan applied to the prompt and every new token."""
-    from .batching import encode
-
-    plan.check(model)
-    n = int(max_new_tokens)
-    encoded = encode(model.tokenizer, prompts)
-    model.check_context(encoded, new_tokens=n)
-    enc = model.on_device(encoded)
-    with torch.no_grad():
-        with model.lm.generate(
-            enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, **model.trace_kwargs()
-        ) as tracer:
-            if not plan.is_empty:
-                held: dict = {}  # the gates' prompt decisions, for every later step
-                for step in tracer.iter[:n]:
-                    apply_plan(model, plan, enc["attention_mask"], step, held)
-            ids = tracer.result.save()
-    prompt_len = enc["input_ids"].shape[1]
-    return [model.tokenizer.decode(row[prompt_len:], skip_special_tokens=True) for row in ids]
-
-
 @dataclass(frozen=True)
 class Steering:
     """One operator and token scope for every injection of the plans of a run (the CLI's --op / --scope).
@@ -249,3 +227,12 @@ class Steering:
 
     def apply(self, plan: Plan) -> Plan:
         return plan if self.is_default else plan.with_steering(self.op, self.scope)
+
+
+def __getattr__(name: str):
+    """`steered_generate` lives in generation.py (it samples, with options); the old import path keeps working."""
+    if name == "steered_generate":
+        from .generation import steered_generate  # deferred: generation imports this module
+
+        return steered_generate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

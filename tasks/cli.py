@@ -1,6 +1,6 @@
 """`steer-trace`: activation steering experiments, local or on NDIF.
 
-The core commands (models, vectors, generate, figures, report, bench, demo) plus one group per registered
+The core commands (models, vectors, generate, text, figures, report, bench, demo) plus one group per registered
 study (studies/registry.py). Start-up is kept light: listing the studies reads only their STUDY (name,
 summary), and a study's click group is imported only when its command runs. Heavy libraries (torch,
 transformers, nnsight, polars, matplotlib) are imported inside command bodies, not here: that is the
@@ -19,7 +19,7 @@ import click
 from studies.protocol import resolve
 from studies.registry import all_studies
 
-from . import bench, core_commands, demo, docs_commands, figures
+from . import bench, core_commands, demo, docs_commands, figures, text_commands
 from .common import CleanErrors
 
 
@@ -59,7 +59,7 @@ def main():
     warnings.filterwarnings("ignore", module="nnsight")
 
 
-for _module in (core_commands, figures, docs_commands, bench, demo):
+for _module in (core_commands, text_commands, figures, docs_commands, bench, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

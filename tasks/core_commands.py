@@ -1,6 +1,8 @@
 """Ad-hoc commands: models, vectors extract/info, generate, demo."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import random
 import warnings
@@ -13,8 +15,8 @@ from steer_trace.errors import UserError
 from steer_trace.models import EMBEDDED, cache_damage, cache_state, embedded_dir, is_installed
 from studies.behaviours.data import clean
 
-from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, progress, steering_options,
-                     warn_if_overflows)
+from .common import (DEFAULT_METHOD, EXTRACTION_METHODS, model_options, open_model, parse_numbers, progress,
+                     steering_options, warn_if_overflows)
 
 
 @click.command("models")
@@ -142,48 +144,108 @@ def vectors_info(path):
                "prompts; --relative coefficients are fractions of it)")
 
 
+def generation_options(func):
+    """Sampling options shared by the commands that write text; passes `options` (GenerationOptions)."""
+
+    @click.option("--max-new-tokens", default=40, show_default=True, type=click.IntRange(min=1),
+                  help="Tokens to generate (the text ends earlier at the end token or a --stop string).")
+    @click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0),
+                  help="Sampling temperature; 0 is greedy.")
+    @click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+                  help="Nucleus sampling: draw among the most likely tokens up to this probability mass.")
+    @click.option("--seed", default=0, show_default=True, type=int,
+                  help="Sampling seed: each (prompt, sample) draws from its own generator seeded by it, so steered "
+                       "and unsteered samples of a prompt pair up, and a run repeats exactly.")
+    @click.option("--samples", default=1, show_default=True, type=click.IntRange(min=1),
+                  help="Samples per prompt (needs --temperature > 0).")
+    @click.option("--stop", multiple=True, help="Cut the text before this string (repeatable).")
+    @click.option("--stop-at-eos/--no-stop-at-eos", default=True, show_default=True,
+                  help="End the text at the model's end token (--no-stop-at-eos: never choose it).")
+    @click.option("--chat/--no-chat", default=True, show_default=True, help="Wrap the prompt in the chat template.")
+    @click.option("--system", default=None, help="System prompt (with --chat; default: the template's own).")
+    @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+                  help="Rows (prompt x sample) per forward pass; the text does not depend on it.")
+    @functools.wraps(func)
+    def wrapper(*args, max_new_tokens, temperature, top_p, seed, samples, stop, stop_at_eos, chat, system,
+                batch_size, **kwargs):
+        from steer_trace.generation import GenerationOptions  # deferred (CLI start-up): torch
+
+        kwargs["options"] = GenerationOptions(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, samples=samples,
+            stop=tuple(stop), stop_at_eos=stop_at_eos, chat=chat, system=system, batch_size=batch_size)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 @click.command("generate")
 @model_options
 @click.argument("prompt_text")
 @click.option("--vector", type=click.Path(), default=None, help="Vector file to steer with.")
 @click.option("--layer", type=int, default=None, help="Layer to add the vector at.")
-@click.option("--coef", type=float, default=4.0, show_default=True, help="Multiplier of the vector added at --layer.")
-@click.option("--max-new-tokens", default=40, show_default=True, type=click.IntRange(min=1),
-              help="Tokens to generate (greedy).")
-@click.option("--chat/--no-chat", default=True, show_default=True, help="Wrap the prompt in the chat template.")
+@click.option("--coef", type=float, default=4.0, show_default=True, help="Coefficient of the vector added at --layer.")
+@click.option("--coefs", default=None, metavar="A,B,...",
+              help="Several coefficients, one steered text each, in one model load (overrides --coef).")
+@click.option("--relative", is_flag=True,
+              help="Coefficients are x the residual norm at --layer (the vector's recorded norm, else measured on "
+                   "the prompt), as in the behaviour commands.")
 @click.option("--gate", "gate_file", type=click.Path(), default=None,
               help="Gate file (steer-trace gates fit): steer only if the prompt (as the model sees it, chat template "
                    "included) passes the gate.")
+@generation_options
 @steering_options
-def generate_cmd(model_spec, prompt_text, vector, layer, coef, max_new_tokens, chat, gate_file, steering):
-    """Greedy text, unsteered and steered, side by side."""
+def generate_cmd(model_spec, prompt_text, vector, layer, coef, coefs, relative, gate_file, options, steering):
+    """Text unsteered and steered (one or several coefficients), side by side; greedy unless --temperature."""
     from steer_trace.gates import load_gate  # deferred (CLI start-up): torch
-    from steer_trace.plan import Plan, steered_generate  # deferred (CLI start-up): torch
+    from steer_trace.generation import format_prompt, generate  # deferred (CLI start-up): torch
+    from steer_trace.plan import Plan  # deferred (CLI start-up): torch
+    from steer_trace.read import residual_norms  # deferred (CLI start-up): torch
     from steer_trace.vectors import SteeringVector  # deferred (CLI start-up): torch
 
     if (vector is None) != (layer is None):  # check options before the slow model load
         raise UserError("--vector and --layer go together: give both or neither")
-    if not prompt_text and not chat:
+    if relative and vector is None:
+        raise UserError("--relative needs --vector and --layer")
+    if not prompt_text and not options.chat:
         raise UserError("the prompt is empty: give some text (without --chat there is nothing to continue)")
-    if gate_file and not vector:
-        raise UserError("--gate needs --vector and --layer: it decides whether that vector applies")
+    coef_list = parse_numbers(coefs, option="--coefs") or (coef,)
     v = SteeringVector.load(vector) if vector else None
     gate = load_gate(gate_file)[0] if gate_file else None
     model = open_model(model_spec)
-    plan = steering.apply(Plan.single(v, model.check_layer(layer), coef)).check(model) if v else None
-    if plan and gate:
-        plan = plan.gated(gate).check(model)
-    text = prompt_text
-    if chat and not getattr(model.tokenizer, "chat_template", None):
+    if options.chat and not getattr(model.tokenizer, "chat_template", None):
+        if options.system is not None:
+            raise UserError(f"--system needs a chat template and {model.name} has none")
         warnings.warn(f"{model.name} has no chat template: the prompt goes in as plain text (--no-chat does this "
                       "without this warning)", stacklevel=1)
-    elif chat:
-        text = model.tokenizer.apply_chat_template([{"role": "user", "content": prompt_text}], tokenize=False,
-                                                   add_generation_prompt=True)
-    click.echo(f"unsteered: {steered_generate(model, [text], Plan.none(), max_new_tokens)[0]!r}")
-    if plan:
-        click.echo(f"steered ({plan.describe()}): {steered_generate(model, [text], plan, max_new_tokens)[0]!r}")
-        warn_if_overflows(model, text, plan)
+        options = dataclasses.replace(options, chat=False)
+    plans = []
+    if v:
+        layer = model.check_layer(layer)
+        plans = [steering.apply(Plan.single(v, layer, c)) for c in coef_list]
+        if relative:
+            norm, source = _residual_norm(v, model, layer, format_prompt(model.tokenizer, prompt_text, options.chat,
+                                                                         options.system), residual_norms)
+            click.echo(f"residual norm at layer {layer}: {norm:.1f} ({source}); coefficients are x this norm")
+            plans = [Plan(p.relative_to({layer: norm}).injections, f"{p.describe()} rel") for p in plans]
+        plans = [(p.gated(gate) if gate else p).check(model) for p in plans]
+
+    def show(name: str, plan: Plan) -> None:
+        for s in generate(model, [prompt_text], plan, options):
+            tag = f" #{s.sample + 1}" if options.samples > 1 else ""
+            click.echo(f"{name}{tag}: {s.text!r}")
+
+    show("unsteered", Plan.none())
+    for plan in plans:
+        show(f"steered ({plan.describe()})", plan)
+        warn_if_overflows(model, format_prompt(model.tokenizer, prompt_text, options.chat, options.system), plan)
+
+
+def _residual_norm(vector, model, layer: int, text: str, measure) -> tuple[float, str]:
+    """The residual norm at `layer`: the vector's recorded one when it was read on this model, else measured."""
+    recorded = (vector.meta or {}).get("residual_norms") or {}
+    if str(layer) in recorded and vector.meta.get("model") in (None, model.name):
+        return float(recorded[str(layer)]), "recorded with the vector"
+    return float(measure(model, [text], [layer])[layer]), "measured on the prompt's last token"
 
 
 COMMANDS = [models_cmd, vectors_group, generate_cmd]

@@ -106,7 +106,7 @@ def first_result(model, data_dir=None) -> int:
 
     from steer_trace import Plan, answer_probs, answer_token_ids, contrastive_vector  # deferred (CLI start-up): torch
     from steer_trace.metrics import ab_summary  # deferred (CLI start-up): torch
-    from steer_trace.plan import steered_generate  # deferred (CLI start-up): torch
+    from steer_trace.generation import steered_generate  # deferred (CLI start-up): torch
 
     name, mult = FIRST["behaviour"], FIRST["mult"]
     layer = model_layer(FIRST["paper_layer"], model.n_layers)

@@ -17,7 +17,8 @@ from steer_trace import load_model
 from steer_trace.errors import UserError
 from steer_trace.layer_matching import find_layers_path
 from steer_trace.models import embedded_dir
-from steer_trace.plan import Injection, Plan, apply_plan, steered_generate
+from steer_trace.generation import steered_generate
+from steer_trace.plan import Injection, Plan, apply_plan
 from steer_trace.read import read_batch
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")

@@ -13,7 +13,8 @@ import torch
 from steer_trace.batching import encode
 from steer_trace.data import ABItem, prompt
 from steer_trace.errors import UserError
-from steer_trace.plan import Injection, Plan, apply_plan, steered_generate
+from steer_trace.generation import steered_generate
+from steer_trace.plan import Injection, Plan, apply_plan
 from steer_trace.score import answer_probs, answer_token_ids, token_accuracy
 from steer_trace.vectors import SteeringVector, combine
 

@@ -22,7 +22,8 @@ from steer_trace.content import answer_logprobs, packed_answer_logprobs
 from steer_trace.errors import UserError
 from steer_trace.models import load_model
 from steer_trace.packing import next_token_probs
-from steer_trace.plan import Plan, steered_generate
+from steer_trace.generation import GenerationOptions, generate, steered_generate
+from steer_trace.plan import Plan
 from steer_trace.read import contrastive_vector
 from steer_trace.score import answer_probs, answer_token_ids, token_accuracy
 from steer_trace.vectors import SteeringVector, combine, cosine
@@ -292,6 +293,17 @@ def test_remote_content_scores_equal_local(remote_model, smol):
 def test_remote_steered_generation_equals_local(remote_model, smol):
     for plan in _plans()[1:]:
         assert steered_generate(remote_model, PROMPTS[:2], plan, 6) == steered_generate(smol, PROMPTS[:2], plan, 6)
+
+
+@pytest.mark.remote
+def test_remote_sampled_generation_equals_local(remote_model, smol):
+    """Sampling draws inside the trace (generation.py): the server draws the local tokens, steered and not,
+    several samples per prompt in one request per batch."""
+    opts = GenerationOptions(max_new_tokens=6, temperature=1.0, top_p=0.9, seed=2, samples=2, chat=False)
+    for plan in (Plan.none(), _plans()[1]):
+        remote = [s.text for s in generate(remote_model, PROMPTS[:2], plan, opts)]
+        assert remote == [s.text for s in generate(smol, PROMPTS[:2], plan, opts)]
+        assert len(set(remote)) >= 3  # sampled: the samples of a prompt differ
 
 
 @pytest.mark.remote
