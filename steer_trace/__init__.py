@@ -24,7 +24,7 @@ _EXPORTS = {
     "SteeringVector": "vectors", "combine": "vectors", "cosine": "vectors",
     "answer_probs": "score", "answer_token_ids": "score", "token_accuracy": "score",
     "contrastive_vector": "read", "mean_activations": "read", "read_batch": "read", "residual_norms": "read",
-    "extract_vector": "pairs", "load_model": "models",
+    "extract": "pairs", "extract_vector": "pairs", "load_model": "models",
 }
 
 # the modules that open traces: their text as it is now, for nnsight's compile of `with` blocks (_sources.py)
@@ -33,7 +33,7 @@ _sources.pin_files(Path(__file__).parent / f"{name}.py" for name in ("batching",
 
 __all__ = [
     "GenerationOptions", "Injection", "Plan", "SteeringVector", "UserError", "answer_probs", "answer_token_ids",
-    "apply_plan", "combine", "contrastive_vector", "cosine", "extract_vector", "generate", "load_model",
+    "apply_plan", "combine", "contrastive_vector", "cosine", "extract", "extract_vector", "generate", "load_model",
     "mean_activations", "read_batch", "residual_norms", "steered_generate", "token_accuracy",
 ]
 

@@ -197,3 +197,29 @@ def extract_vector(
     layers = _layers_arg(model, layers)
     stats, reader = read_pairs(model, prompts, answers_pos, answers_neg, groups, layers, batch_size, method, progress)
     return to_vector(stats, model, layers, balanced, reader, meta)
+
+
+def extract(
+    model: Model,
+    pairs: Sequence[tuple[str, str, str]],
+    method: str = DEFAULT_METHOD,
+    layers: Iterable[int] | None = None,
+    groups: Sequence[Hashable] | None = None,
+    **options,
+) -> SteeringVector:
+    """The library's one way to read a steering vector: `pairs` are (prompt, matching answer, other answer)
+    triples; `method` names an extraction method of `aggregators.METHODS` (mean, pca, ...).
+
+    Pattern: `v = extract(model, [(q, " (A)", " (B)"), ...], method="mean", layers=[14])`.
+
+    Gotchas: the reader is picked per pair (`read_pairs`): a prompt read once with both one-token answers
+    (every A/B pair), else both full texts; the vector is the same either way up to float rounding, and its
+    provenance (`meta["reader"]`) says which ran. `groups` (e.g. each pair's matching letter) are what
+    the balanced mean weighs equally; other options (`batch_size`, `balanced`, `meta`, `progress`) as
+    `extract_vector`."""
+    pairs = list(pairs)
+    if not pairs or any(len(p) != 3 for p in pairs):
+        raise UserError("extract: pairs must be a non-empty list of (prompt, matching answer, other answer) triples")
+    prompts, pos, neg = (list(column) for column in zip(*pairs))
+    return extract_vector(model, prompts, pos, neg, groups=groups, layers=layers,
+                          method=method, **options)

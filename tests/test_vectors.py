@@ -297,6 +297,23 @@ def test_extract_vector_falls_back_to_full_texts_where_answers_are_not_one_token
     assert only_full.meta["reader"] == "full-text"
 
 
+def test_extract_is_the_one_entry_point_and_picks_the_reader_itself(smol):
+    from steer_trace import extract
+    from steer_trace.data import prompt
+    from steer_trace.read import contrastive_vector
+
+    items = first_rows(4)
+    triples = [(prompt(i), i.matching, i.not_matching) for i in items]
+    triples[1] = (triples[1][0], triples[1][1] + ") because it is better", triples[1][2] + ") because")
+    vector = extract(smol, triples, method="mean", layers=[3, 20], groups=[a for _, a, _ in triples])
+    assert vector.meta["reader"] == "shared-prompt-kv-cache (3 pairs) + full-text (1 pairs)"
+    full = contrastive_vector(smol, [(p + a, p + b) for p, a, b in triples], groups=[a for _, a, _ in triples],
+                              layers=[3, 20])
+    assert min(cosine(vector, full).values()) >= 0.99999
+    with pytest.raises(UserError):
+        extract(smol, [("only a prompt", " (A)")])
+
+
 def test_vectors_extract_refuses_a_file_mixing_answer_families(tmp_path):
     rows = [{"question": "Pick one\n (A) x\n (B) y", "answer_matching_behavior": " (A)",
              "answer_not_matching_behavior": " (B)"},
