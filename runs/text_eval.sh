@@ -1,11 +1,12 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Open-ended evaluation of the reliable behaviour vectors (myopia, wealth-seeking): what the steered model
 # writes, beside unsteered, equal-norm random directions and the prompted baseline (steer_trace.text_eval).
 # Resumable: a finished report is skipped ("already done"); delete its files to recompute.
-# Usage: runs/text_eval.sh [MODEL] [BEHAVIOUR...]   (from the repo root; needs ../shared/data)
-#   runs/text_eval.sh smollm2-135m myopic wealth_seeking
+# Usage: sh runs/text_eval.sh [MODEL] [BEHAVIOUR...]   (from the repo root; needs ../shared/data)
+#   Q=10 sh runs/text_eval.sh smollm2-135m myopic wealth_seeking   (the committed 10-question reports)
+# Writes: results/text_eval/<model>-<behaviour>-L<layer>-c<coefs>rel-<key>.{md,json,samples,paired,summary}
 # Then: steer-trace text report --out results/text_eval/SUMMARY.md
-set -euo pipefail
+set -eu
 MODEL=${1:-smollm2-135m}
 shift || true
 BEHAVIOURS=${*:-myopic wealth_seeking}

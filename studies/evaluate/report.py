@@ -366,17 +366,18 @@ def reports(results_root) -> list[Path]:
 
 
 def pages(results_root) -> dict[str, str]:
-    """Named values for the docs: `evaluate_verdicts`, each committed report's verdict lines under its title."""
-    parts = []
+    """Named values for the docs: `evaluate_verdicts`, every committed report's verdict lines under its title, and
+    `<model>.<behaviour>.verdicts`, one report's (its time and load are in the report itself)."""
+    parts, out = [], {}
     for folder in reports(results_root):
         tables, summary = load(folder)
         link = f"{folder.relative_to(Path(results_root).parent).as_posix()}/report.md"
-        parts.append(f"**{summary['model']} on {summary['behaviour']}** ([report]({link}), "
-                     f"{summary['splits']['test']} test questions, {summary['scoring']} scoring; "
-                     f"{summary['timings']['total'] / 60:.0f} min on 2 shared CPU cores at load "
-                     f"{summary.get('load', 'n/a').split(',')[0]}):\n\n" +
-                     "\n".join(f"- {line}" for line in verdicts(tables)))
-    return {"evaluate_verdicts": "\n\n".join(parts)}
+        part = (f"**{summary['model']} on {summary['behaviour']}** ([report]({link}), "
+                f"{summary['splits']['test']} test questions, {summary['scoring']} scoring):\n\n" +
+                "\n".join(f"- {line}" for line in verdicts(tables)))
+        parts.append(part)
+        out[f"{summary['model']}.{summary['behaviour']}.verdicts"] = part
+    return {"evaluate_verdicts": "\n\n".join(parts), **out}
 
 
 def rebuild(results_root, out_dir) -> list[Path]:
