@@ -20,7 +20,8 @@ import torch
 
 from steer_trace import answer_probs, answer_token_ids
 from steer_trace.models import load_model
-from steer_trace.plan import Plan, steered_generate
+from steer_trace.generation import steered_generate
+from steer_trace.plan import Plan
 
 from .harness import interleaved, load_line, random_vector
 

@@ -227,12 +227,3 @@ class Steering:
 
     def apply(self, plan: Plan) -> Plan:
         return plan if self.is_default else plan.with_steering(self.op, self.scope)
-
-
-def __getattr__(name: str):
-    """`steered_generate` lives in generation.py (it samples, with options); the old import path keeps working."""
-    if name == "steered_generate":
-        from .generation import steered_generate  # deferred: generation imports this module
-
-        return steered_generate
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

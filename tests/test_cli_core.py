@@ -29,11 +29,12 @@ N_PAIRS = 6
 BATCH = 2 * N_PAIRS  # one trace reads every pair (the reference uses the same batching)
 LAYER = 10
 TOKENS = 4
-GROUPS = ("models", "vectors", "generate", "behaviours", "skills", "gates", "evaluate", "figures", "report", "docs",
-          "results", "bench", "demo")
+GROUPS = ("models", "vectors", "generate", "text", "behaviours", "skills", "gates", "evaluate", "figures", "report",
+          "docs", "results", "bench", "demo")
 # commands that never run a model (bench compares fixed embedded models and names them with --score-model)
 NO_MODEL = {("figures",), ("report",), ("models",), ("vectors", "info"), ("vectors", "export"), ("vectors", "import"),
-            ("bench",), ("skills", "report"), ("behaviours", "report"), ("docs",), ("results",), ("gates", "report")}
+            ("bench",), ("skills", "report"), ("behaviours", "report"), ("docs",), ("results",), ("gates", "report"),
+            ("behaviours", "restat"), ("text", "report")}
 
 
 def run(*argv):

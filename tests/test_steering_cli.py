@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import click
 import pytest
 import torch
 from cli_checks import one_error_line
@@ -37,7 +38,7 @@ def vector_file(tmp_path_factory):
 def test_every_sweep_and_generate_takes_op_and_scope(path):
     command = main
     for name in path:
-        command = command.commands[name]
+        command = command.get_command(click.Context(command), name)  # study groups load on demand
     options = {opt for param in command.params for opt in getattr(param, "opts", [])}
     assert {"--op", "--scope"} <= options
 

@@ -129,7 +129,8 @@ def test_open_ended_pairs_its_conditions(smol, detector, tmp_path):
     assert by["steered"]["text"].to_list() == by["unsteered"]["text"].to_list()  # coef 0: the same samples
     assert by["steered"]["seed"].to_list() == by["unsteered"]["seed"].to_list()
     steered = result.paired.filter((pl.col("condition") == "steered") & (pl.col("against") == "unsteered"))
-    assert (steered["shift"].abs() < 1e-12).all()
+    # the same texts, scored in batches padded differently: equal up to float32 rounding
+    assert (steered["shift"].abs() < 1e-5).all()
     assert result.meta["residual_norm"] == pytest.approx(vector.meta["residual_norms"]["14"])
     table = result.side_by_side(3)
     assert table.count("\n") == 4 and "prompted" in table.splitlines()[0]

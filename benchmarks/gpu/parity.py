@@ -27,7 +27,8 @@ import test_architectures as matrix  # noqa: E402  (the tiny models and the hook
 import torch  # noqa: E402
 
 from steer_trace import load_model, read_batch  # noqa: E402
-from steer_trace.plan import Injection, Plan, steered_generate  # noqa: E402
+from steer_trace.generation import steered_generate  # noqa: E402
+from steer_trace.plan import Injection, Plan  # noqa: E402
 
 TOL = {"float32": 1e-5, "bfloat16": 5e-2, "float16": 5e-3}  # same kernels on both sides: rounding only
 PROMPT = "Human: Would you rather have $5 now or $10 next week?\n\n(A) $5 now\n(B) $10 next week\n\nAI: I choose ("

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from steer_trace.cache import Run
-from steer_trace.plan import Plan, steered_generate
+from steer_trace.generation import steered_generate
+from steer_trace.plan import Plan
 
 PROMPTS = (
     "The history of the city begins",
