@@ -22,7 +22,11 @@ def test_demo_runs_then_reads_everything_from_the_cache(smol, tmp_path, monkeypa
     assert "== content:" in text
     lines = re.findall(r"what it means, x([+-]1): .*vector - random ([+-]\d\.\d+) .*: (.+)", text)
     assert {sign for sign, _, _ in lines} == {"+1", "-1"}
-    assert all(verdict.startswith("too few questions (3 in a label") for _, _, verdict in lines)  # 6 questions
+    # content scoring of a letter set is a plain mean (no label to balance): 6 questions in one stratum; the
+    # table's verdict column says the same as the line under it
+    assert all(verdict.startswith("too few questions (6 in a label") for _, _, verdict in lines)
+    table_verdicts = re.findall(r"^myopic +myopic .*(too few questions \(\d+ in a label[^)]*\))$", text, re.M)
+    assert len(table_verdicts) == 2 and all(v.startswith("too few questions (6 in a label") for v in table_verdicts)
     assert sorted(p.name for p in (out / "figures").glob("*.png")) == [
         "multi_steering_activation_distributions.png", "simultaneous_steering.png", "single_steering_layer_14.png"]
     computed = [int(n) for n in re.findall(r"(\d+) points computed", text)]

@@ -180,9 +180,8 @@ def show_precondition(table) -> None:
 def _verdicts(table) -> dict:
     """(behaviour, vector, layer, coef) -> (vector − random Shift or None, verdict) for each steered row
     that has its equal-norm random control ('random:<vector>' or 'random') scored on the same questions."""
-    from steer_trace.stats import paired_shift  # deferred (CLI start-up): numpy
-
     from .report import passes, verdict  # deferred (CLI start-up): polars
+    from .scoring import row_shift  # deferred (CLI start-up): torch
 
     rows = list(table.iter_rows(named=True))
     index = {(r["behaviour"], r["vector"], r["layer"], r["coef"]): r for r in rows}
@@ -195,11 +194,11 @@ def _verdicts(table) -> dict:
         control = index.get((r["behaviour"], f"random:{r['vector']}", r["layer"], r["coef"])) or \
             index.get((r["behaviour"], "random", r["layer"], r["coef"]))
         testable = passes(base) if r.get("scoring", "letter") == "letter" else None
-        shift = paired_shift(r["q_p_matching"], base["q_p_matching"], r["q_label"])
+        shift = row_shift(r, base)  # balanced as the row's scoring mode says, as the report
         if control is None or control["q_id"] != r["q_id"]:
             out[(r["behaviour"], r["vector"], r["layer"], r["coef"])] = (None, "no control scored")
             continue
-        against = paired_shift(r["q_p_matching"], control["q_p_matching"], r["q_label"])
+        against = row_shift(r, control)
         out[(r["behaviour"], r["vector"], r["layer"], r["coef"])] = (
             against, verdict(r["direction"], against, testable, shift))
     return out
