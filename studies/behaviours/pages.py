@@ -29,7 +29,7 @@ from .random_spread import spread_rows
 from .scoring import row_shift
 
 PROFILE = "paper"
-MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen"}
+MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen", "qwen2.5-coder-1.5b": "qwen15"}
 DIRECTIONS = {"add": "add", "subtract": "sub", "default": "default"}
 
 
@@ -214,8 +214,16 @@ def _precondition(pre: dict, mkey: str) -> dict:
         out[f"{mkey}.pre.{behaviour}"] = _f(r["order_consistency"], 2)
         out[f"{mkey}.pre.{behaviour}.chance"] = _f(r["consistency_chance"], 2)
         out[f"{mkey}.pre.{behaviour}.n"] = str(r["n_questions"])
+        lo, hi, p = report.consistency_interval(r)
+        out[f"{mkey}.pre.{behaviour}.ci"] = f"{_f(lo, 2)}–{_f(hi, 2)}"
+        out[f"{mkey}.pre.{behaviour}.p"] = report._p(p)
+        out[f"{mkey}.pre.{behaviour}.passes"] = report.precondition_verdict(r)
+        out[f"{mkey}.pre.{behaviour}.top_share"] = _f(r.get("top_answer_share"), 2)
     if pre:
         out[f"{mkey}.pre.range"] = _span([r["order_consistency"] for r in pre.values()])
+        for verdict in ("passes", "undecided", "at chance"):
+            named = [b.replace("_", "-") for b, r in pre.items() if report.precondition_verdict(r) == verdict]
+            out[f"{mkey}.pre.{verdict.replace(' ', '_')}"] = ", ".join(named) or "none"
     return out
 
 
@@ -289,7 +297,7 @@ def pages(results_root: Path) -> dict[str, str]:
     root = Path(results_root)
     out = paper_values()
     models = set()
-    for experiment in ("behaviours_single", "behaviours_simultaneous"):
+    for experiment in ("behaviours_precondition", "behaviours_single", "behaviours_simultaneous"):
         frame = report._selected(root, experiment, PROFILE, None)
         if frame is not None:
             models |= set(frame["model"].to_list())
