@@ -222,3 +222,25 @@ def test_a_model_with_only_its_precondition_gets_a_report_and_page_values(tmp_pa
         assert values[f"big.pre.{behaviour}.passes"] == verdict
         row = next(line for line in text.splitlines() if line.startswith(f"| {behaviour} "))
         assert f"{ci.low:.2f}–{ci.high:.2f}" in row and words[verdict] in row
+
+
+def test_page_values_say_whether_the_steered_model_still_answers(tmp_path):
+    """A steered row's answer mass and commonest-answer share, and its random control's, reach the page values
+    (a collapse to one letter under the vector and under random directions alike is visible in the docs)."""
+    from studies.behaviours import pages
+
+    root = tmp_path / "results"
+    labels, base = ["A", "B"] * (N // 2), np.full(N, 0.5)
+    fine = {"order_consistency": 0.8, "consistency_chance": 0.5}
+    rows = [_row("myopic", "none", "default", 0, base, labels, scoring="letter", answer_mass=0.99,
+                 top_answer_share=0.52, **fine),
+            _row("myopic", "myopic", "add", 1, base, labels, scoring="letter", answer_mass=0.9, top_answer_share=1.0,
+                 **fine),
+            _row("myopic", "random", "add", 1, base, labels, scoring="letter", answer_mass=0.6,
+                 top_answer_share=0.97, **fine)]
+    Run("behaviours_single", {"synthetic": 3}, root).finish([pl.DataFrame(rows)])
+    values = pages.pages(root)
+    prefix = "tiny.letter.L14.myopic"
+    assert values[f"{prefix}.unsteered_top"] == "0.52"
+    assert (values[f"{prefix}.add.mass"], values[f"{prefix}.add.top"]) == ("0.90", "1.00")
+    assert (values[f"{prefix}.add.random_mass"], values[f"{prefix}.add.random_top"]) == ("0.60", "0.97")

@@ -70,6 +70,10 @@ def _entry_values(prefix: str, e: dict, default: dict | None = None) -> dict[str
            f"{prefix}.shift": report._interval(e["shift"]), f"{prefix}.shift_p": report._p(e["shift"].p),
            f"{prefix}.detectable": _f(e["shift"].mde, 2), f"{prefix}.n": str(e["shift"].n),
            f"{prefix}.verdict": e["verdict"], f"{prefix}.q": report._q(e)}
+    for name, row in (("", r), ("random_", e.get("random_row"))):  # does the model still answer A or B?
+        if row is not None and "answer_mass" in row:
+            out[f"{prefix}.{name}mass"] = _f(row["answer_mass"], 2)  # p(A) + p(B), mean over prompts
+            out[f"{prefix}.{name}top"] = _f(row.get("top_answer_share"), 2)  # share of the commonest greedy answer
     if default is not None:
         out[f"{prefix}.unsteered"] = _f(default["p_matching_balanced"])
     if e["random"] is not None:
@@ -93,6 +97,7 @@ def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list, 
     found = report._scored(part, pre, letter, lambda b: [(b, "random")], list(report.paper_layers(part["layer"])))
     for L, behaviour, _, default, e in found:
         out[f"{key}.L{L}.{behaviour}.unsteered"] = _f(default["p_matching_balanced"])
+        out[f"{key}.L{L}.{behaviour}.unsteered_top"] = _f(default.get("top_answer_share"), 2)
         out.update(_entry_values(f"{key}.L{L}.{behaviour}.{DIRECTIONS[e['row']['direction']]}", e, default))
     shifts = [e["shift"] for *_, e in found]
     out[f"{key}.single.max_abs_shift"] = _f(max((abs(s.shift) for s in shifts), default=math.nan), 3)

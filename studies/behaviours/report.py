@@ -206,9 +206,9 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
     for r in rows.sort(pl.col("coef")).iter_rows(named=True):
         random = _row_of(frame, behaviour=behaviour, vector=control, layer=layer, coef=r["coef"])
         shift = row_shift(r, default)
-        entry = {"row": r, "shift": shift, "random": None, "against": None}
+        entry = {"row": r, "shift": shift, "random": None, "against": None, "random_row": None}
         if random is not None and random["q_id"] == r["q_id"]:
-            entry["random"] = row_shift(random, default)
+            entry["random"], entry["random_row"] = row_shift(random, default), random
             entry["against"] = row_shift(r, random)
         entry["verdict"] = verdict(r["direction"], entry["against"], testable, shift) if entry["against"] else \
             ("not testable (answers by position)" if testable is False else "no control scored")
