@@ -8,8 +8,8 @@
 # combined (sum, mean, weighted) at layer 13, simultaneous (five consecutive layers, one global coefficient).
 # Writes: behaviours_precondition (precondition); behaviours_vectors, _cosines, _components (extract);
 # _single (single, draws); _combined (combined); _simultaneous + _tax (simultaneous).
-# Steps (default, in order): precondition extract single draws combined simultaneous; wealth (a small first look,
-# not in the default). Resumable: every point is cached.
+# Steps (default, in order): precondition extract single draws combined simultaneous; wealth, wealth-small (a small
+# first look, not in the default). Resumable: every point is cached.
 # Measured 2026-12-07, one torch thread, nice 10, 2 cores shared (load 5-8): precondition 584 s (20 parts of 16
 # questions); `python -m benchmarks.throughput` (docs/bench.md): the 1.5B scores 69 prompt tokens/s there, 2.9x
 # the 0.5B's time, and generates 1.1 new tokens/s at batch 8.
@@ -36,6 +36,10 @@ for step in $steps; do
     wealth)  # a first look: wealth-seeking alone (its precondition passes), layers 9 / 13, x+-1: the vector and its
              # paired random control, then 9 more random directions at +1 (10 distinct in all)
       W="$L --relative --layers 9,13 --add-coef 1 --subtract-coef 1 --behaviours wealth_seeking"
+      run single $W
+      run single $W --more-random 9 --random-signs add ;;
+    wealth-small)  # the same at x+-0.4, layer 9 only (at x1 the answers collapse toward one letter)
+      W="$L --relative --layers 9 --add-coef 0.4 --subtract-coef 0.4 --behaviours wealth_seeking"
       run single $W
       run single $W --more-random 9 --random-signs add ;;
     simultaneous) run simultaneous $L --relative --coefs=-1.2,-0.6,-0.3,-0.1,0,0.1,0.3,0.6,1.2 --tax-docs 8 ;;
