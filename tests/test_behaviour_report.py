@@ -226,7 +226,8 @@ def test_a_model_with_only_its_precondition_gets_a_report_and_page_values(tmp_pa
 
 def test_page_values_say_whether_the_steered_model_still_answers(tmp_path):
     """A steered row's answer mass and commonest-answer share, and its random control's, reach the page values
-    (a collapse to one letter under the vector and under random directions alike is visible in the docs)."""
+    (a collapse to one letter under the vector and under random directions alike is visible in the docs), named
+    with the coefficient where a layer has two."""
     from studies.behaviours import pages
 
     root = tmp_path / "results"
@@ -238,9 +239,14 @@ def test_page_values_say_whether_the_steered_model_still_answers(tmp_path):
                  **fine),
             _row("myopic", "random", "add", 1, base, labels, scoring="letter", answer_mass=0.6,
                  top_answer_share=0.97, **fine)]
+    # a second coefficient at the same layer: its values are named with the coefficient too
+    rows += [_row("myopic", vector, "add", 0.4, base, labels, scoring="letter", answer_mass=mass,
+                  top_answer_share=0.5, **fine) for vector, mass in (("myopic", 0.95), ("random", 0.97))]
     Run("behaviours_single", {"synthetic": 3}, root).finish([pl.DataFrame(rows)])
     values = pages.pages(root)
     prefix = "tiny.letter.L14.myopic"
     assert values[f"{prefix}.unsteered_top"] == "0.52"
-    assert (values[f"{prefix}.add.mass"], values[f"{prefix}.add.top"]) == ("0.90", "1.00")
-    assert (values[f"{prefix}.add.random_mass"], values[f"{prefix}.add.random_top"]) == ("0.60", "0.97")
+    assert (values[f"{prefix}.add.x1.mass"], values[f"{prefix}.add.x1.top"]) == ("0.90", "1.00")
+    assert (values[f"{prefix}.add.x1.random_mass"], values[f"{prefix}.add.x1.random_top"]) == ("0.60", "0.97")
+    assert (values[f"{prefix}.add.x0.4.mass"], values[f"{prefix}.add.x0.4.random_mass"]) == ("0.95", "0.97")
+    assert values[f"{prefix}.add.x0.4.coef"] == "+0.4" and values[f"{prefix}.add.x1.coef"] == "+1"

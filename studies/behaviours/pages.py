@@ -98,7 +98,10 @@ def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list, 
     for L, behaviour, _, default, e in found:
         out[f"{key}.L{L}.{behaviour}.unsteered"] = _f(default["p_matching_balanced"])
         out[f"{key}.L{L}.{behaviour}.unsteered_top"] = _f(default.get("top_answer_share"), 2)
-        out.update(_entry_values(f"{key}.L{L}.{behaviour}.{DIRECTIONS[e['row']['direction']]}", e, default))
+        prefix = f"{key}.L{L}.{behaviour}.{DIRECTIONS[e['row']['direction']]}"
+        out.update(_entry_values(prefix, e, default))
+        # the same values named with the coefficient too (x1, x0.4): unambiguous where a run has two at a layer
+        out.update(_entry_values(f"{prefix}.x{abs(_coef(e['row'])):g}", e, default))
     shifts = [e["shift"] for *_, e in found]
     out[f"{key}.single.max_abs_shift"] = _f(max((abs(s.shift) for s in shifts), default=math.nan), 3)
     out[f"{key}.single.detectable_range"] = _span([s.mde for s in shifts])
@@ -109,7 +112,9 @@ def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list, 
     out[f"{key}.table.single"] = "\n".join(report.single_section(part, pre, letter)).rstrip()
     for r in spread_rows(pools, relative):
         if r["n_draws"]:
-            out.update(_spread_values(f"{key}.L{r['layer']}.{r['behaviour']}.{DIRECTIONS[r['direction']]}", r))
+            prefix = f"{key}.L{r['layer']}.{r['behaviour']}.{DIRECTIONS[r['direction']]}"
+            out.update(_spread_values(prefix, r))
+            out.update(_spread_values(f"{prefix}.x{abs(_coef(r)):g}", r))
     out[f"{key}.table.spread"] = "\n".join(report.spread_section(pools, relative)).rstrip()
     return out
 
