@@ -30,10 +30,10 @@ MEASURABLE = Validation(0.97, 0.9, 1.0, 20, 20)
 
 
 def _samples(steered: float, random: float, n: int = 12, k: int = 2, perplexity: float = 10.0,
-             seed: int = 0) -> pl.DataFrame:
+             prompted: float = 0.6, seed: int = 0) -> pl.DataFrame:
     """Per (condition, question, sample): a detector score around the condition's planted rate."""
     rng = np.random.default_rng(seed)
-    rates = {"unsteered": 0.3, "steered": steered, "random-1": random, "random-2": random, "prompted": 0.6}
+    rates = {"unsteered": 0.3, "steered": steered, "random-1": random, "random-2": random, "prompted": prompted}
     rows = []
     for condition, rate in rates.items():
         for q in range(n):
@@ -62,8 +62,11 @@ def test_a_planted_text_effect_is_named_beyond_random_and_a_null_is_not():
                            "0.97 [0.90, 1.00]"), line
     assert re.search(r"adding \(layer 14, x\+0\.8\): raises the detector rate by \+0\.[34]\d\d \[\+0\.3", line), line
     assert "beyond each of 2 random directions" in line and "prompted +0.3" in line
+    assert "does not move the detector either" not in line  # prompted +0.3: the detector sees the behaviour
     null = text_verdict(_text_tables(steered=0.3, random=0.3))
     assert "no text effect" in null and "detectable" in null and "raises" not in null
+    blind = text_verdict(_text_tables(steered=0.3, random=0.3, prompted=0.3))
+    assert "asking for it does not move the detector either, so it may not read this behaviour" in blind
     as_random = text_verdict(_text_tables(steered=0.7, random=0.7))
     assert "but not beyond all of 2 random directions" in as_random
 
