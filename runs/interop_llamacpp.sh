@@ -10,7 +10,8 @@
 # whole file 1-23: -0.5, 0.5, 1).
 # Writes: results/interop_llamacpp/<model>.csv and .json (check, check-qwen); docs: README.md, docs/interop.md.
 # Resumable: a finished build is reused; the check is one pass (4-10 min) that rewrites its table.
-# Measured: see the table's .json (sizes, seconds, load average before and after).
+# Measured (2026-12-07, 2 shared cores): build 33 min wall at load 6-8 (nice 15, -j 2); check 172 s (smollm2) and
+# 346 s (qwen) at load 4-7, one llama-server thread; each table's .json has the sizes, seconds and load.
 set -e
 steps=${*:-build check check-qwen docs}
 cd "$(dirname "$0")/.."
