@@ -105,7 +105,8 @@ def open_ended(model: Model, questions: Sequence[str], vector: SteeringVector, l
                coef: float | Sequence[float], *,
                detector, behaviour: str = "", relative: bool = False, residual_norm: float | None = None,
                options: GenerationOptions | None = None, n_random: int = 2, prompted: bool = True,
-               prompt_style: str = "paper", fluency_model: Model | None = None, progress=None) -> TextEval:
+               prompt_style: str = "paper", fluency_model: Model | None = None, prompt: str | None = None,
+               progress=None) -> TextEval:
     """Generate and measure K samples per question under each condition; see the module docstring.
 
     model: the steered model (also the fluency/relevance judge unless `fluency_model`);
@@ -114,7 +115,9 @@ def open_ended(model: Model, questions: Sequence[str], vector: SteeringVector, l
     detector: a fitted detectors.DiffMean or Judge (its .validation is printed beside every number);
     relative: coef is x the residual norm at `layer` (`residual_norm`, else the vector's recorded
     meta["residual_norms"][layer]); options: sampling (default 48 tokens, temperature 0.7, 4 samples);
-    prompt_style: "paper" (Human:/AI:, as the vectors were read) or "chat" (the chat template)."""
+    prompt_style: "paper" (Human:/AI:, as the vectors were read) or "chat" (the chat template);
+    prompt: the `prompted` condition's instruction (default `instruction(behaviour, coef)`; a caller with its own
+    prompting baseline passes that text, so the text and its other measurements ask the same thing)."""
     started = time.time()
     options = options or GenerationOptions(max_new_tokens=48, temperature=0.7, samples=4, chat=False)
     if prompt_style not in ("paper", "chat"):
@@ -141,9 +144,9 @@ def open_ended(model: Model, questions: Sequence[str], vector: SteeringVector, l
     runs = [("unsteered", Plan.none(), [asked(q) for q in questions], 0.0)]
     runs += [(name, plan, [asked(q) for q in questions], c) for name, plan, c in
              conditions(vector, layer, coefs, n_random, norm)]
-    if prompted and behaviour:
-        runs.append(("prompted", Plan.none(), [asked(f"{instruction(behaviour, sign)}\n\n{q}") for q in questions],
-                     0.0))
+    if prompted and (behaviour or prompt):
+        asking = prompt or instruction(behaviour, sign)
+        runs.append(("prompted", Plan.none(), [asked(f"{asking}\n\n{q}") for q in questions], 0.0))
     rows = []
     generated = generate_jobs(model, [(plan, prompts) for _, plan, prompts, _ in runs], options, progress=progress)
     for (name, _, _, c), samples in zip(runs, generated):
@@ -163,7 +166,8 @@ def open_ended(model: Model, questions: Sequence[str], vector: SteeringVector, l
     meta = {"n_questions": len(questions), "samples": options.samples, "max_new_tokens": options.max_new_tokens,
             "temperature": options.temperature, "top_p": options.top_p, "seed": options.seed, "layer": int(layer),
             "coefs": coefs, "relative": bool(relative), "residual_norm": norm, "n_random": n_random,
-            "prompt_style": prompt_style, "detector": detector.name, "generate_s": round(generated_s, 1),
+            "prompt_style": prompt_style, "detector": detector.name, **({"prompt": prompt} if prompt else {}),
+            "generate_s": round(generated_s, 1),
             "total_s": round(time.time() - started, 1)}
     return scored(frame, questions, detector.name, detector.validation, meta)
 

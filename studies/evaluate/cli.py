@@ -59,9 +59,20 @@ def _echo_err(message: str) -> None:
 @click.option("--vector", "vector_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Evaluate this vector (.safetensors) instead of extracting one from the file.")
 @click.option("--skip-bad-rows", is_flag=True, help="Leave out rows that cannot be parsed (one warning).")
+@click.option("--text-questions", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Held-out test questions asked without options at the picks, the text measured (0: no text stage; "
+                   "below 10 the shifts carry no interval).")
+@click.option("--text-samples", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Samples per question and condition.")
+@click.option("--text-tokens", type=click.IntRange(min=1), default=24, show_default=True, help="Tokens per sample.")
+@click.option("--text-random", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Equal-norm random directions (distinct draws) in the text.")
+@click.option("--text-detector", type=click.IntRange(min=4), default=40, show_default=True,
+              help="Validation questions whose answer texts fit (half) and validate (half) the behaviour detector.")
 def command(model_spec, dataset, out_dir, results_dir, n_vector, n_validation, n_test, layers, coefs, n_random,
             steer_fractions, scoring, prompt_text, anti_prompt, max_loss, min_distinct, tax_docs, tax_tokens,
-            gen_tokens, batch_size, orders, prompt_style, vector_file, skip_bad_rows):
+            gen_tokens, batch_size, orders, prompt_style, vector_file, skip_bad_rows, text_questions, text_samples,
+            text_tokens, text_random, text_detector):
     """Does steering work on this model for this behaviour - at which layer and coef, at what cost, and better
     than prompting? Writes report.md, report.html, tables and figures to --out."""
     from steer_trace.cache import results_root
@@ -81,7 +92,9 @@ def command(model_spec, dataset, out_dir, results_dir, n_vector, n_validation, n
                    scoring=scoring, prompt=prompt_text, anti_prompt=anti_prompt,
                    bounds=GuardBounds(max_loss, min_distinct), tax_docs=tax_docs, tax_tokens=tax_tokens,
                    gen_tokens=gen_tokens, batch_size=batch_size, orders=orders, prompt_style=prompt_style,
-                   vector_file=vector_file, skip_bad_rows=skip_bad_rows)
+                   vector_file=vector_file, skip_bad_rows=skip_bad_rows, text_questions=text_questions,
+                   text_samples=text_samples, text_tokens=text_tokens, text_random=text_random,
+                   text_detector=text_detector)
     opts.check()
     root = results_root(results_dir)
     out = Path(out_dir) if out_dir else root / f"evaluate_{slug(Path(model_spec['name']).name)}_{Path(dataset).stem}"

@@ -22,10 +22,10 @@ import polars as pl
 from studies.common.plots import new_figure, save, style
 
 from . import steerability
-from .verdicts import by_label, verdicts
+from .verdicts import WORD, by_label, text_ci, text_row, verdicts
 
 TABLES = ("precondition", "quality", "grid", "picks", "comparisons", "random", "steerability", "side_effects",
-          "guard_texts")
+          "guard_texts", "text_samples", "text_paired", "text_summary", "text_meta")
 
 
 @dataclass
@@ -175,7 +175,6 @@ def blocks(tables: dict[str, pl.DataFrame], summary: dict, figs: dict[str, Path]
     out = [Block("h1", f"Does steering work? {s['model']} on {s['behaviour']}"),
            Block("bullets", verdicts(tables))]
     splits = s["splits"]
-    stages = ", ".join(f"{k} {v:.0f} s" for k, v in s["timings"].items() if k != "total")
     out += [Block("h2", "Setup"),
             Block("bullets", [
                 f"Data: `{s['dataset']}` ({s['n_rows']} questions after de-duplication; {s['family']}, "
@@ -190,8 +189,7 @@ def blocks(tables: dict[str, pl.DataFrame], summary: dict, figs: dict[str, Path]
                 f"Prompting baseline ({s['prompts']['source']}): \"{s['prompts']['prompt']}\" / opposite: "
                 f"\"{s['prompts']['anti_prompt']}\", placed before the question in the user turn.",
                 f"Vector: {s['vector']}.",
-                f"Time: {s['timings']['total']:.0f} s in all ({stages}); "
-                f"{s['computed']} points computed, the rest from the cache; machine load {s.get('load', 'n/a')}.",
+                time_line(s),
             ])]
     q = tables.get("quality")
     if q is not None and q.height:
@@ -265,11 +263,114 @@ def blocks(tables: dict[str, pl.DataFrame], summary: dict, figs: dict[str, Path]
         for i, prompt in enumerate(side["prompts"][0]):
             lines = [f"{r['direction']:>9}: {prompt}{r['texts'][i]}" for r in side.iter_rows(named=True)]
             out.append(Block("code", "\n".join(lines)))
-    out += [Block("h2", "Open-ended generation"),
-            Block("p", s.get("open_ended") or "Not measured here: the open-ended measurement (a behaviour detector "
-                                              "and fluency of free generations) plugs in at "
-                                              "`studies.evaluate.run.open_ended` once it is in the core."),
-            Block("h2", "Reproduce"), Block("code", s.get("command", ""))]
+    out += text_blocks(tables, s)
+    out += [Block("h2", "Reproduce"), Block("code", s.get("command", ""))]
+    return out
+
+
+STAGES = ("setup", "quality", "search", "test", "text")
+
+
+def time_line(s: dict) -> str:
+    """This run's time and, from the ledger (ledger.py), what computing the report took in all."""
+    this = ", ".join(f"{k} {v:.0f} s" for k, v in s["timings"].items() if k != "total")
+    line = f"Time: this run {s['timings']['total']:.0f} s ({this}); {s['computed']} points computed in it, the rest " \
+           f"from the cache; machine load {s.get('load', 'n/a')}."
+    compute = s.get("compute")
+    if compute is None:  # a report from before the ledger
+        return line
+    if not compute:
+        return line + " Computing the report: not recorded (its points were computed before compute time was kept)."
+    missing = [k for k in STAGES if k not in compute and k in s["timings"] and k != "setup"]
+    parts = ", ".join(f"{k} {compute[k]:.0f} s" for k in STAGES if k in compute)
+    runs = s.get("compute_runs", 0)
+    return line + (f" Computing the report took {'at least ' if missing else ''}{sum(compute.values()):.0f} s in all "
+                   f"({parts}; summed over the {runs} run{'s' if runs != 1 else ''} that computed its points"
+                   + (f"; {', '.join(missing)} computed before compute time was kept" if missing else "") + ").")
+
+
+def _rate(row: dict | None) -> str:
+    if row is None or row["mean"] is None or row["mean"] != row["mean"]:
+        return "n/a"
+    if row["lo"] is None or row["lo"] != row["lo"]:
+        return f"{row['mean']:.3f}"
+    return f"{row['mean']:.3f} [{row['lo']:.3f}, {row['hi']:.3f}]"
+
+
+def _short(text: str, chars: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def conditions_in_order(names: list[str]) -> list[str]:
+    """unsteered, steered, random-1..n (by number), prompted, then anything else."""
+    def rank(name: str) -> tuple:
+        head = name.split(" ")[0]
+        if head.startswith("random-") and head[7:].isdigit():
+            return (2, int(head[7:]), name)
+        return ({"unsteered": 0, "steered": 1, "prompted": 3}.get(head, 4), 0, name)
+    return sorted(names, key=rank)
+
+
+def text_blocks(tables: dict[str, pl.DataFrame], s: dict) -> list[Block]:
+    """The section "In the text it writes": per pick, the detector rate and fluency of each condition with the
+    paired shifts, the detector's validation, and two example pairs."""
+    out = [Block("h2", "In the text it writes")]
+    meta = tables.get("text_meta")
+    status = s.get("text") or {}
+    if meta is None or not meta.height:
+        note = status.get("note") or "Not measured (a report from before the text stage)."
+        return out + [Block("p", note[0].upper() + note[1:] + ("" if note.endswith(".") else "."))]
+    first = meta.row(0, named=True)
+    measurable = bool(first["measurable"])
+    out.append(Block("p", (
+        f"{first['n_questions']} held-out test questions (never used for the vector, the search or the detector) "
+        f"asked without their options, {first['samples']} samples x {first['max_new_tokens']} tokens each "
+        f"(temperature {first['temperature']:g}, top-p {first['top_p']:g}, seed {first['seed']}; every condition "
+        f"uses the same random numbers per question, so samples pair), under: unsteered; steered at the pick; "
+        f"{first['n_random']} equal-norm random directions (distinct draws) at the same layer and coef; prompted "
+        f"with the prompting baseline's text. Behaviour detector `{first['detector']}`: AUROC {first['auroc']:.2f} "
+        f"[{first['auroc_lo']:.2f}, {first['auroc_hi']:.2f}] ({first['n_pos']} + {first['n_neg']} held-out answer "
+        f"texts of validation questions; fitted on the other half), "
+        + ("measurable" if measurable else f"**not measurable with this detector** (lower end below "
+                                             f"{first['min_auroc']:g}): its rates are shown but carry no verdict")
+        + ". Detector rate: the mean over questions of p(behaviour) of their samples. Fluency: perplexity x "
+          "distinct-2 under the unsteered model, scaled so the unsteered samples score about 1; relevance: how much "
+          "the question helps predict the text, scaled the same way; combined: their harmonic mean with the rate "
+          "(steering away scores 1 - rate). Intervals: 95% bootstrap over questions, paired where two conditions "
+          f"are compared. Computed in {sum(r['compute_s'] or 0 for r in meta.iter_rows(named=True)):.0f} s.")))
+    summary, samples = tables["text_summary"], tables["text_samples"]
+    for r in meta.iter_rows(named=True):
+        d = r["direction"]
+        part = summary.filter(pl.col("direction") == d)
+
+        def cell(condition: str, measure: str, part=part) -> dict | None:
+            row = part.filter((pl.col("condition") == condition) & (pl.col("measure") == measure))
+            return row.row(0, named=True) if row.height else None
+
+        rows = [["condition", "detector rate [95%]", "- unsteered [95%]", "verdict", "fluency", "relevance",
+                 "combined"]]
+        for condition in conditions_in_order(part["condition"].unique().to_list()):
+            paired = text_row(tables, d, condition, "unsteered")
+            rows.append([condition, _rate(cell(condition, "concept")), text_ci(paired) if paired else "",
+                         paired["verdict"] if paired else "", _rate(cell(condition, "fluency")),
+                         _rate(cell(condition, "relevance")), _rate(cell(condition, "combined"))])
+        for condition in [c for c in part["condition"].unique(maintain_order=True).to_list()
+                          if c.startswith("random-")]:
+            vs = text_row(tables, d, "steered", condition)
+            if vs:
+                rows.append([f"steered - {condition}", "", text_ci(vs), vs["verdict"], "", "", ""])
+        out += [Block("p", f"**{WORD[d].capitalize()}** the vector at layer {r['layer']}, x{r['coef']:+g} of the "
+                           f"residual norm (the validation pick); prompted: \"{r['prompt']}\"."),
+                Block("table", rows)]
+        mine = samples.filter((pl.col("direction") == d) & (pl.col("sample") == 0))
+        for qi in range(min(2, len(r["questions"]))):
+            pair = {c: mine.filter((pl.col("condition") == c) & (pl.col("question") == qi))["text"]
+                    for c in ("unsteered", "steered")}
+            if all(len(t) for t in pair.values()):
+                out.append(Block("code", f"question:  {_short(r['questions'][qi])}\n"
+                                         f"unsteered: {_short(pair['unsteered'][0])}\n"
+                                         f"steered:   {_short(pair['steered'][0])}"))
     return out
 
 

@@ -15,7 +15,12 @@ Stages (each cached point by point through `cache.Run`, so a killed run resumes)
    and the prompting baseline (the behaviour, and its opposite, asked for in the user turn), alone and
    with steering;
 5. tables: paired shifts (`stats.paired_shift`), per-question steerability (`steerability.py`), side
-   effects at the picks (tax and greedy text from the guard).
+   effects at the picks (tax and greedy text from the guard);
+6. the text it writes at the picks (`text.py`: the core's open-ended evaluation, a validated detector,
+   fluency and relevance, random directions and the prompting baseline), unless text_questions is 0.
+
+Each stage's compute time goes to a ledger beside the cache (`ledger.py`), so a rerun from the cache can say
+what computing the report took in all.
 
 Gotcha: every comparison is paired on the same test questions (their q_id lists must agree).
 """
@@ -45,7 +50,9 @@ from studies.behaviours.sources import study_vectors
 
 from . import steerability
 from .guard import GuardBounds, greedy_point, judge
+from .ledger import Ledger
 from .prompts import instructions
+from .text import text_stage
 
 Log = Callable[[str], None]
 DEPTHS = (0.3, 0.45, 0.6)  # default candidate layers: these fractions of the model's depth
@@ -74,11 +81,24 @@ class Options:
     prompt_style: str = "paper"
     vector_file: str | None = None
     skip_bad_rows: bool = False
+    text_questions: int = 10  # held-out test questions asked without options at the picks (0: no text stage)
+    text_samples: int = 2  # samples per question and condition
+    text_tokens: int = 24  # tokens per sample
+    text_random: int = 2  # equal-norm random directions (distinct draws) in the text
+    text_detector: int = 40  # validation questions whose answer texts fit (half) and validate (half) the detector
 
     def check(self) -> None:
         for name in ("n_vector", "n_validation", "n_test", "tax_docs", "tax_tokens", "gen_tokens", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.text_questions < 0:
+            raise UserError("--text-questions must be 0 (no text stage) or more")
+        if self.text_questions:
+            for name in ("text_samples", "text_tokens", "text_random"):
+                if getattr(self, name) < 1:
+                    raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+            if self.text_detector < 4:
+                raise UserError("--text-detector needs at least 4 validation questions (half fit, half validate)")
         if self.n_random < 10:
             raise UserError(f"--n-random must be at least 10 distinct directions (got {self.n_random})")
         if len({f for f in self.fractions}) < 5:
@@ -425,10 +445,23 @@ def side_effects(ev: Evaluation) -> pl.DataFrame:
     return table
 
 
-def open_ended(ev: Evaluation, opts: Options, log: Log | None = None) -> str | None:
-    """The hook for open-ended generation at the picks (a behaviour detector and fluency of free text):
-    None until the core has that measurement; the report then says it was not measured."""
-    return None
+def open_ended(ev: Evaluation, opts: Options, log: Log | None = None) -> dict:
+    """Stage 6: the text written at the picks (text.py); its tables join ev.tables, its status the summary."""
+    started = time.time()
+    prompts = {"add": ev.summary["prompts"]["prompt"], "subtract": ev.summary["prompts"]["anti_prompt"]}
+    out = text_stage(ev, opts, _run(ev, opts, "text"), _picks(ev), prompts, log)
+    ev.tables.update(out["tables"])
+    ev.summary["text"] = out["summary"]
+    ev.timings["text"] = time.time() - started
+    return out["summary"]
+
+
+def ledger_of(ev: Evaluation, opts: Options, root=None) -> Ledger:
+    """The evaluation's time ledger: keyed by what its points depend on (not the text sizes, not batch size)."""
+    keyed = {k: v for k, v in opts.__dict__.items() if not k.startswith("text_") and k not in ("batch_size", "bounds")}
+    return Ledger(ev.study.root if root is None else root,
+                  {**ev.study.base_config(), "vector": _vector_hash(ev.vector), "options": keyed,
+                   "bounds": opts.bounds.__dict__, "experiment": "evaluate"})
 
 
 def summarise(ev: Evaluation, opts: Options, dataset: str) -> dict:
@@ -446,6 +479,7 @@ def summarise(ev: Evaluation, opts: Options, dataset: str) -> dict:
         "scoring": ev.scoring, "scoring_reason": ev.scoring_reason, "layers": ev.layers,
         "coefs": sorted(opts.coefs), "guard": opts.bounds.describe(), "vector": vector,
         "timings": ev.timings, "computed": study.computed, "remote": bool(study.model.remote),
+        "compute": ev.summary.get("compute", {}), "compute_runs": ev.summary.get("compute_runs", 0),
         "options_used": {k: v for k, v in opts.__dict__.items() if k != "bounds"},
     })
     return ev.summary
@@ -455,11 +489,21 @@ def evaluate(model, dataset: str, opts: Options, root=None, log: Log | None = No
     """The whole evaluation; `model` is a Model or a zero-argument function opening one."""
     started = time.time()
     ev = open_evaluation(model, dataset, opts, root, log)
-    quality(ev, log)
-    search(ev, opts, log)
-    test(ev, opts, log)
+    ledger = ledger_of(ev, opts)
+    if ev.study.computed:
+        ledger.charge("setup", ev.timings["setup"])
+    logged = ledger.logging(log)
+    counter = lambda: ev.study.computed  # noqa: E731
+    with ledger.stage("quality", counter):
+        quality(ev, logged)
+    with ledger.stage("search", counter):
+        search(ev, opts, logged)
+    with ledger.stage("test", counter):
+        test(ev, opts, logged)
     side_effects(ev)
-    ev.summary["open_ended"] = open_ended(ev, opts, log)
+    with ledger.stage("text", counter):
+        open_ended(ev, opts, logged)
     ev.timings["total"] = time.time() - started
+    ev.summary["compute"], ev.summary["compute_runs"] = ledger.totals(), len(ledger.runs)
     summarise(ev, opts, dataset)
     return ev

@@ -5,7 +5,10 @@
   difference against their mean excluding 0)? "no" answers carry the detectable shift;
 - steerability: the share of anti-steerable questions with its interval;
 - prompting: does asking for the behaviour do as well (the paired difference steer - prompt);
-- cost: the tax and the greedy text at the pick.
+- cost: the tax and the greedy text at the pick;
+- the text it writes (when the text stage ran): the behaviour detector's rate on sampled answers, steered vs
+  unsteered and vs each random direction, with the prompted rate beside it and the detector's own validation;
+  "not measurable" when the detector fails its validation, no verdict where the text broke.
 
 Pattern: `verdicts(tables, summary)` -> list of sentences (markdown, no HTML).
 """
@@ -163,8 +166,78 @@ def with_per_label(tables: dict) -> dict:
     return {**tables, "comparisons": comp.with_columns(pl.lit(smallest).alias("per_label"))}
 
 
+def text_row(tables: dict, direction: str, condition: str, against: str, measure: str = "concept") -> dict | None:
+    t = tables["text_paired"]
+    part = t.filter((pl.col("direction") == direction) & (pl.col("condition") == condition)
+                    & (pl.col("against") == against) & (pl.col("measure") == measure))
+    return part.row(0, named=True) if part.height else None
+
+
+def _mean(tables: dict, direction: str, condition: str, measure: str) -> float | None:
+    t = tables["text_summary"]
+    part = t.filter((pl.col("direction") == direction) & (pl.col("condition") == condition)
+                    & (pl.col("measure") == measure))
+    return part["mean"][0] if part.height else None
+
+
+def text_ci(row: dict) -> str:
+    if row["lo"] is None or row["lo"] != row["lo"]:  # NaN: too few questions for an interval
+        return f"{row['shift']:+.3f} (no interval, n={row['n']})"
+    return f"{row['shift']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}]"
+
+
+def _text_part(tables: dict, meta: dict) -> str:
+    direction = meta["direction"]
+    sign = 1 if direction == "add" else -1
+    where = f"{WORD[direction]} (layer {meta['layer']}, x{meta['coef']:+g})"
+    vec = text_row(tables, direction, "steered", "unsteered")
+    if vec is None:
+        return f"{where}: not measured"
+    randoms = sorted({c for c in tables["text_paired"].filter(pl.col("direction") == direction)["condition"]
+                      if c.startswith("random-")})
+    random_rows = [text_row(tables, direction, r, "unsteered") for r in randoms]
+    versus = [text_row(tables, direction, "steered", r) for r in randoms]
+    random_text = ", ".join(f"{r['shift']:+.3f}" for r in random_rows if r)
+    prompted = text_row(tables, direction, "prompted", "unsteered")
+    flu, flu0 = _mean(tables, direction, "steered", "fluency"), _mean(tables, direction, "unsteered", "fluency")
+    tail = (f"; prompted {text_ci(prompted)}" if prompted else "") + \
+        (f"; fluency {flu:.2f} (unsteered {flu0:.2f})" if flu is not None and flu0 is not None else "")
+    verdict = vec["verdict"]
+    rate = f"detector rate {text_ci(vec)} vs unsteered"
+    if verdict.startswith("text broken"):
+        return f"{where}: no verdict, {verdict} ({rate}){tail}"
+    if verdict == "too few questions":
+        return f"{where}: too few questions for a verdict ({rate}, random {random_text}){tail}"
+    if verdict.startswith("no effect"):
+        detectable = verdict.split("detectable ", 1)[1].rstrip(")")
+        return f"{where}: no text effect ({rate}, detectable {detectable}; random {random_text}){tail}"
+    if sign * vec["shift"] < 0:
+        return f"{where}: the text moves the other way ({rate}; random {random_text}){tail}"
+    beyond = all(v is not None and v["verdict"] == "moves" and sign * v["shift"] > 0 for v in versus)
+    against = "beyond each of" if beyond else "but not beyond all of"
+    return (f"{where}: {UP[direction]} the detector rate by {text_ci(vec)} vs unsteered, {against} {len(randoms)} "
+            f"random directions (random "
+            f"{random_text}; steered - each {', '.join(text_ci(v) for v in versus if v)}){tail}")
+
+
+def text(tables: dict) -> str | None:
+    """One line for the text the model writes at the picks (None when the text stage did not run)."""
+    meta = tables.get("text_meta")
+    if meta is None or not meta.height:
+        return None
+    rows = list(meta.iter_rows(named=True))
+    first = rows[0]
+    detector = (f"detector AUROC {first['auroc']:.2f} [{first['auroc_lo']:.2f}, {first['auroc_hi']:.2f}] on held-out "
+                f"answer texts")
+    size = f"{first['n_questions']} held-out questions x {first['samples']} samples x {first['max_new_tokens']} tokens"
+    if not first["measurable"]:
+        return (f"**In the text it writes: not measurable with this detector** ({detector}, lower end below "
+                f"{first['min_auroc']:g}; {size}).")
+    return f"**In the text it writes** ({size}; {detector}): " + "; ".join(_text_part(tables, r) for r in rows) + "."
+
+
 def verdicts(tables: dict) -> list[str]:
     tables = with_per_label(tables)
     out = [steering(tables, "add"), steering(tables, "subtract"), anti_steerable(tables),
-           prompting(tables, "add"), prompting(tables, "subtract"), cost(tables)]
+           prompting(tables, "add"), prompting(tables, "subtract"), text(tables), cost(tables)]
     return [line for line in out if line]
