@@ -1,9 +1,12 @@
 """python -m benchmarks.evaluate_sharing: one `evaluate` run as it runs (up to 16 plans per call: rows of a call
 share forward passes, and the layers below the first steered layer run once) against the same points scored one
 plan per call (each point alone, as running them one command at a time would, without the start-up of each
-command); a timing, not a test. Each side starts from an empty cache; the model is loaded once.
+command); a timing, not a test. Each side starts from an empty cache; the model is loaded once. The two sides
+run in ABBA order (shared, alone, alone, shared, ... for --repeats rounds) so that a load that drifts during the
+run weighs on both alike; the ratio is of the summed times, and every run's time is printed.
 
 Usage: python -m benchmarks.evaluate_sharing [--model smollm2-135m] [--dataset FILE] [--size default|small|tiny]
+                                            [--repeats 1]
 """
 
 from __future__ import annotations
@@ -36,20 +39,28 @@ def main(argv=None) -> None:
     parser.add_argument("--dataset", default="data/behaviours/myopic.jsonl")
     parser.add_argument("--size", choices=["default", "small", "tiny"], default="default",
                         help="small / tiny: minutes on a loaded 2-core machine")
+    parser.add_argument("--repeats", type=int, default=1, help="ABBA rounds (each: 2 shared + 2 alone runs)")
     args = parser.parse_args(argv)
     model = load_model(args.model)
     opts = Options(**{"default": {}, "small": SMALL, "tiny": TINY}[args.size])
     default = behaviour_eval.POINTS_PER_CALL
+    times, n = {default: [], 1: []}, 0
+    stages = ("search", "test")
+    print(f"{args.model} on {args.dataset}, size {args.size}; load before "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     try:
-        shared, t_shared, n = timed(model, args.dataset, opts, default)
-        alone, t_alone, _ = timed(model, args.dataset, opts, 1)
+        for per_call in [default, 1, 1, default] * args.repeats:
+            took, stage_times, computed = timed(model, args.dataset, opts, per_call)
+            n = max(n, computed)
+            times[per_call].append(took)
+            print(f"  {per_call:2d} plans per call: {took:7.1f} s ("
+                  + ", ".join(f"{s} {stage_times[s]:.1f} s" for s in stages)
+                  + f"); load {os.getloadavg()[0]:.2f}", flush=True)
     finally:
         behaviour_eval.POINTS_PER_CALL = default
-    stages = ("search", "test")
-    print(f"{args.model} on {args.dataset}: {n} points and vectors")
-    print(f"  {default} plans per call: {shared:.1f} s (" + ", ".join(f"{s} {t_shared[s]:.1f} s" for s in stages) + ")")
-    print("  1 plan per call:   " + f"{alone:.1f} s (" + ", ".join(f"{s} {t_alone[s]:.1f} s" for s in stages) + ")")
-    print(f"  ratio {alone / shared:.2f}x; load {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    shared, alone = sum(times[default]), sum(times[1])
+    print(f"{n} points and vectors per run; one plan per call / {default} per call = {alone / shared:.2f}x "
+          f"(sums of {len(times[1])} runs each); load after {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ def _sizes(experiment: str, config: dict, meta: dict) -> str:
 def _what(experiment: str, config: dict) -> str:
     if experiment.startswith("evaluate"):
         return str(config.get("behaviour"))
+    if experiment == "interop_llamacpp":
+        return f"{config.get('vector')} in llama.cpp vs ours"
     bits = [config.get("profile")]
     if experiment.startswith("behaviours"):
         if "data" in config and "survival_instinct" in config.get("data", {}):
@@ -121,6 +123,8 @@ def cited_prefixes(experiment: str, config: dict, chosen_points: set[str], name:
         return [f"behaviours.{model}.quality.{config.get('vector_source', 'letter')}."]
     if experiment == "gates_experiment":
         return ["gates."]
+    if experiment == "interop_llamacpp":
+        return [f"interop.{model}."]
     if experiment.startswith("evaluate"):
         return ["evaluate."]
     if experiment == "skills_points":

@@ -147,3 +147,26 @@ def test_shared_prompt_through_the_remote_path_equals_local(smol, myopic_items):
     local = contrastive_vector_shared_prompt(smol, *args, layers=[0, 29], batch_size=2)
     for L in (0, 29):
         assert float((remote.layers[L] - local.layers[L]).abs().max()) <= 1e-4
+
+
+def test_throughput_times_several_models_side_by_side(smol, monkeypatch, tmp_path, capsys):
+    """`benchmarks.throughput --model a,b` loads both, times them in one run and prints each model's rows with
+    its time over the last model's (the last model's own ratio is 1)."""
+    from benchmarks import throughput
+
+    loaded = []
+    monkeypatch.setattr(throughput, "load_model", lambda name, **kw: loaded.append(name) or smol)
+    out = tmp_path / "t.json"
+    throughput.main(["--model", "first,second", "--rows", "1", "--new-tokens", "2", "--scored", "2",
+                     "--batch-size", "2", "--repeats", "1", "--dtype", "float32", "--json-out", str(out)])
+    assert loaded == ["first", "second"]
+    report = json.loads(out.read_text())
+    assert list(report["models"]) == ["first", "second"]
+    for name in ("first", "second"):
+        rows = report["models"][name]["workloads"]
+        assert set(rows) == set(throughput.WORKLOADS)
+        assert rows["generate plain"]["tokens_per_s"] == pytest.approx(2 / rows["generate plain"]["median_s"],
+                                                                       rel=0.05)
+    assert all(r["time_over_second"] == 1.0 for r in report["models"]["second"]["workloads"].values())
+    printed = capsys.readouterr().out
+    assert printed.count("first ") >= 4 and printed.count("second ") >= 4 and "x second" in printed

@@ -187,9 +187,9 @@ def _remote_equals_local(remote, smol, enc):
     got = measure(remote, TEXTS, plans, logits_readout(), batch_size=3, points_per_request=4)
     want = measure(smol, TEXTS, plans, logits_readout(), batch_size=3)
     for (a,), (b,) in zip(got, want):
-        # raw logits reach ~30, where float32's spacing is 3.8e-6; the request packs both plans in one batch
-        # (a different matmul shape than local), so a few ulps apart: relative, not absolute, 1e-5
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        # raw logits reach ~30, where float32's spacing is 3.8e-6; the server packs both plans in one batch (a
+        # different matmul shape than local): a few ulps at that scale (2e-5 seen), far below the 0.1 of a gate
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
     assert float((got[1][0][on.index(False)] - got[0][0][on.index(False)]).abs().max()) > 0.1  # gated off
     steered = Plan((Injection(L, v, 8.0, gate=gate),))
     assert steered_generate(remote, TEXTS, steered, N) == steered_generate(smol, TEXTS, steered, N)

@@ -408,12 +408,16 @@ def show_tax(table) -> None:
                    f"[{r['accuracy_lo']:.3f}, {r['accuracy_hi']:.3f}]  ({r['n_tokens']} tokens)")
 
 
+vectors_option = click.option(
+    "--vectors", "vector_specs", default=None,
+    help="Comma-separated behaviour names or .safetensors files (default: every behaviour).")
+
+
 @group.command("interference")
 @model_options
 @study_options
 @steering_options
-@click.option("--vectors", "vector_specs", default=None,
-              help="Comma-separated behaviour names or .safetensors files (default: every behaviour).")
+@vectors_option
 @layers_option("Layers (default: the paper's 15 of 32 at this depth).")
 @click.option("--coefs", "--multipliers", "coefs", cls=OldNames, default=None,
               help="Signed coefficients applied to each vector (profile default).")
@@ -444,8 +448,7 @@ def interference_cmd(model_spec, study_args, vector_specs, layers, coefs):
 @model_options
 @study_options
 @steering_options
-@click.option("--vectors", "vector_specs", default=None,
-              help="Comma-separated behaviour names or .safetensors files (default: every behaviour).")
+@vectors_option
 @layers_option("One layer for all vectors or one per vector (default: as `simultaneous`).")
 @click.option("--coefs", default=None, help="Coefficients (profile default, as `simultaneous`).")
 def tax_cmd(model_spec, study_args, vector_specs, layers, coefs):
