@@ -259,3 +259,16 @@ def test_the_evaluation_writes_the_text_section_and_a_rerun_computes_nothing(smo
     skipped = evaluate(smol, data, replace(Options(**SMALL), text_questions=0), root=root)
     assert skipped.study.computed == 0 and "text_meta" not in skipped.tables
     assert skipped.summary["text"]["note"] == "not run (--text-questions 0)"
+
+
+def test_the_command_takes_the_text_sizes_and_refuses_a_negative_one():
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    shown = CliRunner().invoke(main, ["evaluate", "--help"])
+    words = " ".join(shown.output.split())  # help text wraps
+    assert shown.exit_code == 0 and "--text-questions" in words and "(0: no text stage;" in words
+    data = str(REPO / "data" / "behaviours" / "myopic.jsonl")
+    bad = CliRunner().invoke(main, ["evaluate", "--dataset", data, "--text-questions", "-1"])
+    assert bad.exit_code == 2 and "--text-questions" in bad.output
