@@ -133,6 +133,7 @@ def test_the_ledger_sums_the_runs_that_computed_and_a_cached_rerun_adds_nothing(
     later.charge("text", 20.0)
     assert Ledger(tmp_path, config).totals()["test"] == 100.0 and len(Ledger(tmp_path, config).runs) == 2
     assert Ledger(tmp_path, {"model": "other"}).totals() == {}
+    assert not list(tmp_path.glob("*/*.json"))  # not where the results index reads tables' sidecars
 
 
 def test_the_time_line_says_this_run_and_the_whole_computation():
