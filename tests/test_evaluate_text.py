@@ -273,3 +273,22 @@ def test_the_command_takes_the_text_sizes_and_refuses_a_negative_one():
     data = str(REPO / "data" / "behaviours" / "myopic.jsonl")
     bad = CliRunner().invoke(main, ["evaluate", "--dataset", data, "--text-questions", "-1"])
     assert bad.exit_code == 2 and "--text-questions" in bad.output
+
+
+@pytest.mark.slow
+def test_the_text_section_renders_in_headless_chromium_without_a_console_error(tmp_path):
+    import subprocess
+
+    from test_evaluate import PROBE, _chromium
+
+    _report(tmp_path, _text_tables(0.7, 0.3), {**SUMMARY, "text": {"status": "ran", "note": ""}})
+    page = (tmp_path / "report.html").read_text()
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("<head>", "<head>" + PROBE, 1))
+    args = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", probed.as_uri()]
+    dom = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert "<h2>In the text it writes</h2>" in dom.stdout and "steered - random-1" in dom.stdout
+    probe = dom.stdout.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0].replace("&quot;", '"')
+    found = json.loads(probe)
+    assert found["errors"] == [] and all(w > 0 for w in found["widths"]), found
