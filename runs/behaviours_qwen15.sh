@@ -8,10 +8,11 @@
 # combined (sum, mean, weighted) at layer 13, simultaneous (five consecutive layers, one global coefficient).
 # Writes: behaviours_precondition (precondition); behaviours_vectors, _cosines, _components (extract);
 # _single (single, draws); _combined (combined); _simultaneous + _tax (simultaneous).
-# Steps (default, in order): precondition extract single draws combined simultaneous. Resumable: every point is
-# cached. NOT RUN YET: the machine this was written on was shared by eight sessions (load 25-30), where one
-# nice-19 process got ~1.5 % of a core. By hand: ~24-34 generated tokens/s in bfloat16 at load 7-12;
-# `python -m benchmarks.throughput` measures plain and steered tokens/s of the scoring these steps run.
+# Steps (default, in order): precondition extract single draws combined simultaneous; wealth, wealth-small (a small
+# first look, not in the default). Resumable: every point is cached.
+# Measured 2026-12-07, one torch thread, nice 10, 2 cores shared (load 5-8): precondition 584 s (20 parts of 16
+# questions); `python -m benchmarks.throughput` (docs/bench.md): the 1.5B scores 69 prompt tokens/s there, 2.9x
+# the 0.5B's time, and generates 1.1 new tokens/s at batch 8.
 set -e
 steps=${*:-precondition extract single draws combined simultaneous}
 cd "$(dirname "$0")/.."
@@ -20,8 +21,9 @@ ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's
 R=${RESULTS:-results}                    # the results folder (default: the committed one)
 run() {
   echo "== $(date -u +%H:%M:%S) behaviours $*"
-  "$ST" behaviours "$@" --profile paper --split paper --data-dir "$D" --model qwen2.5-coder-1.5b --dtype bfloat16 \
-    --n-vector 200 --n-validation 30 --n-test 60 --results "$R"
+  cmd=$1; shift  # the step's own options come last, so they override the sizes
+  "$ST" behaviours "$cmd" --profile paper --split paper --data-dir "$D" --model qwen2.5-coder-1.5b --dtype bfloat16 \
+    --n-vector 200 --n-validation 30 --n-test 60 --results "$R" "$@"
 }
 L="--scoring letter --vector-source letter"
 for step in $steps; do
@@ -31,6 +33,15 @@ for step in $steps; do
     single) run single $L --relative --layers 9,13 --add-coef 1 --subtract-coef 1 ;;
     draws) run single $L --relative --layers 9,13 --add-coef 1 --subtract-coef 1 --more-random 9 ;;
     combined) run combined $L --relative --layers 13 --coefs 1 ;;
+    wealth)  # a first look: wealth-seeking alone (its precondition passes), layers 9 / 13, x+-1: the vector and its
+             # paired random control, then 9 more random directions at +1 (10 distinct in all)
+      W="$L --relative --layers 9,13 --add-coef 1 --subtract-coef 1 --behaviours wealth_seeking"
+      run single $W
+      run single $W --more-random 9 --random-signs add ;;
+    wealth-small)  # the same at x+-0.4, layer 9 only (at x1 the answers collapse toward one letter)
+      W="$L --relative --layers 9 --add-coef 0.4 --subtract-coef 0.4 --behaviours wealth_seeking"
+      run single $W
+      run single $W --more-random 9 --random-signs add ;;
     simultaneous) run simultaneous $L --relative --coefs=-1.2,-0.6,-0.3,-0.1,0,0.1,0.3,0.6,1.2 --tax-docs 8 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac

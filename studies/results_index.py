@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .pages import PLACEHOLDER, REPO, SRC
 
-MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen"}
+MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen", "qwen2.5-coder-1.5b": "qwen15"}  # as pages.MODELS
 # a behaviours table -> the section of the page values it feeds (studies/behaviours/pages.py key scheme)
 SECTIONS = {"behaviours_single": (".L", ".single.", ".table.single", ".table.spread"),
             "behaviours_simultaneous": (".simul.", ".table.simultaneous"), "behaviours_tax": (".simul.",),

@@ -189,3 +189,58 @@ def test_vector_quality_shows_the_rows_measured_on_the_vector_as_built(tmp_path)
         assert len(rows) == 1 and rows[0].split("|")[4].strip() == norm[plain_mean]
     [content] = [ln for ln in report.quality_section(root, "tiny", "paper", "content", ["myopic"]) if "myopic" in ln]
     assert content.split("|")[4].strip() == "33.00"
+
+
+def test_a_model_with_only_its_precondition_gets_a_report_and_page_values(tmp_path):
+    """A model measured only for the precondition (no steering yet) is reported, with the order consistency's
+    Wilson interval and exact binomial p against chance (checked against scipy), and a verdict as the command's:
+    above chance by two standard errors passes, by one is undecided, less is at chance."""
+    from scipy.stats import binomtest
+
+    from studies.behaviours import pages
+
+    root = tmp_path / "results"
+    labels, base = ["A", "B"] * (N // 2), np.full(N, 0.5)
+    rows = [_row(behaviour, "none", "default", 0, base, labels, scoring="letter", layer=-1, model="big",
+                 order_consistency=k / N, consistency_chance=0.5)
+            for behaviour, k in (("myopic", 48), ("wealth_seeking", 37), ("sycophancy", 33))]
+    Run("behaviours_precondition", {"synthetic": 2}, root).finish([pl.DataFrame(rows)])
+    [path] = report.write(root, tmp_path / "out")
+    text = path.read_text()
+    assert text.startswith("# Behaviours on big")
+    values = pages.pages(root)
+    words = {"passes": "ok", "undecided": "UNDECIDED", "at chance": "AT CHANCE"}
+    for behaviour, k, verdict in (("myopic", 48, "passes"), ("wealth_seeking", 37, "undecided"),
+                                  ("sycophancy", 33, "at chance")):
+        test = binomtest(k, N, 0.5, alternative="greater")
+        ci = binomtest(k, N, 0.5).proportion_ci(method="wilson")  # two-sided 95%
+        lo, hi, p = report.consistency_interval({"order_consistency": k / N, "consistency_chance": 0.5,
+                                                 "n_questions": N})
+        assert (lo, hi, p) == pytest.approx((ci.low, ci.high, test.pvalue), abs=1e-6)
+        assert values[f"big.pre.{behaviour}"] == f"{k / N:.2f}"
+        assert values[f"big.pre.{behaviour}.ci"] == f"{ci.low:.2f}–{ci.high:.2f}"
+        assert values[f"big.pre.{behaviour}.passes"] == verdict
+        row = next(line for line in text.splitlines() if line.startswith(f"| {behaviour} "))
+        assert f"{ci.low:.2f}–{ci.high:.2f}" in row and words[verdict] in row
+
+
+def test_page_values_say_whether_the_steered_model_still_answers(tmp_path):
+    """A steered row's answer mass and commonest-answer share, and its random control's, reach the page values
+    (a collapse to one letter under the vector and under random directions alike is visible in the docs)."""
+    from studies.behaviours import pages
+
+    root = tmp_path / "results"
+    labels, base = ["A", "B"] * (N // 2), np.full(N, 0.5)
+    fine = {"order_consistency": 0.8, "consistency_chance": 0.5}
+    rows = [_row("myopic", "none", "default", 0, base, labels, scoring="letter", answer_mass=0.99,
+                 top_answer_share=0.52, **fine),
+            _row("myopic", "myopic", "add", 1, base, labels, scoring="letter", answer_mass=0.9, top_answer_share=1.0,
+                 **fine),
+            _row("myopic", "random", "add", 1, base, labels, scoring="letter", answer_mass=0.6,
+                 top_answer_share=0.97, **fine)]
+    Run("behaviours_single", {"synthetic": 3}, root).finish([pl.DataFrame(rows)])
+    values = pages.pages(root)
+    prefix = "tiny.letter.L14.myopic"
+    assert values[f"{prefix}.unsteered_top"] == "0.52"
+    assert (values[f"{prefix}.add.mass"], values[f"{prefix}.add.top"]) == ("0.90", "1.00")
+    assert (values[f"{prefix}.add.random_mass"], values[f"{prefix}.add.random_top"]) == ("0.60", "0.97")

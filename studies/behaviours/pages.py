@@ -29,7 +29,7 @@ from .random_spread import spread_rows
 from .scoring import row_shift
 
 PROFILE = "paper"
-MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen"}
+MODELS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "qwen", "qwen2.5-coder-1.5b": "qwen15"}
 DIRECTIONS = {"add": "add", "subtract": "sub", "default": "default"}
 
 
@@ -70,6 +70,10 @@ def _entry_values(prefix: str, e: dict, default: dict | None = None) -> dict[str
            f"{prefix}.shift": report._interval(e["shift"]), f"{prefix}.shift_p": report._p(e["shift"].p),
            f"{prefix}.detectable": _f(e["shift"].mde, 2), f"{prefix}.n": str(e["shift"].n),
            f"{prefix}.verdict": e["verdict"], f"{prefix}.q": report._q(e)}
+    for name, row in (("", r), ("random_", e.get("random_row"))):  # does the model still answer A or B?
+        if row is not None and "answer_mass" in row:
+            out[f"{prefix}.{name}mass"] = _f(row["answer_mass"], 2)  # p(A) + p(B), mean over prompts
+            out[f"{prefix}.{name}top"] = _f(row.get("top_answer_share"), 2)  # share of the commonest greedy answer
     if default is not None:
         out[f"{prefix}.unsteered"] = _f(default["p_matching_balanced"])
     if e["random"] is not None:
@@ -93,6 +97,7 @@ def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list, 
     found = report._scored(part, pre, letter, lambda b: [(b, "random")], list(report.paper_layers(part["layer"])))
     for L, behaviour, _, default, e in found:
         out[f"{key}.L{L}.{behaviour}.unsteered"] = _f(default["p_matching_balanced"])
+        out[f"{key}.L{L}.{behaviour}.unsteered_top"] = _f(default.get("top_answer_share"), 2)
         out.update(_entry_values(f"{key}.L{L}.{behaviour}.{DIRECTIONS[e['row']['direction']]}", e, default))
     shifts = [e["shift"] for *_, e in found]
     out[f"{key}.single.max_abs_shift"] = _f(max((abs(s.shift) for s in shifts), default=math.nan), 3)
@@ -214,8 +219,16 @@ def _precondition(pre: dict, mkey: str) -> dict:
         out[f"{mkey}.pre.{behaviour}"] = _f(r["order_consistency"], 2)
         out[f"{mkey}.pre.{behaviour}.chance"] = _f(r["consistency_chance"], 2)
         out[f"{mkey}.pre.{behaviour}.n"] = str(r["n_questions"])
+        lo, hi, p = report.consistency_interval(r)
+        out[f"{mkey}.pre.{behaviour}.ci"] = f"{_f(lo, 2)}–{_f(hi, 2)}"
+        out[f"{mkey}.pre.{behaviour}.p"] = report._p(p)
+        out[f"{mkey}.pre.{behaviour}.passes"] = report.precondition_verdict(r)
+        out[f"{mkey}.pre.{behaviour}.top_share"] = _f(r.get("top_answer_share"), 2)
     if pre:
         out[f"{mkey}.pre.range"] = _span([r["order_consistency"] for r in pre.values()])
+        for verdict in ("passes", "undecided", "at chance"):
+            named = [b.replace("_", "-") for b, r in pre.items() if report.precondition_verdict(r) == verdict]
+            out[f"{mkey}.pre.{verdict.replace(' ', '_')}"] = ", ".join(named) or "none"
     return out
 
 
@@ -289,7 +302,7 @@ def pages(results_root: Path) -> dict[str, str]:
     root = Path(results_root)
     out = paper_values()
     models = set()
-    for experiment in ("behaviours_single", "behaviours_simultaneous"):
+    for experiment in ("behaviours_precondition", "behaviours_single", "behaviours_simultaneous"):
         frame = report._selected(root, experiment, PROFILE, None)
         if frame is not None:
             models |= set(frame["model"].to_list())

@@ -141,6 +141,31 @@ def passes(row: dict) -> bool | None:
     return consistent > chance + 2 * math.sqrt(chance * (1 - chance) / n)
 
 
+def precondition_verdict(row: dict) -> str:
+    """'passes' (above chance by two binomial standard errors, `passes`), 'undecided' (by one), 'at chance', or
+    'not measured': the words `behaviours precondition` prints."""
+    if passes(row) is None:
+        return "not measured"
+    if passes(row):
+        return "passes"
+    consistent, chance, n = row["order_consistency"], row["consistency_chance"], row["n_questions"]
+    return "undecided" if consistent > chance + math.sqrt(chance * (1 - chance) / n) else "at chance"
+
+
+def consistency_interval(row: dict) -> tuple[float, float, float]:
+    """(95% Wilson interval low, high, one-sided exact binomial p of the order consistency against chance) from
+    k = consistency x n of n questions; NaNs where not measured. Chance is the questions' mean (0.50 for every
+    two-option set; with mixed option counts the binomial at the mean chance is an approximation)."""
+    consistent, chance, n = row.get("order_consistency"), row.get("consistency_chance"), row.get("n_questions")
+    if consistent is None or chance is None or math.isnan(consistent) or not n:
+        return math.nan, math.nan, math.nan
+    k, z = round(consistent * n), 1.959964
+    centre, half = (consistent + z * z / (2 * n)) / (1 + z * z / n), (
+        z * math.sqrt(consistent * (1 - consistent) / n + z * z / (4 * n * n)) / (1 + z * z / n))
+    p = sum(math.comb(n, i) * chance ** i * (1 - chance) ** (n - i) for i in range(k, n + 1))
+    return max(0.0, centre - half), min(1.0, centre + half), min(1.0, p)
+
+
 def _sign(shift) -> int:
     """+1 / -1 when the interval excludes 0 on that side, else 0."""
     return 1 if shift.lo > 0 else (-1 if shift.hi < 0 else 0)
@@ -181,9 +206,9 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
     for r in rows.sort(pl.col("coef")).iter_rows(named=True):
         random = _row_of(frame, behaviour=behaviour, vector=control, layer=layer, coef=r["coef"])
         shift = row_shift(r, default)
-        entry = {"row": r, "shift": shift, "random": None, "against": None}
+        entry = {"row": r, "shift": shift, "random": None, "against": None, "random_row": None}
         if random is not None and random["q_id"] == r["q_id"]:
-            entry["random"] = row_shift(random, default)
+            entry["random"], entry["random_row"] = row_shift(random, default), random
             entry["against"] = row_shift(r, random)
         entry["verdict"] = verdict(r["direction"], entry["against"], testable, shift) if entry["against"] else \
             ("not testable (answers by position)" if testable is False else "no control scored")
@@ -384,10 +409,16 @@ def model_report(root: Path, model: str, profile: str, split: str) -> list[str]:
     if pre:
         lines += ["## Precondition (letter scoring): does the greedy answer follow the content when the options "
                   "rotate?", ""]
-        lines += markdown_table(["behaviour", "same text in every rotation", "chance", "questions", "verdict"],
-                        [[b, _f(r["order_consistency"], 2), _f(r["consistency_chance"], 2), str(r["n_questions"]),
-                          {True: "ok", False: "AT CHANCE: letter scoring cannot measure the behaviour",
-                           None: "not measured"}[passes(r)]] for b, r in pre.items()]) + [""]
+        rows = []
+        for b, r in pre.items():
+            lo, hi, p = consistency_interval(r)
+            rows.append([b, _f(r["order_consistency"], 2), f"{_f(lo, 2)}–{_f(hi, 2)}", _f(r["consistency_chance"], 2),
+                         _p(p), str(r["n_questions"]),
+                         {"passes": "ok", "at chance": "AT CHANCE: letter scoring cannot measure the behaviour",
+                          "undecided": "UNDECIDED: above chance, not by two standard errors",
+                          "not measured": "not measured"}[precondition_verdict(r)]])
+        lines += markdown_table(["behaviour", "same text in every rotation", "95% interval", "chance",
+                                 "p (above chance)", "questions", "verdict"], rows) + [""]
     tax_table = load_tables("behaviours_tax", root)
     experiments = (("behaviours_single", "Single steering"), ("behaviours_simultaneous", "Simultaneous steering"),
                    ("behaviours_combined", "Combined vectors"), ("behaviours_interference", "Interference"))
@@ -453,8 +484,8 @@ def write(root=None, out=None, profile: str = "paper", split: str | None = None)
     root = results_root(root)
     out = Path(out) if out else root / "behaviours_report"
     models = set()
-    for experiment in ("behaviours_single", "behaviours_simultaneous", "behaviours_combined",
-                       "behaviours_interference"):
+    for experiment in ("behaviours_precondition", "behaviours_single", "behaviours_simultaneous",
+                       "behaviours_combined", "behaviours_interference"):
         frame = _selected(root, experiment, profile, split)
         if frame is not None:
             models |= set(frame["model"].to_list())
