@@ -4,6 +4,8 @@
 # Sizes below the defaults (60/20/40 questions, five coefs, three layers) so that a report fits a shared 2-core
 # machine: vector 60 (myopia) or 24 pairs, 12 validation and 40 held-out test questions, layers 9 and 14, coefs
 # 0.2, 0.8, 3.2 of the residual norm each way, 10 distinct random directions, steerability over five coefs.
+# The text it writes at the picks at the defaults (10 test questions x 2 samples x 24 tokens, 2 random directions);
+# with --n-test 20 on myopia it took 278 s of a 667 s first run (2 cores, load 3-8).
 # Measured (2026-12-07, 2 cores shared with up to eight other jobs, load 15-32): myopia's first pass at 16 test
 # questions 55 min; the 40-question test stage after it reused the cached vector, quality and search points.
 # Writes: results/evaluate_smollm2-135m_<behaviour>/ (report.md, report.html, tables/, figures, summary.json).

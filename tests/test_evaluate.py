@@ -231,7 +231,8 @@ def test_a_broken_figure_is_caught_by_the_browser_probe(tmp_path):
 
 # -- planted effects on smollm2-135m ---------------------------------------------------------------------
 
-SMALL = dict(n_vector=8, n_validation=8, n_test=16, n_random=10, tax_docs=2, tax_tokens=48, gen_tokens=10)
+SMALL = dict(n_vector=8, n_validation=8, n_test=16, n_random=10, tax_docs=2, tax_tokens=48, gen_tokens=10,
+             text_questions=0)  # the text stage: tests/test_evaluate_text.py
 
 
 def _yes_no_file(folder: Path, share_no: float, n: int = 48) -> Path:
@@ -307,7 +308,7 @@ def test_the_guard_refuses_the_real_myopia_collapse_at_x3_2_layer_14(smol, tmp_p
     """The issue's case: content scoring on smollm2 myopia, x+3.2 of the residual norm at layer 14 moves
     validation most, and the model writes 'nowhere now nowhere ...' there: refused, never picked."""
     opts = Options(n_vector=12, n_validation=8, n_test=8, layers=(14,), coefs=(0.2, 3.2), scoring="content",
-                   tax_docs=2, tax_tokens=64, gen_tokens=12)
+                   tax_docs=2, tax_tokens=64, gen_tokens=12, text_questions=0)
     ev = evaluate(smol, str(REPO / "data" / "behaviours" / "myopic.jsonl"), opts, root=tmp_path / "results")
     grid = ev.tables["grid"]
     big = grid.filter(pl.col("coef") == 3.2).row(0, named=True)

@@ -1,4 +1,5 @@
-"""`steer-trace evaluate --remote` on the local NDIF server (tests/ndif_fixture.py) equals the local run."""
+"""`steer-trace evaluate --remote` on the local NDIF server (tests/ndif_fixture.py) equals the local run, the text
+it writes at the picks included."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from studies.evaluate.run import Options, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = Options(n_vector=6, n_validation=6, n_test=6, n_random=10, layers=(9,), coefs=(0.4,), scoring="content",
-               tax_docs=2, tax_tokens=32, gen_tokens=6)
+               tax_docs=2, tax_tokens=32, gen_tokens=6, text_questions=6, text_samples=1, text_tokens=4, text_random=1)
 
 
 @pytest.mark.remote
@@ -47,6 +48,12 @@ def test_remote_evaluation_equals_local(smol, ndif_host, tmp_path):  # noqa: F81
             if column in a.columns:
                 close = np.allclose(a[column].to_numpy(), b[column].to_numpy(), atol=1e-4, equal_nan=True)
                 assert close, (name, column)
+    keys = ["direction", "condition", "question", "sample"]
+    text_local, text_remote = local.tables["text_samples"].sort(keys), remote.tables["text_samples"].sort(keys)
+    assert text_local["text"].to_list() == text_remote["text"].to_list()  # the same samples, token for token
+    for column in ("concept", "perplexity", "relevance_pmi"):
+        assert np.allclose(text_local[column].to_numpy(), text_remote[column].to_numpy(), rtol=1e-3, atol=1e-4,
+                           equal_nan=True), column
     side_local = local.tables["side_effects"].filter(pl.col("direction") == "default")["texts"][0]
     side_remote = remote.tables["side_effects"].filter(pl.col("direction") == "default")["texts"][0]
     assert side_local.to_list() == side_remote.to_list()  # the same greedy text, token for token

@@ -39,6 +39,8 @@ def test_compare_measures_the_difference_and_the_slope_of_the_change():
     assert double["max_abs"] == pytest.approx(0.5) and double["mean_abs"] == pytest.approx(1.1 / 3)
     assert double["slope"] == pytest.approx(2.0) and double["n"] == 3
     assert double["our_change"] == pytest.approx(1 / 3)
+    offset = compare_one({0: -0.4, 1: -2.4}, ours, base)  # every log-p 0.1 higher: a normaliser's error
+    assert offset["max_abs"] == pytest.approx(0.1) and offset["max_centred"] == pytest.approx(0, abs=1e-9)
     flipped = compare_one({0: -1.5, 1: -1.5}, ours, base)
     assert flipped["slope"] == pytest.approx(-1.0)
 
@@ -68,6 +70,7 @@ def test_server_flags_are_the_syntax_llama_cpp_takes(tmp_path):
 def _row(weights, ours, max_abs, mean_abs, slope=1.0, change=0.5, flag="scaled", coef=8.0):
     return {"model": "smollm2-135m", "weights": weights, "file": "L14.gguf", "flag": flag, "coef": coef,
             "ours": ours, "our_layers": "14", "max_abs": max_abs, "mean_abs": mean_abs, "rms": mean_abs,
+            "max_centred": mean_abs,
             "slope": slope, "our_change": change, "n": 160, "server_s": 3.0}
 
 

@@ -3,7 +3,7 @@ report took in all, not only what this invocation took.
 
 Pattern:
 
-    ledger = Ledger(root, config)              # <root>/evaluate_time/<key of config>.json
+    ledger = Ledger(root, config)              # <root>/evaluate_time/<key of config>/ledger.json
     with ledger.stage("search", lambda: study.computed):
         ...                                    # ledger.tick() now and then (a wrapped log does it)
     ledger.totals()                            # {stage: seconds summed over every run that computed points}
@@ -35,8 +35,9 @@ TICK_S = 5.0  # at most one write per this many seconds while a stage runs
 
 class Ledger:
     def __init__(self, root, config: dict):
-        folder = ensure_writable(results_root(root) / "evaluate_time")
-        self.path = folder / f"{key_of(config)}.json"
+        # one folder per ledger: a results index reads every <experiment>/*.json as a table's sidecar
+        folder = ensure_writable(results_root(root) / "evaluate_time" / key_of(config))
+        self.path = folder / "ledger.json"
         self.runs: list[dict] = self._read()
         self.mine: dict | None = None  # this run's entry, once it computed something
         self._open: tuple[str, float, int, Callable[[], int]] | None = None

@@ -95,22 +95,24 @@ def text_stage(ev, opts, run, picks: dict, prompts: dict, log=None) -> dict:
         return {"tables": {}, "summary": {"status": "not run", "note": f"not run: {error}"}}
     options = generation_options(opts)
     detector_layer = next(iter(chosen.values()))[0]  # one detector for both directions: the first pick's layer
+    params = {direction: {"kind": "text", "direction": direction, "layer": int(layer), "coef": float(coef),
+                          "questions": content_hash(questions), "options": options.key(),
+                          "n_random": opts.text_random, "prompt": prompts[direction], "prompt_style": opts.prompt_style,
+                          "detector": {"kind": "diffmean", "layer": int(detector_layer),
+                                       "texts": content_hash([data.questions, data.texts, data.labels])}}
+              for direction, (layer, coef) in chosen.items()}
     detector = None
+    if any(run.cached_point(p) is None for p in params.values()):  # fitted only when a point is computed
+        try:
+            detector = make_detector(study.model, data, name, detector_layer)
+        except UserError as error:
+            return {"tables": {}, "summary": {"status": "not run", "note": f"not run: {error}"}}
+        if log:
+            log(f"  text: detector {detector.name}: {detector.validation.describe()}")
     results, metas = {}, {}
     for direction, (layer, coef) in chosen.items():
-        params = {"kind": "text", "direction": direction, "layer": int(layer), "coef": float(coef),
-                  "questions": content_hash(questions), "options": options.key(), "n_random": opts.text_random,
-                  "prompt": prompts[direction], "prompt_style": opts.prompt_style,
-                  "detector": {"kind": "diffmean", "layer": int(detector_layer), "texts": content_hash(
-                      [data.questions, data.texts, data.labels])}}
-
         def compute(direction=direction, layer=layer, coef=coef) -> pl.DataFrame:
-            nonlocal detector
             started = time.time()
-            if detector is None:
-                detector = make_detector(study.model, data, name, detector_layer)
-                if log:
-                    log(f"  text: detector {detector.name}: {detector.validation.describe()}")
             result = core_open_ended(study.model, questions, ev.vector, layer, coef, detector=detector,
                                      behaviour=name, relative=True, residual_norm=study.residual_norms[int(layer)],
                                      options=options, n_random=opts.text_random, prompted=True,
@@ -122,7 +124,7 @@ def text_stage(ev, opts, run, picks: dict, prompts: dict, log=None) -> dict:
                     f"{result.meta['compute_s']:.0f} s")
             return _stored(result, direction)
 
-        results[direction], metas[direction] = _rebuilt(run.point(params, compute))
+        results[direction], metas[direction] = _rebuilt(run.point(params[direction], compute))
     return {"tables": tables_of(results, metas), "summary": {"status": "ran", "note": ""}}
 
 

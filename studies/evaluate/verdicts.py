@@ -200,7 +200,10 @@ def _text_part(tables: dict, meta: dict) -> str:
     random_text = ", ".join(f"{r['shift']:+.3f}" for r in random_rows if r)
     prompted = text_row(tables, direction, "prompted", "unsteered")
     flu, flu0 = _mean(tables, direction, "steered", "fluency"), _mean(tables, direction, "unsteered", "fluency")
-    tail = (f"; prompted {text_ci(prompted)}" if prompted else "") + \
+    seen = prompted is not None and prompted["verdict"] == "moves" and sign * prompted["shift"] > 0
+    caveat = "" if seen or prompted is None or prompted["verdict"].startswith(("too few", "text broken")) else \
+        " - asking for it does not move the detector either, so it may not read this behaviour in free text"
+    tail = (f"; prompted {text_ci(prompted)}{caveat}" if prompted else "") + \
         (f"; fluency {flu:.2f} (unsteered {flu0:.2f})" if flu is not None and flu0 is not None else "")
     verdict = vec["verdict"]
     rate = f"detector rate {text_ci(vec)} vs unsteered"

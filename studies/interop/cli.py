@@ -16,7 +16,8 @@ from tasks.common import parse_numbers
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDER = "interop_llamacpp"  # results/interop_llamacpp/<model>.csv (+ .json): the table the docs read
-DEFAULT_VECTOR = {"smollm2-135m": "results/vectors/smollm2-135m/myopic-753d2748f7.safetensors"}
+DEFAULT_VECTOR = {"smollm2-135m": "results/vectors/smollm2-135m/myopic-753d2748f7.safetensors",
+                  "qwen2.5-coder-0.5b": "results/vectors/qwen2.5-coder-0.5b/myopic-189c09fc17.safetensors"}
 
 
 @click.group("interop")
@@ -28,7 +29,7 @@ def group():
 @click.option("--model", "model_name", default="smollm2-135m", show_default=True,
               help="An embedded model: llama.cpp runs its own GGUF file.")
 @click.option("--vector", "vector_path", default=None, type=click.Path(),
-              help="Vector file to export and compare (default for smollm2-135m: its myopia vector).")
+              help="Vector file to export and compare (default: the model's committed myopia vector).")
 @click.option("--layers", default="14,22", show_default=True, help="Single-layer exports (one file per layer).")
 @click.option("--coefs", default="-8,8,16", show_default=True,
               help="Coefficients of the single-layer files (--control-vector-scaled F:C); each file also unscaled.")

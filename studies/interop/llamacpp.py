@@ -124,8 +124,9 @@ def model_ggufs(name: str, bin_dir: Path, work: Path) -> dict[str, Path]:
     f32 = work / f"{name}.f32.gguf"
     if not f32.exists():
         tmp = f32.with_name(f32.name + ".tmp")
-        _sh([binary(bin_dir, "llama-quantize"), "--allow-requantize", source, tmp, "F32", "1"],
-            stdout=subprocess.DEVNULL)
+        with open(work / "llama-quantize.log", "w") as log:
+            _sh([binary(bin_dir, "llama-quantize"), "--allow-requantize", source, tmp, "F32", "1"], stdout=log,
+                stderr=subprocess.STDOUT)
         tmp.replace(f32)
     return {"f32": f32, "quantised": source}
 
@@ -220,15 +221,20 @@ def our_logprobs(model, ids: list[int], plan: Plan) -> torch.Tensor:
 
 
 def compare(llama: list[dict[int, float]], ours: list[torch.Tensor], base: list[torch.Tensor]) -> dict:
-    """llama.cpp's listed log-probs against ours (max/mean |diff|, RMS) and its change against ours (slope)."""
-    diff, x, y = [], [], []
+    """llama.cpp's listed log-probs against ours (max/mean |diff|, RMS; `max_centred`: the largest |diff| after
+    taking out each prompt's mean diff, which an error in the softmax's normaliser leaves) and its change against
+    ours (slope)."""
+    diff, centred, x, y = [], [], [], []
     for got, mine, plain in zip(llama, ours, base, strict=True):
+        d = [logp - float(mine[token]) for token, logp in got.items()]
+        diff += d
+        centred += [v - float(np.mean(d)) for v in d]
         for token, logp in got.items():
-            diff.append(logp - float(mine[token]))
             x.append(float(mine[token] - plain[token]))
             y.append(logp - float(plain[token]))
     diff, x, y = np.abs(diff), np.array(x), np.array(y)
     return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "rms": float(np.sqrt(np.mean(diff ** 2))),
+            "max_centred": float(np.abs(centred).max()),
             "slope": float((x @ y) / (x @ x)) if x @ x > 1e-12 else float("nan"), "our_change": float(np.abs(x).mean()),
             "n": len(diff)}
 
@@ -293,7 +299,7 @@ def _span(layers: list[int]) -> str:
     return str(layers[0]) if len(layers) == 1 else f"{layers[0]}-{layers[-1]}"
 
 
-COLUMNS = ("weights", "file", "flag", "coef", "ours", "our_layers", "max_abs", "mean_abs", "rms", "slope",
+COLUMNS = ("weights", "file", "flag", "coef", "ours", "our_layers", "max_abs", "mean_abs", "max_centred", "slope",
            "our_change", "n")
 
 
@@ -301,7 +307,7 @@ def table_text(rows: list[dict], header: bool = True) -> str:
     """Rows as a markdown table (the printed table, and the docs page's)."""
     def cell(r: dict, c: str) -> str:
         v = r[c]
-        if c in ("max_abs", "mean_abs", "rms", "our_change"):
+        if c in ("max_abs", "mean_abs", "max_centred", "rms", "our_change"):
             return f"{v:.2g}" if v < 0.01 else f"{v:.3f}"
         if c == "slope":
             return "-" if v != v else f"{v:.3f}"

@@ -1,11 +1,12 @@
 """Named values for the interop docs page and the README, from the committed llama.cpp table (studies/pages.py).
 
 Per model `<m>` (smollm2, qwen; results/interop_llamacpp/<model>.csv and its .json): `<m>.table` (every row),
-`<m>.run` (llama.cpp's version, sizes, time and load), and per weights `<w>` (f32, quantised):
-`<m>.<w>.floor` (max |Δ log-p| unsteered), `<m>.<w>.same` / `<m>.<w>.same_mean` (the largest max / mean |Δ|
-over every steered setting compared with ours at the same layers), `<m>.<w>.shift` / `<m>.<w>.shift_mean` (the
-smallest over the controls one layer off), `<m>.<w>.slope` (the range of the slopes at the same layers),
-`<m>.<w>.change` (how far steering moves the log-probs there: the range of the mean |change|).
+`<m>.run` (llama.cpp's version, sizes, time and load), `<m>.layers` / `coefs` / `full_coefs`, and per weights
+`<w>` (f32, quantised): `floor` (max |Δ log-p| unsteered), `same` / `same_mean` (the largest max / mean |Δ| over
+every steered setting compared with ours at the same layers), `floor_centred` / `same_centred` (the same with
+each prompt's mean Δ taken out: what a softmax normaliser leaves), `shift` / `shift_mean` (the smallest over the
+controls one layer off), `slope` (the range of the slopes at the same layers), `change` (how far steering moves
+the log-probs there: the range of the mean |change|).
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def pages(results_root: Path) -> dict[str, str]:
             out[f"{key}.{w}.floor"] = _g(floor["max_abs"].max())
             out[f"{key}.{w}.same"] = _g(same["max_abs"].max())
             out[f"{key}.{w}.same_mean"] = _g(same["mean_abs"].max())
+            out[f"{key}.{w}.floor_centred"] = _g(floor["max_centred"].max())
+            out[f"{key}.{w}.same_centred"] = _g(same["max_centred"].max())
             out[f"{key}.{w}.shift"] = _g(shift["max_abs"].min())
             out[f"{key}.{w}.shift_mean"] = _g(shift["mean_abs"].min())
             out[f"{key}.{w}.slope"] = _range(same["slope"], lambda x: f"{x:.3f}")
