@@ -29,7 +29,8 @@ N_PAIRS = 6
 BATCH = 2 * N_PAIRS  # one trace reads every pair (the reference uses the same batching)
 LAYER = 10
 TOKENS = 4
-GROUPS = ("models", "vectors", "generate", "text", "behaviours", "skills", "gates", "evaluate", "figures", "report",
+GROUPS = ("models", "vectors", "generate", "text", "behaviours", "skills", "gates", "evaluate", "interop", "figures",
+          "report",
           "docs", "results", "bench", "demo")
 # commands that never run a model (bench compares fixed embedded models and names them with --score-model)
 NO_MODEL = {("figures",), ("report",), ("models",), ("vectors", "info"), ("vectors", "export"), ("vectors", "import"),
