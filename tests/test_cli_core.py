@@ -32,6 +32,8 @@ TOKENS = 4
 GROUPS = ("models", "vectors", "generate", "text", "behaviours", "skills", "gates", "evaluate", "interop", "figures",
           "report",
           "docs", "results", "bench", "demo")
+# commands that run a model only beside a local program (llama.cpp's server reads the same GGUF on this machine)
+LOCAL_ONLY = {("interop", "llamacpp")}
 # commands that never run a model (bench compares fixed embedded models and names them with --score-model)
 NO_MODEL = {("figures",), ("report",), ("models",), ("vectors", "info"), ("vectors", "export"), ("vectors", "import"),
             ("bench",), ("skills", "report"), ("behaviours", "report"), ("docs",), ("results",), ("gates", "report"),
@@ -133,6 +135,9 @@ def test_commands_that_run_a_model_take_model_and_remote():
         options = {opt for param in command.params for opt in getattr(param, "opts", [])}
         if path in NO_MODEL:
             assert "--remote" not in options, path
+            continue
+        if path in LOCAL_ONLY:
+            assert "--model" in options and "--remote" not in options, path
             continue
         assert {"--model", "--remote", "--ndif-host"} <= options, (path, sorted(options))
         checked.append(path)

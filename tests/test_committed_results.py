@@ -48,11 +48,17 @@ def test_the_rename_at_load_leaves_a_new_table_alone():
     assert with_current_names(both).columns == ["multiplier", "coef"]
 
 
+NAMED_BY_MODEL = {"interop_llamacpp"}
+
+
 def test_every_committed_key_is_the_hash_of_its_config():
     checked = 0
     for side in sidecars("*/*.json") + sidecars("*/*.points/*.json"):
         meta = json.loads(side.read_text())
         if not isinstance(meta, dict) or "config" not in meta:
+            continue
+        if side.parent.name in NAMED_BY_MODEL:  # one table per model, replaced by a recompute
+            assert meta["config"]["model"] == side.stem, side
             continue
         assert key_of(meta["config"]) == side.stem, side
         checked += 1
