@@ -175,8 +175,10 @@ def _generate_rows(model: Model, prompts: list[str], seeds: list[int], plans: li
         draws = draws.to(model.device)
     held: dict = {}  # a gated plan's decisions on the prompt, for every later step
     with torch.no_grad():
+        # the last position's logits as an index, not transformers' int 1 (a strided slice, 5.6x slower in
+        # bfloat16 on a CPU: benchmarks/generate_logits.py); the tokens are the same
         with model.lm.generate(enc, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                               **model.trace_kwargs()) as tracer:
+                               **model.last_logits(1), **model.trace_kwargs()) as tracer:
             chosen = nnsight.save([])  # filled where the trace runs (on an NDIF server: there), then sent back
             for step in tracer.iter[:n]:
                 _steer_rows(model, plans, enc["attention_mask"], step, held)

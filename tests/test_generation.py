@@ -76,6 +76,25 @@ def test_greedy_is_transformers_greedy(smol):
         assert list(sample.tokens) == ids[0, enc["input_ids"].shape[1]:].tolist()
 
 
+def test_generation_asks_for_the_last_logits_as_an_index_and_writes_transformers_tokens_in_bfloat16():
+    # transformers' own int 1 is a strided slice that torch's CPU bfloat16 matmul runs several times slower
+    # (benchmarks/generate_logits.py); the index must reach every forward and change no token
+    model = load_model("smollm2-135m", dtype="bfloat16")
+    seen = []
+    hook = model.lm._module.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("logits_to_keep")), with_kwargs=True)
+    try:  # one prompt per call: a padded batch in bfloat16 is not transformers' unpadded greedy to the last bit
+        ours = [generate(model, [q], Plan.none(), GenerationOptions(max_new_tokens=N, stop_at_eos=False))[0]
+                for q in QUESTIONS[:2]]
+    finally:
+        hook.remove()
+    assert len(seen) == 2 * N and all(isinstance(k, torch.Tensor) and k.tolist() == [-1] for k in seen)
+    for question, sample in zip(QUESTIONS[:2], ours):
+        enc = model.tokenizer([format_prompt(model.tokenizer, question)], return_tensors="pt")
+        ids = model.lm._module.generate(**enc, max_new_tokens=N, min_new_tokens=N, do_sample=False)
+        assert list(sample.tokens) == ids[0, enc["input_ids"].shape[1]:].tolist()
+
+
 def test_the_draw_is_a_sample_of_the_distribution():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
     u = torch.rand(4000, 1, generator=torch.Generator().manual_seed(0))
