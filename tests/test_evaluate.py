@@ -347,3 +347,22 @@ def test_an_anti_steerable_subset_that_is_one_answer_label_is_named_as_steerabil
     assert "every anti-steerable question matches with 'Yes'" in answer_bias(biased)
     mixed = table.with_columns(pl.Series("q_label", ["Yes", "No"] * 6))
     assert "steerability bias" not in answer_bias(mixed) and "'No' 3 of 6" in answer_bias(mixed)
+
+
+def test_a_second_report_of_the_same_model_and_behaviour_never_replaces_what_a_page_cites(tmp_path):
+    from studies.evaluate.report import pages
+
+    def committed(name: str, test: int) -> None:
+        folder = tmp_path / "results" / name
+        _write_report(folder)
+        summary = json.loads((folder / "summary.json").read_text())
+        splits = {**summary["splits"], "test": test}
+        (folder / "summary.json").write_text(json.dumps({**summary, "scoring": "content", "splits": splits}))
+
+    committed("evaluate_smollm2-135m_myopic", 40)
+    first = pages(tmp_path / "results")["smollm2-135m.myopic.verdicts"]
+    committed("evaluate_smollm2-135m_myopic-defaults", 12)
+    values = pages(tmp_path / "results")
+    assert values["smollm2-135m.myopic.verdicts"] == first == values["evaluate_smollm2-135m_myopic.verdicts"]
+    assert "12 test questions" in values["evaluate_smollm2-135m_myopic-defaults.verdicts"] and "12 test" not in first
+    assert values["evaluate_verdicts"].count("**smollm2-135m on myopic**") == 2

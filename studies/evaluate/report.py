@@ -467,8 +467,9 @@ def reports(results_root) -> list[Path]:
 
 
 def pages(results_root) -> dict[str, str]:
-    """Named values for the docs: `evaluate_verdicts`, every committed report's verdict lines under its title, and
-    `<model>.<behaviour>.verdicts`, one report's (its time and load are in the report itself)."""
+    """Named values for the docs: `evaluate_verdicts`, every committed report's verdict lines under its title;
+    `<folder>.verdicts`, one report's; and `<model>.<behaviour>.verdicts`, the first report (by folder name) of that
+    model and behaviour, so a second report of the same pair (other sizes) never replaces what a page cites."""
     parts, out = [], {}
     for folder in reports(results_root):
         tables, summary = load(folder)
@@ -477,7 +478,8 @@ def pages(results_root) -> dict[str, str]:
                 f"{summary['splits']['test']} test questions, {summary['scoring']} scoring):\n\n" +
                 "\n".join(f"- {line}" for line in verdicts(tables)))
         parts.append(part)
-        out[f"{summary['model']}.{summary['behaviour']}.verdicts"] = part
+        out.setdefault(f"{summary['model']}.{summary['behaviour']}.verdicts", part)
+        out[f"{folder.name}.verdicts"] = part
     return {"evaluate_verdicts": "\n\n".join(parts), **out}
 
 
