@@ -595,17 +595,13 @@ def test_every_command_that_loads_a_model_takes_layers_path_device_and_dtype():
             else:
                 yield (*path, name), command
 
-    checked = [path for path, command in leaves(main)
-               if "--model" in {opt for p in command.params for opt in getattr(p, "opts", [])}
-               and path not in FIXED_SETUP]
-    for path, command in leaves(main):
-        options = {opt for p in command.params for opt in getattr(p, "opts", [])}
-        if path in checked:
-            assert {"--layers-path", "--device", "--dtype"} <= options, path
-    assert ("generate",) in checked and ("vectors", "extract") in checked and len(checked) >= 13
-    takes_a_model = {path for path, command in leaves(main)
-                     if "--model" in {opt for p in command.params for opt in getattr(p, "opts", [])}}
+    options = {path: {opt for p in command.params for opt in getattr(p, "opts", [])} for path, command in leaves(main)}
+    takes_a_model = {path for path, opts in options.items() if "--model" in opts}
     assert FIXED_SETUP <= takes_a_model  # an exemption names a command that exists
+    checked = takes_a_model - FIXED_SETUP
+    for path in checked:
+        assert {"--layers-path", "--device", "--dtype"} <= options[path], path
+    assert ("generate",) in checked and ("vectors", "extract") in checked and len(checked) >= 13
 
 
 # -- tokenizer settings from the GGUF (issue 28): BOS exactly where the GGUF says ----------------------------
