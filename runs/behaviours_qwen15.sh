@@ -4,8 +4,9 @@
 # 0.58-0.92 against chance 0.50), in bfloat16:
 #   make models-large && sh runs/behaviours_qwen15.sh [step ...]
 # The paper's splits, 200 vector pairs (letter-balanced), 60 label-balanced test questions in both orders,
-# single x+-1 relative at layers 9 / 13, then 9 more random directions per point (10 distinct in all),
-# combined (sum, mean, weighted) at layer 13, simultaneous (five consecutive layers, one global coefficient).
+# single at layers 9 / 13 at the strengths a validation grid picks, then 9 more random directions per point (10 distinct in all),
+# combined (sum, mean, weighted) at layer 13 with the same picks, simultaneous (five consecutive layers, one global
+# coefficient, |c| <= 0.4: single answers collapse from 0.4-0.8 at one layer).
 # Writes: behaviours_precondition (precondition); behaviours_vectors, _cosines, _components (extract);
 # _single (single, draws); _combined (combined); _simultaneous + _tax (simultaneous).
 # Steps (default, in order): precondition extract single draws combined simultaneous; wealth, wealth-small (a small
@@ -26,13 +27,18 @@ run() {
     --n-vector 200 --n-validation 30 --n-test 60 --results "$R" "$@"
 }
 L="--scoring letter --vector-source letter"
+# single / draws: the strength of each behaviour, layer and sign picked on the validation split (30 questions, both
+# orders) from fractions of the residual norm, a direction stopped where its answers collapse onto one letter
+# (>= 95%) or turn faulty (> 5%), and no point picked whose answers keep under half the unsteered answer mass;
+# at x1 the answers collapse (the `wealth` step), so the grid stops below it
+G="$L --relative --layers 9,13 --grid-layers 9,13 --grid-coefs 0.05,0.1,0.2,0.4,0.8"
 for step in $steps; do
   case $step in
     precondition) run precondition ;;
     extract) run extract $L ;;
-    single) run single $L --relative --layers 9,13 --add-coef 1 --subtract-coef 1 ;;
-    draws) run single $L --relative --layers 9,13 --add-coef 1 --subtract-coef 1 --more-random 9 ;;
-    combined) run combined $L --relative --layers 13 --coefs 1 ;;
+    single) run single $G ;;
+    draws) run single $G --more-random 9 --random-signs add ;;
+    combined) run combined $G --layers 13 --coefs 0.1 ;;  # x0.1: the median of the single picks at layer 13
     wealth)  # a first look: wealth-seeking alone (its precondition passes), layers 9 / 13, x+-1: the vector and its
              # paired random control, then 9 more random directions at +1 (10 distinct in all)
       W="$L --relative --layers 9,13 --add-coef 1 --subtract-coef 1 --behaviours wealth_seeking"
@@ -42,7 +48,7 @@ for step in $steps; do
       W="$L --relative --layers 9 --add-coef 0.4 --subtract-coef 0.4 --behaviours wealth_seeking"
       run single $W
       run single $W --more-random 9 --random-signs add ;;
-    simultaneous) run simultaneous $L --relative --coefs=-1.2,-0.6,-0.3,-0.1,0,0.1,0.3,0.6,1.2 --tax-docs 8 ;;
+    simultaneous) run simultaneous $L --relative --coefs=-0.4,-0.2,-0.1,-0.05,0,0.05,0.1,0.2,0.4 --tax-docs 8 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

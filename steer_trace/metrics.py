@@ -4,11 +4,14 @@ Multiple choice (A/B, A-H, Yes/No): per prompt, p(matching) renormalised over th
 answer tokens of every shown option, the greedy answer (argmax over the whole
 vocabulary), "faulty" when the greedy token is no shown answer, answer mass (the sum
 over the shown answers), and collapse (one answer given to at least `COLLAPSE` of the
-prompts).
+prompts). A steered point whose answer mass falls below `MASS_FLOOR` of the unsteered mass no longer answers
+the question (`answers_kept`): the greedy answer can still be a letter while most of the probability has left
+the letters, so the faulty share alone does not catch it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,6 +21,16 @@ from .data import YES_NO
 from .stats import balanced_mean, per_question
 
 COLLAPSE = 0.95
+MASS_FLOOR = 0.5
+
+
+def answers_kept(row: dict, unsteered: dict) -> bool:
+    """False when the steered row keeps less than MASS_FLOOR of the unsteered answer mass; True when
+    either has no mass (content scoring)."""
+    mass, base = row.get("answer_mass"), unsteered.get("answer_mass")
+    if mass is None or base is None or math.isnan(mass) or math.isnan(base):
+        return True
+    return mass >= MASS_FLOOR * base
 
 
 @dataclass

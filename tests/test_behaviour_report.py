@@ -70,6 +70,27 @@ def test_report_finds_the_planted_shift_and_not_the_null(tmp_path):
     assert "Layer 9 (the paper's 10)" in path.read_text() and "Layer 14 (the paper's 15)" in path.read_text()
 
 
+def test_a_shift_where_the_model_stopped_answering_gets_no_verdict(tmp_path):
+    """Letter scoring, precondition passing: the same planted shift beyond the control is 'moves' while the
+    letters keep their probability, and no verdict once the steered row keeps under half of it."""
+    root = tmp_path / "results"
+    rng = np.random.default_rng(1)
+    labels = ["A", "B"] * (N // 2)
+    base = rng.uniform(0.3, 0.6, N)
+    passing = {"order_consistency": 0.9, "consistency_chance": 0.5, "answer_mass": 0.98}
+    rows = [_row("myopic", "none", "default", 0, base, labels, scoring="letter", **passing)]
+    for layer, mass in ((9, 0.9), (14, 0.3)):
+        rows.append(_row("myopic", "myopic", "add", 1, base + 0.2 + rng.normal(0, 0.05, N), labels, scoring="letter",
+                         layer=layer, answer_mass=mass))
+        rows.append(_row("myopic", "random", "add", 1, base + rng.normal(0, 0.05, N), labels, scoring="letter",
+                         layer=layer, answer_mass=0.95))
+    Run("behaviours_single", {"synthetic": 2}, root).finish([pl.DataFrame(rows)])
+    [path] = report.write(root, tmp_path / "out")
+    verdicts = _verdicts(path.read_text())
+    assert verdicts[("letter", 9, "myopic")] == "moves"
+    assert verdicts[("letter", 14, "myopic")].startswith("no verdict: the model no longer answers (answer mass 0.30")
+
+
 def test_verdict_signs():
     from steer_trace.stats import Shift
 

@@ -291,6 +291,13 @@ def test_pick_rule():
     collapsed_default = grid.with_columns(pl.lit(True).alias("collapsed"))
     picks = {r["direction"]: r for r in exp.pick_coefs(collapsed_default, 0.05).iter_rows(named=True)}
     assert picks["add"]["coef"] == 5  # already collapsed unsteered: judged on faulty answers only
+    # a point whose answers lost most of their probability (greedy still a letter, so not faulty) is not picked
+    massed = pl.DataFrame([{**row("default", 0, 0.5, 0.5), "answer_mass": 0.98},
+                           {**row("add", 1, 0.6, 0.55), "answer_mass": 0.95},
+                           {**row("add", 2, 0.8, 0.7), "answer_mass": 0.4}])
+    assert exp.pick_coefs(massed, 0.05)["coef"].to_list() == [1]
+    kept = massed.with_columns(pl.Series("answer_mass", [0.98, 0.95, 0.6]))
+    assert exp.pick_coefs(kept, 0.05)["coef"].to_list() == [2]
 
 
 def test_single_twice_recomputes_nothing(cli):

@@ -27,6 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from steer_trace.cache import load_tables, results_root
+from steer_trace.metrics import MASS_FLOOR, answers_kept
 from steer_trace.stats import MIN_PER_LABEL, bh_qvalues
 from .data import BEHAVIOURS
 from .profiles import COMBINATIONS
@@ -60,6 +61,11 @@ def _f(value, digits: int = 3, sign: bool = False) -> str:
 
 def too_few_text(shift) -> str:
     return f"too few questions ({shift.per_label} in a label; a verdict needs {MIN_PER_LABEL} per label)"
+
+
+def no_answer_text(row: dict, default: dict) -> str:
+    return (f"no verdict: the model no longer answers (answer mass {_f(row['answer_mass'], 2)}, unsteered "
+            f"{_f(default['answer_mass'], 2)}; a verdict needs {MASS_FLOOR:g} of it)")
 
 
 def _interval(shift) -> str:
@@ -212,6 +218,8 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
             entry["against"] = row_shift(r, random)
         entry["verdict"] = verdict(r["direction"], entry["against"], testable, shift) if entry["against"] else \
             ("not testable (answers by position)" if testable is False else "no control scored")
+        if testable is not False and not answers_kept(r, default):
+            entry["verdict"] = no_answer_text(r, default)
         out.append(entry)
     return out
 

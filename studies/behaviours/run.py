@@ -23,6 +23,7 @@ import polars as pl
 from steer_trace.cache import Run, merged
 from steer_trace.controls import random_like, seed_of
 from steer_trace.errors import UserError
+from steer_trace.metrics import MASS_FLOOR, answers_kept
 from steer_trace.plan import Plan
 from steer_trace.read import content_hash
 from steer_trace.vectors import SteeringVector, combine
@@ -92,16 +93,16 @@ def run_grid(study: Study, layers: list[int], coefs=None, log: Log | None = None
 
 
 def pick_coefs(grid: pl.DataFrame, max_faulty: float) -> pl.DataFrame:
-    """Per behaviour, layer and direction: the valid point (see `_invalid`) that moves the
-    matching score furthest that way (ties: p(matching), then the smaller coef).
-    With no valid point, the smallest coef tried."""
+    """Per behaviour, layer and direction: the valid point (see `_invalid`) that still answers (keeps
+    `MASS_FLOOR` of the unsteered answer mass) and moves the matching score furthest that way (ties:
+    p(matching), then the smaller coef). With no such point, the smallest coef tried."""
     rows = []
     steered = grid.filter(pl.col("direction") != "default")
     for (name, L, direction), part in steered.group_by(["behaviour", "layer", "direction"], maintain_order=True):
         sign = 1 if direction == "add" else -1
         default = grid.filter((pl.col("behaviour") == name) & (pl.col("direction") == "default")).row(0, named=True)
-        valid = part.filter(pl.Series([not _invalid(r, default, max_faulty) for r in part.iter_rows(named=True)],
-                                      dtype=pl.Boolean))
+        valid = part.filter(pl.Series([not _invalid(r, default, max_faulty) and answers_kept(r, default)
+                                       for r in part.iter_rows(named=True)], dtype=pl.Boolean))
         candidates = valid if valid.height else part
         best = max(candidates.iter_rows(named=True),
                    key=lambda r: (sign * r["matching_score"] if valid.height else 0,
@@ -123,7 +124,7 @@ def grid_picks(study: Study, layers: list[int], coefs=None, log: Log | None = No
     grid = run_grid(study, grid_layers, coefs, log)
     coefs = _grid_coefs(study, coefs)
     run = _run(study, "behaviours_picks", layers=grid_layers, multipliers=coefs,
-               max_faulty=study.profile.max_faulty)
+               max_faulty=study.profile.max_faulty, mass_floor=MASS_FLOOR)
     picks = run.finished()
     if picks is None:
         picks = run.finish([pick_coefs(grid, study.profile.max_faulty)])
