@@ -9,13 +9,13 @@
 # coefficient, |c| <= 0.4: single answers collapse from 0.4-0.8 at one layer).
 # Writes: behaviours_precondition (precondition); behaviours_vectors, _cosines, _components (extract);
 # _single (single, draws); _combined (combined); _simultaneous + _tax (simultaneous).
-# Steps (default, in order): precondition extract single draws combined simultaneous; wealth, wealth-small (a small
+# Steps (default, in order): precondition extract single simultaneous simultaneous-controls combined draws; wealth, wealth-small (a small
 # first look, not in the default). Resumable: every point is cached.
 # Measured 2026-12-07, one torch thread, nice 10, 2 cores shared (load 5-8): precondition 584 s (20 parts of 16
 # questions); `python -m benchmarks.throughput` (docs/bench.md): the 1.5B scores 69 prompt tokens/s there, 2.9x
 # the 0.5B's time, and generates 1.1 new tokens/s at batch 8.
 set -e
-steps=${*:-precondition extract single draws combined simultaneous}
+steps=${*:-precondition extract single simultaneous simultaneous-controls combined draws}
 cd "$(dirname "$0")/.."
 D=${STEER_TRACE_PAPER_SETS:-../shared/data/extending-activation-addition/data/datasets}
 ST=${STEER_TRACE:-.venv/bin/steer-trace}  # the command (default: the Makefile's venv)
@@ -31,6 +31,8 @@ L="--scoring letter --vector-source letter"
 # orders) from fractions of the residual norm, a direction stopped where its answers collapse onto one letter
 # (>= 95%) or turn faulty (> 5%), and no point picked whose answers keep under half the unsteered answer mass;
 # at x1 the answers collapse (the `wealth` step), so the grid stops below it
+S="$L --relative --coefs=-0.4,-0.2,-0.1,-0.05,0,0.05,0.1,0.2,0.4"
+# simultaneous-controls: the paired random control at the inner coefficients too (at +-0.4 the answers leave A/B)
 G="$L --relative --layers 9,13 --grid-layers 9,13 --grid-coefs 0.05,0.1,0.2,0.4,0.8"
 for step in $steps; do
   case $step in
@@ -48,7 +50,8 @@ for step in $steps; do
       W="$L --relative --layers 9 --add-coef 0.4 --subtract-coef 0.4 --behaviours wealth_seeking"
       run single $W
       run single $W --more-random 9 --random-signs add ;;
-    simultaneous) run simultaneous $L --relative --coefs=-0.4,-0.2,-0.1,-0.05,0,0.05,0.1,0.2,0.4 --tax-docs 8 ;;
+    simultaneous) run simultaneous $S --tax-docs 8 ;;
+    simultaneous-controls) run simultaneous $S --tax-docs 8 --controls-at=-0.2,-0.1,-0.05,0.05,0.1,0.2 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

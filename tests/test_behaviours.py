@@ -379,6 +379,24 @@ def test_simultaneous_scores_and_tax(cli):
     assert 0.1 < acc[0.0] < 0.9 and acc[8.0] < acc[0.0]  # a large push costs next-token accuracy
 
 
+def test_simultaneous_controls_at_pairs_the_inner_coefficients(cli, tmp_path):
+    """--controls-at scores only the random control at those coefficients (and the unsteered row it pairs
+    with); the report then pairs every coefficient that has both, and the tax is not rerun."""
+    cli("simultaneous", "--coefs=-6,-3,0,3,6")
+    tax_rows = table(cli, "behaviours_tax").height
+    result = cli("simultaneous", "--coefs=-6,-3,0,3,6", "--controls-at=-3,3")
+    assert computed(result) == 2 * 3  # per behaviour: the control at -3 and +3, and the unsteered row
+    assert "alignment tax" not in result.output and table(cli, "behaviours_tax").height == tax_rows
+    scores = table(cli, "behaviours_simultaneous").filter(pl.col("coef").abs().is_in([0.0, 3.0, 6.0]))
+    controls = scores.filter(pl.col("vector") == "random")
+    assert sorted(set(controls["coef"].to_list())) == [-6.0, -3.0, 3.0, 6.0]
+    assert scores.filter((pl.col("vector") == "simultaneous") & (pl.col("coef") != 0)).height == 2 * 4
+    from studies.behaviours import report
+    text = "\n".join(report.simultaneous_section(report._with_defaults(scores), None))
+    control_lines = [line for line in text.splitlines() if "vector − random" in line and line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in control_lines] == ["-6", "-3", "+3", "+6"]
+
+
 def test_tax_matches_token_accuracy(cli, smol):
     cli("tax", "--vectors", "agreeableness", "--layers", str(LAYER), "--coefs", "0")
     row = table(cli, "behaviours_tax").filter(pl.col("vector") == "agreeableness").row(0, named=True)

@@ -387,17 +387,22 @@ def combined_cmd(model_spec, study_args, layers, add_coef, subtract_coef, grid_c
 @steering_options
 @layers_option("One layer per behaviour (default: consecutive from the paper's layer 11 of 32 at this depth).")
 @click.option("--coefs", default=None, help="Global coefficients (profile default; paper: -2..2 step 0.05).")
-def simultaneous_cmd(model_spec, study_args, layers, coefs):
+@click.option("--controls-at", default=None,
+              help="Score the paired random control at these coefficients, and only it (the vector rows and the tax "
+                   "come from the run without this option; default: the control at the largest coefficient each "
+                   "way).")
+def simultaneous_cmd(model_spec, study_args, layers, coefs, controls_at):
     """Each behaviour's vector at its own layer, one global coefficient; scores and alignment tax."""
     from . import run as exp  # deferred (CLI start-up): torch
 
     started = time.time()
     study = build_study(model_spec, study_args)
     placed = exp.simultaneous_layers(study, parse_numbers(layers, int))
-    out = exp.run_simultaneous(study, placed, parse_numbers(coefs), _echo_err)
+    out = exp.run_simultaneous(study, placed, parse_numbers(coefs), _echo_err, parse_numbers(controls_at))
     click.echo("layers: " + ", ".join(f"{n}@{L}" for n, L in zip(study.names, placed)))
     show_ab(out["scores"], "simultaneous steering, test split", ("coef", "behaviour", "vector"))
-    show_tax(out["tax"])
+    if out["tax"] is not None:
+        show_tax(out["tax"])
     _done(study, started)
 
 

@@ -243,22 +243,32 @@ def _coefs(study: Study, coefs) -> tuple[float, ...]:
     return study.profile.relative_coefs if study.relative else study.profile.simultaneous_coefs
 
 
-def run_simultaneous(study: Study, layers: list[int], coefs=None, log: Log | None = None) -> dict[str, pl.DataFrame]:
-    """Every behaviour's vector at its own layer, one global coefficient; scores + alignment tax."""
+def run_simultaneous(study: Study, layers: list[int], coefs=None, log: Log | None = None,
+                     controls_at=()) -> dict[str, pl.DataFrame]:
+    """Every behaviour's vector at its own layer, one global coefficient; scores + alignment tax. The paired
+    random control (each vector replaced by a random direction of its norm) is scored at the largest
+    coefficient each way; `controls_at` = coefficients: a run of the control there instead, and only that
+    (the vector rows come from the run without it; no tax), to pair the coefficients where the model still
+    answers."""
     vectors = load_vectors(study, log)
     coefs = _coefs(study, coefs)
     placed = [(vectors[name], L) for name, L in zip(study.names, layers)]
     entries = [(point_fields("simultaneous", direction_of(c), c, layers), Plan.simultaneous(placed, c)) for c in coefs]
     controls = [(random_like(vectors[name], seed_of(name)), L) for name, L in zip(study.names, layers)]
     extremes = sorted({min(coefs), max(coefs)} - {0.0})  # the control at the largest coefficients each way
-    scored = entries + [(point_fields(RANDOM, direction_of(c), c, layers), Plan.simultaneous(controls, c))
-                        for c in extremes]
-    run = _run(study, "behaviours_simultaneous", layers=layers, coefs=coefs)
+    at = sorted({float(c) for c in controls_at or () if c})
+    scored = [(point_fields(RANDOM, direction_of(c), c, layers), Plan.simultaneous(controls, c))
+              for c in (at or extremes)]
+    if at:
+        run = _run(study, "behaviours_simultaneous", layers=layers, coefs=coefs, controls_at=at)
+    else:
+        scored = entries + scored
+        run = _run(study, "behaviours_simultaneous", layers=layers, coefs=coefs)
     table = run.finished()
     if table is None:
         frames = [f for name in study.names for f in score_points(study, run, name, "test", scored, log)]
         table = run.finish(frames)
-    return {"scores": table, "tax": run_tax(study, entries, log)}
+    return {"scores": table, "tax": None if at else run_tax(study, entries, log)}
 
 
 def resolve_vectors(study: Study, specs: list[str]) -> dict[str, SteeringVector]:
