@@ -72,16 +72,17 @@ def test_report_finds_the_planted_shift_and_not_the_null(tmp_path):
 
 def test_a_shift_where_the_model_stopped_answering_gets_no_verdict(tmp_path):
     """Letter scoring, precondition passing: the same planted shift beyond the control is 'moves' while the
-    letters keep their probability, and no verdict once the steered row keeps under half of it."""
+    letters keep their probability, and no verdict once the steered row keeps under half of it or its greedy
+    answers collapse onto one letter."""
     root = tmp_path / "results"
     rng = np.random.default_rng(1)
     labels = ["A", "B"] * (N // 2)
     base = rng.uniform(0.3, 0.6, N)
-    passing = {"order_consistency": 0.9, "consistency_chance": 0.5, "answer_mass": 0.98}
+    passing = {"order_consistency": 0.9, "consistency_chance": 0.5, "answer_mass": 0.98, "collapsed": False}
     rows = [_row("myopic", "none", "default", 0, base, labels, scoring="letter", **passing)]
-    for layer, mass in ((9, 0.9), (14, 0.3)):
+    for layer, mass, top in ((9, 0.9, 0.7), (14, 0.3, 0.7), (19, 0.95, 1.0)):
         rows.append(_row("myopic", "myopic", "add", 1, base + 0.2 + rng.normal(0, 0.05, N), labels, scoring="letter",
-                         layer=layer, answer_mass=mass))
+                         layer=layer, answer_mass=mass, top_answer_share=top, collapsed=top >= 0.95))
         rows.append(_row("myopic", "random", "add", 1, base + rng.normal(0, 0.05, N), labels, scoring="letter",
                          layer=layer, answer_mass=0.95))
     Run("behaviours_single", {"synthetic": 2}, root).finish([pl.DataFrame(rows)])
@@ -89,6 +90,8 @@ def test_a_shift_where_the_model_stopped_answering_gets_no_verdict(tmp_path):
     verdicts = _verdicts(path.read_text())
     assert verdicts[("letter", 9, "myopic")] == "moves"
     assert verdicts[("letter", 14, "myopic")].startswith("no verdict: the model no longer answers (answer mass 0.30")
+    assert verdicts[("letter", 19, "myopic")] == \
+        "no verdict: the answers collapsed onto one option (1.00 of the prompts)"
 
 
 def test_verdict_signs():

@@ -138,6 +138,9 @@ def _simultaneous(key: str, part: pl.DataFrame, tax: pl.DataFrame | None) -> dic
                 out[f"{prefix}.detectable"] = _f(s.mde, 2)
                 if "faulty" in vec:
                     out[f"{prefix}.faulty"] = _f(vec["faulty"], 2)
+                for field, column in (("mass", "answer_mass"), ("top", "top_answer_share")):
+                    if vec.get(column) is not None:
+                        out[f"{prefix}.{field}"] = _f(vec[column], 2)
             if rnd is not None:
                 out[f"{prefix}.random"] = report._interval(row_shift(rnd, default))
                 if vec is not None:
@@ -237,6 +240,20 @@ def _precondition(pre: dict, mkey: str) -> dict:
     return out
 
 
+def _consistency_across_runs(frames: dict, mkey: str) -> dict:
+    """`<model>.pre.<behaviour>.runs_range`: the order consistency of the unsteered test rows of every letter-
+    scored run ('lo–hi'): the same prompts scored in other batches (in bfloat16 near-ties can flip)."""
+    values: dict[str, list[float]] = {}
+    for frame in frames.values():
+        if "order_consistency" not in frame.columns:
+            continue
+        rows = frame.filter((pl.col("direction") == "default") & (pl.col("scoring") == "letter")
+                            & (pl.col("split") == "test") & pl.col("order_consistency").is_not_null())
+        for r in rows.iter_rows(named=True):
+            values.setdefault(r["behaviour"], []).append(r["order_consistency"])
+    return {f"{mkey}.pre.{b}.runs_range": _span(v) for b, v in values.items()}
+
+
 def model_values(root: Path, model: str) -> dict[str, str]:
     """Every value of one model's published (paper-profile) runs."""
     mkey = model_key(model)
@@ -287,6 +304,7 @@ def model_values(root: Path, model: str) -> dict[str, str]:
         out.update(_interference(f"{mkey}.{mode_key(variant)}", part, pre_of[variant["split_rule"]],
                                  variant["scoring"] == "letter"))
     out.update(_quality(root, model, mkey))
+    out.update(_consistency_across_runs(frames, mkey))
     return out
 
 

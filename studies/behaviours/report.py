@@ -8,6 +8,9 @@ Every steered row carries its paired shift against unsteered, the same for the e
 direction, the vector-minus-random paired difference, the detectable shift, and a verdict:
 
 - "not testable": letter scoring where the precondition fails (the model answers by position);
+- "no verdict": the steered model no longer answers — its answer mass is under `MASS_FLOOR` of the
+  unsteered mass, or (letter scoring, the paper's stop rule) its greedy answers collapsed onto one option
+  where the unsteered ones did not;
 - "too few questions": fewer than `stats.MIN_PER_LABEL` questions in some answer label: the shift is
   shown, no interval, p-value or verdict;
 - "moves": the shift against unsteered and the vector-minus-random difference both exclude 0 in
@@ -220,6 +223,12 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
             ("not testable (answers by position)" if testable is False else "no control scored")
         if testable is not False and not answers_kept(r, default):
             entry["verdict"] = no_answer_text(r, default)
+        elif (testable is not False and r.get("scoring") == "letter" and r.get("collapsed")
+              and not default.get("collapsed")):
+            # letter scoring only (the paper's stop rule): a collapse onto one letter is an answer by position;
+            # content scoring's p(matching) is not the greedy choice, and its balanced mean is what is judged
+            entry["verdict"] = (f"no verdict: the answers collapsed onto one option ({_f(r['top_answer_share'], 2)} "
+                                "of the prompts)")
         out.append(entry)
     return out
 
