@@ -274,3 +274,21 @@ def test_page_values_say_whether_the_steered_model_still_answers(tmp_path):
     assert (values[f"{prefix}.add.x1.random_mass"], values[f"{prefix}.add.x1.random_top"]) == ("0.60", "0.97")
     assert (values[f"{prefix}.add.x0.4.mass"], values[f"{prefix}.add.x0.4.random_mass"]) == ("0.95", "0.97")
     assert values[f"{prefix}.add.x0.4.coef"] == "+0.4" and values[f"{prefix}.add.x1.coef"] == "+1"
+
+
+def test_verdict_counts_name_the_testable_rows():
+    """The page's tally of a section: 'not testable' rows are left out, each kind of outcome counted and named."""
+    from studies.behaviours import pages
+
+    def entry(verdict, coef):
+        return {"verdict": verdict, "row": {"coef": coef}}
+
+    found = [(13, "wealth_seeking", entry("moves", 0.1)), (13, "wealth_seeking", entry("moves, wrong way", -0.2)),
+             (9, "myopic", entry("not testable (answers by position)", 0.05)),
+             (9, "agreeableness", entry("no verdict: the answers collapsed onto one option (1.00 of the prompts)", 1)),
+             (9, "agreeableness", entry("no effect beyond control (detectable 0.02)", -1))]
+    counts = pages._verdict_counts("m.letter.single", found)
+    assert counts["m.letter.single.n_testable"] == "4" and counts["m.letter.single.n_other"] == "1"
+    assert counts["m.letter.single.moves"] == "wealth_seeking L13 ×+0.1"
+    assert counts["m.letter.single.wrong"] == "wealth_seeking L13 ×-0.2"
+    assert counts["m.letter.single.no_verdict"] == "agreeableness L9 ×+1"

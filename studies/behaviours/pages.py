@@ -92,6 +92,24 @@ def _spread_values(prefix: str, r: dict) -> dict[str, str]:
             f"{prefix}.spread_verdict": r["verdict"]}
 
 
+def _verdict_counts(prefix: str, found: list[tuple]) -> dict:
+    """How the testable rows of a section came out: `<prefix>.n_testable`, `.n_moves` / `.moves` (the rows, e.g.
+    'wealth_seeking L13 ×+0.1'), `.n_wrong` / `.wrong`, `.n_no_verdict`, `.n_other` (no effect, control only,
+    not after FDR). found: (layer, behaviour or 'vector on behaviour', entry)."""
+    testable = [(L, b, e) for L, b, e in found if not e["verdict"].startswith("not testable")]
+
+    def named(rows):
+        return ", ".join(f"{b} L{L} ×{_coef(e['row']):+g}" for L, b, e in rows) or "none"
+
+    moves = [f for f in testable if f[2]["verdict"] == "moves"]
+    wrong = [f for f in testable if f[2]["verdict"] == "moves, wrong way"]
+    none = [f for f in testable if f[2]["verdict"].startswith("no verdict")]
+    return {f"{prefix}.n_testable": str(len(testable)), f"{prefix}.n_moves": str(len(moves)),
+            f"{prefix}.moves": named(moves), f"{prefix}.n_wrong": str(len(wrong)), f"{prefix}.wrong": named(wrong),
+            f"{prefix}.n_no_verdict": str(len(none)), f"{prefix}.no_verdict": named(none),
+            f"{prefix}.n_other": str(len(testable) - len(moves) - len(wrong) - len(none))}
+
+
 def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list, relative: bool) -> dict:
     out = {}
     found = report._scored(part, pre, letter, lambda b: [(b, "random")], list(report.paper_layers(part["layer"])))
@@ -102,6 +120,7 @@ def _single(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list, 
         out.update(_entry_values(prefix, e, default))
         # the same values named with the coefficient too (x1, x0.4): unambiguous where a run has two at a layer
         out.update(_entry_values(f"{prefix}.x{abs(_coef(e['row'])):g}", e, default))
+    out.update(_verdict_counts(f"{key}.single", [(L, b, e) for L, b, _, _, e in found]))
     shifts = [e["shift"] for *_, e in found]
     out[f"{key}.single.max_abs_shift"] = _f(max((abs(s.shift) for s in shifts), default=math.nan), 3)
     out[f"{key}.single.detectable_range"] = _span([s.mde for s in shifts])
@@ -138,9 +157,9 @@ def _simultaneous(key: str, part: pl.DataFrame, tax: pl.DataFrame | None) -> dic
                 out[f"{prefix}.detectable"] = _f(s.mde, 2)
                 if "faulty" in vec:
                     out[f"{prefix}.faulty"] = _f(vec["faulty"], 2)
-                for field, column in (("mass", "answer_mass"), ("top", "top_answer_share")):
-                    if vec.get(column) is not None:
-                        out[f"{prefix}.{field}"] = _f(vec[column], 2)
+                for field, name_in_row in (("mass", "answer_mass"), ("top", "top_answer_share")):
+                    if vec.get(name_in_row) is not None:
+                        out[f"{prefix}.{field}"] = _f(vec[name_in_row], 2)
             if rnd is not None:
                 out[f"{prefix}.random"] = report._interval(row_shift(rnd, default))
                 if vec is not None:
@@ -167,6 +186,10 @@ def _combined(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list
     found = report._scored(part, pre, letter, lambda b: [(how, f"random:{how}") for how in report.COMBINATIONS])
     for L, behaviour, how, _, e in found:
         out.update(_entry_values(f"{key}.comb.L{L}.{how}.{behaviour}.{DIRECTIONS[e['row']['direction']]}", e))
+    for L in {f[0] for f in found}:
+        for how in report.COMBINATIONS:
+            out.update(_verdict_counts(f"{key}.comb.L{L}.{how}",
+                                       [(f_L, b, e) for f_L, b, h, _, e in found if f_L == L and h == how]))
     for L in {f[0] for f in found}:
         shifts = [e["shift"] for f_L, *_, e in found if f_L == L]
         out[f"{key}.comb.L{L}.max_abs_shift"] = _f(max(abs(s.shift) for s in shifts), 3)
