@@ -20,6 +20,7 @@ from studies.behaviours import data as behaviour_data
 from studies.behaviours import run as exp
 from studies.behaviours.scoring import point_fields, score_points
 from studies.behaviours.config import open_study
+from studies.behaviours.restat import stale
 from studies.behaviours.profiles import COMBINATIONS, make_profile, model_layer
 from studies.behaviours.vectors import vector_path
 from steer_trace.plan import Plan
@@ -387,6 +388,9 @@ def test_simultaneous_controls_at_pairs_the_inner_coefficients(cli, tmp_path):
     result = cli("simultaneous", "--coefs=-6,-3,0,3,6", "--controls-at=-3,3")
     assert computed(result) == 2 * 3  # per behaviour: the control at -3 and +3, and the unsteered row
     assert "alignment tax" not in result.output and table(cli, "behaviours_tax").height == tax_rows
+    [own] = [pl.read_parquet(p) for p in (cli.root / "behaviours_simultaneous").glob("*.parquet")
+             if "controls_at" in json.loads(p.with_suffix(".json").read_text())["config"]]
+    assert set(own["direction"]) == {"default", "add", "subtract"} and stale(own) == 0  # recomputable from itself
     scores = table(cli, "behaviours_simultaneous").filter(pl.col("coef").abs().is_in([0.0, 3.0, 6.0]))
     controls = scores.filter(pl.col("vector") == "random")
     assert sorted(set(controls["coef"].to_list())) == [-6.0, -3.0, 3.0, 6.0]

@@ -259,7 +259,8 @@ def run_simultaneous(study: Study, layers: list[int], coefs=None, log: Log | Non
     at = sorted({float(c) for c in controls_at or () if c})
     scored = [(point_fields(RANDOM, direction_of(c), c, layers), Plan.simultaneous(controls, c))
               for c in (at or extremes)]
-    if at:
+    if at:  # with its own unsteered row, so the table's shifts recompute from it alone
+        scored = [(point_fields("none", "default", 0), Plan.none())] + scored
         run = _run(study, "behaviours_simultaneous", layers=layers, coefs=coefs, controls_at=at)
     else:
         scored = entries + scored
