@@ -33,6 +33,12 @@ def answers_kept(row: dict, unsteered: dict) -> bool:
     return mass >= MASS_FLOOR * base
 
 
+def collapsed_by_steering(row: dict, unsteered: dict) -> bool:
+    """The steered row gives one answer to at least COLLAPSE of the prompts where the unsteered one did not (a
+    model that already answers one way unsteered, as small models do, is not collapsed by the steering)."""
+    return bool(row.get("collapsed")) and not unsteered.get("collapsed")
+
+
 @dataclass
 class ABSummary:
     n: int

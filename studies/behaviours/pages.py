@@ -190,7 +190,6 @@ def _combined(key: str, part: pl.DataFrame, pre: dict, letter: bool, pools: list
         for how in report.COMBINATIONS:
             out.update(_verdict_counts(f"{key}.comb.L{L}.{how}",
                                        [(f_L, b, e) for f_L, b, h, _, e in found if f_L == L and h == how]))
-    for L in {f[0] for f in found}:
         shifts = [e["shift"] for f_L, *_, e in found if f_L == L]
         out[f"{key}.comb.L{L}.max_abs_shift"] = _f(max(abs(s.shift) for s in shifts), 3)
         out[f"{key}.comb.L{L}.detectable_range"] = _span([s.mde for s in shifts])

@@ -30,7 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from steer_trace.cache import load_tables, results_root
-from steer_trace.metrics import MASS_FLOOR, answers_kept
+from steer_trace.metrics import MASS_FLOOR, answers_kept, collapsed_by_steering
 from steer_trace.stats import MIN_PER_LABEL, bh_qvalues
 from .data import BEHAVIOURS
 from .profiles import COMBINATIONS
@@ -223,8 +223,7 @@ def steered_rows(frame: pl.DataFrame, behaviour: str, vector: str, control: str,
             ("not testable (answers by position)" if testable is False else "no control scored")
         if testable is not False and not answers_kept(r, default):
             entry["verdict"] = no_answer_text(r, default)
-        elif (testable is not False and r.get("scoring") == "letter" and r.get("collapsed")
-              and not default.get("collapsed")):
+        elif testable is not False and r.get("scoring") == "letter" and collapsed_by_steering(r, default):
             # letter scoring only (the paper's stop rule): a collapse onto one letter is an answer by position;
             # content scoring's p(matching) is not the greedy choice, and its balanced mean is what is judged
             entry["verdict"] = (f"no verdict: the answers collapsed onto one option ({_f(r['top_answer_share'], 2)} "

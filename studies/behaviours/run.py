@@ -23,7 +23,7 @@ import polars as pl
 from steer_trace.cache import Run, merged
 from steer_trace.controls import random_like, seed_of
 from steer_trace.errors import UserError
-from steer_trace.metrics import MASS_FLOOR, answers_kept
+from steer_trace.metrics import MASS_FLOOR, answers_kept, collapsed_by_steering
 from steer_trace.plan import Plan
 from steer_trace.read import content_hash
 from steer_trace.vectors import SteeringVector, combine
@@ -59,7 +59,7 @@ def _grid_coefs(study: Study, coefs) -> tuple[float, ...]:
 def _invalid(row: dict, default: dict, max_faulty: float) -> bool:
     """Too many faulty answers, or a collapse the steering caused (a model that already
     gives one answer unsteered, as small models do, is judged on faulty answers only)."""
-    return row["faulty"] > max_faulty or (bool(row["collapsed"]) and not default["collapsed"])
+    return row["faulty"] > max_faulty or collapsed_by_steering(row, default)
 
 
 # -- grid search and picks --------------------------------------------------------------
@@ -259,12 +259,9 @@ def run_simultaneous(study: Study, layers: list[int], coefs=None, log: Log | Non
     at = sorted({float(c) for c in controls_at or () if c})
     scored = [(point_fields(RANDOM, direction_of(c), c, layers), Plan.simultaneous(controls, c))
               for c in (at or extremes)]
-    if at:  # with its own unsteered row, so the table's shifts recompute from it alone
-        scored = [(point_fields("none", "default", 0), Plan.none())] + scored
-        run = _run(study, "behaviours_simultaneous", layers=layers, coefs=coefs, controls_at=at)
-    else:
-        scored = entries + scored
-        run = _run(study, "behaviours_simultaneous", layers=layers, coefs=coefs)
+    # a controls-only run holds its own unsteered row, so the table's shifts recompute from it alone
+    scored = ([(point_fields("none", "default", 0), Plan.none())] if at else entries) + scored
+    run = _run(study, "behaviours_simultaneous", layers=layers, coefs=coefs, **({"controls_at": at} if at else {}))
     table = run.finished()
     if table is None:
         frames = [f for name in study.names for f in score_points(study, run, name, "test", scored, log)]
